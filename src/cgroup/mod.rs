@@ -1,0 +1,1 @@
+//! Cgroups (to be written).

@@ -1,0 +1,9 @@
+//! One module per subcommand: its clap `Args` and its `run`.
+pub mod create;
+pub mod delete;
+pub mod kill;
+pub mod list;
+pub mod run;
+pub mod spec;
+pub mod start;
+pub mod state;

@@ -1,0 +1,1 @@
+//! Container init (to be written).

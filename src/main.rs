@@ -1,0 +1,133 @@
+//! skiff: a small, fast OCI container runtime with runc's command line.
+//! Runs in: the runtime process (P) started by the user or an engine.
+//!
+//! The single-threaded rule: skiff never starts a thread. `fork` copies only
+//! the calling thread and `unshare(CLONE_NEWUSER)` fails in a multi-threaded
+//! process, so the whole runtime, and every child it forks, stays on one
+//! thread. Children inherit the parsed spec and every fd; nothing is
+//! serialised between our own processes except the small `sync::Msg`s.
+
+mod cgroup;
+mod cmd;
+mod container;
+mod hooks;
+mod init;
+mod launch;
+mod log;
+mod rootfs;
+mod spec;
+mod sync;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// The command line, flag for flag runc's (containerd and podman parse it).
+#[derive(Parser, Debug)]
+#[command(name = "skiff", version, about = "Run OCI containers: a drop-in replacement for runc")]
+pub struct Cli {
+    /// Enable debug logging
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Set the log file to write skiff logs to (default is stderr)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Set the log format ('text' (default), or 'json')
+    #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Root directory for storage of container state (this should be located in tmpfs)
+    #[arg(long, global = true, default_value = "/run/skiff", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Path to the criu binary used for checkpoint and restore (not supported)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub criu: Option<PathBuf>,
+    /// Enable systemd cgroup support (not supported yet: fails with an error)
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Ignore cgroup permission errors ('true', 'false', or 'auto')
+    #[arg(long, global = true, value_name = "VALUE", default_value = "auto", value_parser = ["true", "false", "auto"])]
+    pub rootless: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container
+    Create(cmd::create::Args),
+    /// Execute the user-defined process in a created container
+    Start(cmd::start::Args),
+    /// Create and run a container
+    Run(cmd::run::Args),
+    /// Output the state of a container
+    State(cmd::state::Args),
+    /// Send a signal to the container's init process
+    Kill(cmd::kill::Args),
+    /// Delete any resources held by the container
+    Delete(cmd::delete::Args),
+    /// List containers started by skiff with the given root
+    List(cmd::list::Args),
+    /// Create a new specification file
+    Spec(cmd::spec::Args),
+}
+
+/// Flags every subcommand sees.
+pub struct Globals {
+    pub root: PathBuf,
+    pub debug: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let logger = log::Logger::new(cli.log.as_deref(), cli.log_format == "json", cli.debug);
+    log::set(logger);
+    let globals = Globals {
+        root: cli.root.clone(),
+        debug: cli.debug,
+    };
+    let result = if cli.systemd_cgroup {
+        Err(anyhow::anyhow!("--systemd-cgroup is not supported by skiff yet"))
+    } else {
+        dispatch(cli.command, &globals)
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            log::error(&format!("{e:#}"));
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Runs one subcommand; returns the process exit code.
+fn dispatch(command: Command, g: &Globals) -> anyhow::Result<i32> {
+    match command {
+        Command::Create(a) => cmd::create::run(a, g).map(|_| 0),
+        Command::Start(a) => cmd::start::run(a, g).map(|_| 0),
+        Command::Run(a) => cmd::run::run(a, g),
+        Command::State(a) => cmd::state::run(a, g).map(|_| 0),
+        Command::Kill(a) => cmd::kill::run(a, g).map(|_| 0),
+        Command::Delete(a) => cmd::delete::run(a, g).map(|_| 0),
+        Command::List(a) => cmd::list::run(a, g).map(|_| 0),
+        Command::Spec(a) => cmd::spec::run(a, g).map(|_| 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn both_flag_forms_parse() {
+        let a = Cli::try_parse_from(["skiff", "--log-format=json", "--root", "/x", "state", "c1"]).unwrap();
+        assert_eq!(a.log_format, "json");
+        assert_eq!(a.root, PathBuf::from("/x"));
+        let b = Cli::try_parse_from(["skiff", "kill", "c1", "9"]).unwrap();
+        assert!(matches!(b.command, Command::Kill(_)));
+    }
+}

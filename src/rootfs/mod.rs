@@ -1,0 +1,1 @@
+//! Rootfs setup (to be written).

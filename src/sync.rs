@@ -1,0 +1,1 @@
+//! sync (to be written).
