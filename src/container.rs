@@ -1,1 +1,335 @@
-//! container (to be written).
+//! A container on disk: `<root>/<id>/state.json` (written atomically), the
+//! exec fifo beside it, a per-container lock, and the status, which is always
+//! derived from the kernel and never stored (runc's rule).
+//! Runs in: the runtime process.
+use crate::cgroup::Cgroup;
+use anyhow::{Context, Result, bail};
+use nix::fcntl::{Flock, FlockArg, OFlag, open};
+use nix::sys::stat::Mode;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const STATE_FILE: &str = "state.json";
+pub const FIFO: &str = "exec.fifo";
+
+/// What skiff remembers about a container. Status is not here: see `Status::derive`.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct State {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub pid: Option<i32>,
+    /// Field 22 of /proc/<pid>/stat when the init was started: tells a
+    /// recycled pid apart from our init.
+    pub pid_start: Option<u64>,
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    pub cgroup: Cgroup,
+    /// Kept so poststop hooks run even if the bundle changed or went away.
+    #[serde(default)]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+
+    /// Pure part of the derivation, so it can be tested with fake values.
+    /// `proc_start` is the start time now found at /proc/<pid>/stat (None:
+    /// no such process, or a zombie, which counts as stopped).
+    pub fn from_facts(
+        st: &State,
+        proc_start: Option<u64>,
+        frozen: bool,
+        fifo_exists: bool,
+    ) -> Status {
+        let Some(_) = st.pid else {
+            return Status::Creating;
+        };
+        if proc_start.is_none() || proc_start != st.pid_start {
+            return Status::Stopped;
+        }
+        if frozen {
+            Status::Paused
+        } else if fifo_exists {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+}
+
+/// A loaded container, holding its lock for as long as it lives.
+pub struct Container {
+    pub dir: PathBuf,
+    pub state: State,
+    _lock: Flock<File>,
+}
+
+/// Reads the start time (field 22) of a live, non-zombie process.
+pub fn proc_start_time(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&s)
+}
+
+/// Parses /proc/<pid>/stat text; None for zombies (state Z or X).
+fn parse_stat(s: &str) -> Option<u64> {
+    // comm is in parentheses and may contain spaces or ')': split at the last ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
+        return None;
+    }
+    // rest starts at field 3 (state), so field 22 is index 19.
+    fields.get(19)?.parse().ok()
+}
+
+pub fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'));
+    if !ok {
+        bail!("invalid container id {id:?}: only [A-Za-z0-9_+.-] allowed");
+    }
+    Ok(())
+}
+
+fn lock_dir(dir: &Path) -> Result<Flock<File>> {
+    let fd = open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open {}", dir.display()))?;
+    Flock::lock(File::from(fd), FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("lock {}", dir.display()))
+}
+
+impl Container {
+    /// Makes `<root>/<id>` atomically; EEXIST means the id is taken.
+    pub fn create_dir(root: &Path, id: &str) -> Result<(PathBuf, Flock<File>)> {
+        validate_id(id)?;
+        std::fs::create_dir_all(root).with_context(|| format!("mkdir {}", root.display()))?;
+        let dir = root.join(id);
+        match nix::unistd::mkdir(&dir, Mode::from_bits_truncate(0o711)) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EEXIST) => bail!("container with id {id} already exists"),
+            Err(e) => return Err(e).with_context(|| format!("mkdir {}", dir.display())),
+        }
+        let lock = lock_dir(&dir)?;
+        Ok((dir, lock))
+    }
+
+    pub fn new(dir: PathBuf, state: State, lock: Flock<File>) -> Container {
+        Container {
+            dir,
+            state,
+            _lock: lock,
+        }
+    }
+
+    /// Loads and locks an existing container.
+    pub fn load(root: &Path, id: &str) -> Result<Container> {
+        validate_id(id)?;
+        let dir = root.join(id);
+        let lock = match lock_dir(&dir) {
+            Ok(l) => l,
+            Err(_) if !dir.exists() => bail!("container {id} does not exist"),
+            Err(e) => return Err(e),
+        };
+        let path = dir.join(STATE_FILE);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("container {id} does not exist")
+            }
+            Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+        };
+        let state =
+            serde_json::from_slice(&text).with_context(|| format!("parse {}", path.display()))?;
+        Ok(Container {
+            dir,
+            state,
+            _lock: lock,
+        })
+    }
+
+    /// temp + fsync-free rename: readers see the old or the new file, never half.
+    pub fn save(&self) -> Result<()> {
+        let tmp = self.dir.join(".state.json.tmp");
+        let mut f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+        f.write_all(&serde_json::to_vec(&self.state)?)?;
+        std::fs::rename(&tmp, self.dir.join(STATE_FILE)).context("rename state.json")?;
+        Ok(())
+    }
+
+    /// The lock's fd, for children to close without unlocking.
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self._lock.as_raw_fd()
+    }
+
+    pub fn fifo(&self) -> PathBuf {
+        self.dir.join(FIFO)
+    }
+
+    pub fn status(&self) -> Status {
+        let start = self.state.pid.and_then(proc_start_time);
+        Status::from_facts(
+            &self.state,
+            start,
+            self.state.cgroup.is_frozen(),
+            self.fifo().exists(),
+        )
+    }
+
+    /// Sends `sig` to the init, refusing if the pid no longer belongs to it.
+    /// A pidfd pins the process between the start-time check and the signal.
+    pub fn signal_init(&self, sig: i32) -> Result<()> {
+        let Some(pid) = self.state.pid else {
+            bail!("container {} is not running", self.state.id)
+        };
+        let pidfd = crate::pidfd::open(pid);
+        if pidfd.is_err() || proc_start_time(pid) != self.state.pid_start {
+            bail!("container not running");
+        }
+        crate::pidfd::send_signal(&pidfd?, sig)
+            .with_context(|| format!("signal {sig} to pid {pid}"))
+    }
+
+    /// Removes the container's cgroup and directory. Mounts died with init's
+    /// mount namespace; processes with the cgroup.
+    pub fn destroy(self) -> Result<()> {
+        self.state.cgroup.destroy()?;
+        std::fs::remove_dir_all(&self.dir).with_context(|| format!("remove {}", self.dir.display()))
+    }
+
+    /// The state as runc prints it (`runc state`), also fed to hooks.
+    pub fn oci_state(&self, status: Status) -> serde_json::Value {
+        let pid = match status {
+            Status::Stopped => 0,
+            _ => self.state.pid.unwrap_or(0),
+        };
+        let mut v = serde_json::json!({
+            "ociVersion": "1.3.0",
+            "id": self.state.id,
+            "pid": pid,
+            "status": status.as_str(),
+            "bundle": self.state.bundle,
+            "rootfs": self.state.rootfs,
+            "created": self.state.created,
+            "owner": self.state.owner,
+        });
+        if !self.state.annotations.is_empty() {
+            v["annotations"] = serde_json::to_value(&self.state.annotations).unwrap_or_default();
+        }
+        v
+    }
+}
+
+/// Every container id under `root` (directories holding a state.json).
+pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    let rd = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e).with_context(|| format!("read {}", root.display())),
+    };
+    let mut ids: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join(STATE_FILE).exists())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(pid: Option<i32>, start: Option<u64>) -> State {
+        State {
+            id: "c".into(),
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            pid,
+            pid_start: start,
+            created: String::new(),
+            owner: String::new(),
+            annotations: HashMap::new(),
+            cgroup: Cgroup::for_tests(),
+            hooks: None,
+        }
+    }
+
+    #[test]
+    fn status_is_derived_from_facts() {
+        let s = state(Some(10), Some(500));
+        assert_eq!(
+            Status::from_facts(&state(None, None), None, false, true),
+            Status::Creating
+        );
+        assert_eq!(Status::from_facts(&s, None, false, true), Status::Stopped);
+        // A recycled pid: same number, other start time.
+        assert_eq!(
+            Status::from_facts(&s, Some(501), false, true),
+            Status::Stopped
+        );
+        assert_eq!(
+            Status::from_facts(&s, Some(500), true, false),
+            Status::Paused
+        );
+        assert_eq!(
+            Status::from_facts(&s, Some(500), false, true),
+            Status::Created
+        );
+        assert_eq!(
+            Status::from_facts(&s, Some(500), false, false),
+            Status::Running
+        );
+    }
+
+    #[test]
+    fn stat_parsing_handles_odd_comm_and_zombies() {
+        let live = "42 (a) b) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
+        assert_eq!(parse_stat(live), Some(98765));
+        let zombie = "42 (sh) Z 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
+        assert_eq!(parse_stat(zombie), None);
+        let me = proc_start_time(std::process::id() as i32);
+        assert!(me.is_some_and(|t| t > 0));
+    }
+
+    #[test]
+    fn ids_are_validated() {
+        assert!(validate_id("abc-1_2.3").is_ok());
+        for bad in ["", ".", "..", "a/b", "a b", "../x"] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+}

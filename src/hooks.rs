@@ -1,1 +1,72 @@
-//! hooks (to be written).
+//! OCI hooks: run a program with the container state on stdin, its own env,
+//! and an optional timeout; a failing hook fails the lifecycle step.
+//! Runs in: the runtime (prestart, createRuntime, poststart, poststop) and
+//! init (createContainer, startContainer).
+use anyhow::{Context, Result, bail};
+use oci_spec::runtime::Hook;
+use std::io::{Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub fn any(lists: &[&Option<Vec<Hook>>]) -> bool {
+    lists
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|v| !v.is_empty()))
+}
+
+/// Runs each hook in order; the first failure stops the phase.
+pub fn run_all(hooks: &Option<Vec<Hook>>, state: &serde_json::Value, phase: &str) -> Result<()> {
+    let text = state.to_string();
+    for (i, h) in hooks.iter().flatten().enumerate() {
+        run_one(h, &text).with_context(|| format!("error running {phase} hook #{i}"))?;
+    }
+    Ok(())
+}
+
+fn run_one(h: &Hook, state: &str) -> Result<()> {
+    let args = h.args().clone().unwrap_or_default();
+    let mut cmd = Command::new(h.path());
+    if let Some((arg0, rest)) = args.split_first() {
+        cmd.arg0(arg0).args(rest);
+    }
+    cmd.env_clear();
+    for kv in h.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("{}", h.path().display()))?;
+    // A hook that does not read stdin must not fail us with EPIPE.
+    let _ = child
+        .stdin
+        .take()
+        .map(|mut s| s.write_all(state.as_bytes()));
+    let timeout = h.timeout().filter(|t| *t > 0);
+    if let Some(t) = timeout {
+        let pidfd = crate::pidfd::open(child.id() as i32)?;
+        if !crate::pidfd::wait_exit(&pidfd, Duration::from_secs(t as u64)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("timeout after {t} seconds");
+        }
+    }
+    let mut out = String::new();
+    let mut err = String::new();
+    let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut out));
+    let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+    let status = child.wait()?;
+    if !status.success() {
+        let how = match status.signal() {
+            Some(s) => format!("signal: {s}"),
+            None => format!("exit status {}", status.code().unwrap_or(-1)),
+        };
+        bail!("{how}, stdout: {}, stderr: {}", out.trim(), err.trim());
+    }
+    Ok(())
+}

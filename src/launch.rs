@@ -1,8 +1,233 @@
-//! Parent side of create/run (to be written).
+//! The runtime's side of `create` (and of `run`): plan, make the state dir,
+//! fifo and cgroup, fork stage-1, answer the children's messages, and undo
+//! everything if any step fails.
+//! Runs in: the runtime process (P).
 use crate::Globals;
 use crate::cmd::create::CreateOpts;
+use crate::container::{Container, State, proc_start_time};
+use crate::init::ChildFds;
+use crate::spec::Plan;
+use crate::sync::{Msg, SyncSocket};
+use anyhow::{Context, Result, bail};
+use nix::sys::stat::Mode;
+use nix::unistd::ForkResult;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
-pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> anyhow::Result<i32> {
-    let _ = (opts, g, run);
-    anyhow::bail!("create: not implemented yet")
+/// Removes what a failed `create` made, and only that.
+struct Cleanup<'a> {
+    dir: PathBuf,
+    plan: &'a Plan,
+    cgroup_made: bool,
+    init_pid: Option<i32>,
+    armed: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(fd) = self.init_pid.and_then(|p| crate::pidfd::open(p).ok()) {
+            let _ = crate::pidfd::send_signal(&fd, libc::SIGKILL);
+            crate::pidfd::wait_exit(&fd, std::time::Duration::from_secs(5));
+        }
+        if self.cgroup_made
+            && let Err(e) = self.plan.cgroup.destroy()
+        {
+            crate::log::warn(&format!("cleanup: {e:#}"));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Creates the container; returns the init's pid. With `run`, the caller
+/// has made itself a subreaper, so init becomes its child.
+pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<i32> {
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .with_context(|| format!("bundle {}", opts.bundle.display()))?;
+    let spec = crate::spec::load(&bundle)?;
+    let mut plan = crate::spec::plan(
+        &opts.id,
+        &bundle,
+        spec,
+        opts.no_pivot,
+        opts.no_new_keyring,
+        opts.preserve_fds,
+    )?;
+    check_terminal(&plan, opts, run)?;
+    // Resolve before any fork: the children may have another cwd.
+    let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
+    let (dir, lock) = Container::create_dir(&g.root, &opts.id)?;
+    let mut c = Container::new(dir.clone(), initial_state(&plan), lock);
+    // The guard holds the plan read-only; cgroup creation happens first.
+    let made = plan.cgroup.create(&plan.cgroup_writes);
+    let mut guard = Cleanup {
+        dir,
+        plan: &plan,
+        cgroup_made: made.is_ok(),
+        init_pid: None,
+        armed: true,
+    };
+    made?;
+    c.state.cgroup = plan.cgroup.clone();
+    c.save()?;
+    let fds = child_fds(&c, opts)?;
+    let pid = spawn(&plan, fds, &mut guard, &mut c)?;
+    if let Some(p) = pid_file {
+        write_pid_file(&p, pid)?;
+    }
+    guard.armed = false;
+    Ok(pid)
+}
+
+fn check_terminal(plan: &Plan, opts: &CreateOpts, run: bool) -> Result<()> {
+    match (plan.terminal, opts.console_socket.is_some()) {
+        (true, false) if run => bail!(
+            "process.terminal: a foreground run with a terminal is not supported yet; use --console-socket"
+        ),
+        (true, false) => {
+            bail!("cannot allocate tty if skiff will detach without setting console socket")
+        }
+        (false, true) => {
+            bail!("cannot use console socket if skiff will not detach or allocate tty")
+        }
+        _ => Ok(()),
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+fn initial_state(plan: &Plan) -> State {
+    State {
+        id: plan.id.clone(),
+        bundle: plan.bundle.clone(),
+        rootfs: plan.rootfs.clone(),
+        pid: None,
+        pid_start: None,
+        created: crate::log::now_rfc3339(),
+        owner: String::new(),
+        annotations: plan.spec.annotations().clone().unwrap_or_default(),
+        cgroup: plan.cgroup.clone(),
+        hooks: plan.spec.hooks().clone(),
+    }
+}
+
+/// The exec fifo (init blocks reading it until `start` writes) and the console socket.
+fn child_fds(c: &Container, opts: &CreateOpts) -> Result<(OwnedFd, Option<OwnedFd>)> {
+    let fifo = c.fifo();
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
+        .with_context(|| format!("mkfifo {}", fifo.display()))?;
+    let fd = nix::fcntl::open(
+        &fifo,
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("open exec fifo")?;
+    let console = match &opts.console_socket {
+        Some(p) => Some(OwnedFd::from(
+            std::os::unix::net::UnixStream::connect(p)
+                .with_context(|| format!("connect to --console-socket {}", p.display()))?,
+        )),
+        None => None,
+    };
+    Ok((fd, console))
+}
+
+/// Forks stage-1 and drives the protocol in `sync.rs` to the end.
+fn spawn(
+    plan: &Plan,
+    (fifo, console): (OwnedFd, Option<OwnedFd>),
+    guard: &mut Cleanup,
+    c: &mut Container,
+) -> Result<i32> {
+    let (ours, theirs) = SyncSocket::pair()?;
+    let fds = ChildFds {
+        sync: theirs,
+        fifo,
+        console,
+    };
+    // SAFETY: skiff is single-threaded; the child runs stage-1 and ends in _exit.
+    let child = match unsafe { nix::unistd::fork() }.context("fork stage-1")? {
+        ForkResult::Child => {
+            // Closing, not unlocking: the flock belongs to the shared open file.
+            // SAFETY: raw fds we own in this process; nothing uses them afterwards.
+            unsafe {
+                libc::close(c.lock_fd());
+                libc::close(ours.0.as_raw_fd());
+            }
+            crate::init::stage1(plan, &fds)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(fds);
+    let pid = stage1_messages(plan, &ours, child.as_raw());
+    let _ = nix::sys::wait::waitpid(child, None);
+    let pid = pid?;
+    guard.init_pid = Some(pid);
+    c.state.pid = Some(pid);
+    c.state.pid_start = proc_start_time(pid);
+    if c.state.pid_start.is_none() {
+        bail!("container init exited during setup");
+    }
+    c.save()?;
+    let state = c.oci_state(crate::container::Status::Creating);
+    ours.send(&Msg::Proceed(state.to_string()))?;
+    init_messages(plan, &ours, &state)?;
+    Ok(pid)
+}
+
+fn stage1_messages(plan: &Plan, sock: &SyncSocket, stage1: i32) -> Result<i32> {
+    loop {
+        match sock.recv()? {
+            Some(Msg::MapIds) => {
+                write_id_maps(plan, stage1)?;
+                sock.send(&Msg::IdsMapped)?;
+            }
+            Some(Msg::InitPid(p)) => return Ok(p),
+            Some(Msg::Failed(e)) => bail!("{e}"),
+            Some(m) => bail!("sync: unexpected {m:?} from stage-1"),
+            None => bail!("container setup failed: stage-1 exited early"),
+        }
+    }
+}
+
+/// Mapping ids other than our own needs CAP_SETUID in the parent user
+/// namespace, which the child no longer has: the runtime writes the maps.
+fn write_id_maps(plan: &Plan, pid: i32) -> Result<()> {
+    crate::init::proc_write(&format!("{pid}/uid_map"), &plan.ns.uid_map)
+        .context("linux.uidMappings")?;
+    crate::init::proc_write(&format!("{pid}/gid_map"), &plan.ns.gid_map)
+        .context("linux.gidMappings")
+}
+
+fn init_messages(plan: &Plan, sock: &SyncSocket, state: &serde_json::Value) -> Result<()> {
+    let hooks = plan.spec.hooks().clone().unwrap_or_default();
+    loop {
+        match sock.recv()? {
+            Some(Msg::RunHooks) => {
+                crate::hooks::run_all(hooks.prestart(), state, "prestart")?;
+                crate::hooks::run_all(hooks.create_runtime(), state, "createRuntime")?;
+                sock.send(&Msg::HooksDone)?;
+            }
+            Some(Msg::Done) => return Ok(()),
+            Some(Msg::Failed(e)) => bail!("{e}"),
+            Some(m) => bail!("sync: unexpected {m:?} from init"),
+            None => bail!("container init exited during setup"),
+        }
+    }
+}
+
+/// Written atomically: engines poll for this file and must never see it half-written.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let name = path.file_name().context("--pid-file: no file name")?;
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    std::fs::write(&tmp, pid.to_string()).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("--pid-file: rename to {}", path.display()))
 }

@@ -14,6 +14,7 @@ mod hooks;
 mod init;
 mod launch;
 mod log;
+mod pidfd;
 mod rootfs;
 mod spec;
 mod sync;
@@ -23,7 +24,11 @@ use std::path::PathBuf;
 
 /// The command line, flag for flag runc's (containerd and podman parse it).
 #[derive(Parser, Debug)]
-#[command(name = "skiff", version, about = "Run OCI containers: a drop-in replacement for runc")]
+#[command(
+    name = "skiff",
+    version,
+    about = "Run OCI containers: a drop-in replacement for runc"
+)]
 pub struct Cli {
     /// Enable debug logging
     #[arg(long, global = true)]
@@ -44,7 +49,8 @@ pub struct Cli {
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Ignore cgroup permission errors ('true', 'false', or 'auto')
-    #[arg(long, global = true, value_name = "VALUE", default_value = "auto", value_parser = ["true", "false", "auto"])]
+    /// (Only before the subcommand: `spec --rootless` is a different flag.)
+    #[arg(long = "rootless", id = "global_rootless", value_name = "VALUE", default_value = "auto", value_parser = ["true", "false", "auto"])]
     pub rootless: String,
     #[command(subcommand)]
     pub command: Command,
@@ -85,7 +91,9 @@ fn main() {
         debug: cli.debug,
     };
     let result = if cli.systemd_cgroup {
-        Err(anyhow::anyhow!("--systemd-cgroup is not supported by skiff yet"))
+        Err(anyhow::anyhow!(
+            "--systemd-cgroup is not supported by skiff yet"
+        ))
     } else {
         dispatch(cli.command, &globals)
     };
@@ -124,7 +132,8 @@ mod tests {
 
     #[test]
     fn both_flag_forms_parse() {
-        let a = Cli::try_parse_from(["skiff", "--log-format=json", "--root", "/x", "state", "c1"]).unwrap();
+        let a = Cli::try_parse_from(["skiff", "--log-format=json", "--root", "/x", "state", "c1"])
+            .unwrap();
         assert_eq!(a.log_format, "json");
         assert_eq!(a.root, PathBuf::from("/x"));
         let b = Cli::try_parse_from(["skiff", "kill", "c1", "9"]).unwrap();

@@ -1,1 +1,235 @@
-//! spec (to be written).
+//! Load `config.json`, reject what skiff cannot honour, and compile the
+//! `Plan`: everything decided before the first fork, so that every config
+//! error fails `create` before any process, directory or cgroup exists.
+//! Runs in: the runtime process.
+use crate::cgroup::{Cgroup, Write};
+use crate::init::namespaces::{self, Namespaces};
+use anyhow::{Context, Result, bail};
+use oci_spec::runtime::Spec;
+use serde_json::Value;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+/// Everything the children need, decided in the parent.
+pub struct Plan {
+    pub id: String,
+    pub spec: Spec,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub ns: Namespaces,
+    pub rootfs_plan: crate::rootfs::Plan,
+    pub cgroup: Cgroup,
+    pub cgroup_writes: Vec<Write>,
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    pub terminal: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+}
+
+/// Reads and parses `<bundle>/config.json`, failing on fields oci-spec does not know.
+pub fn load(bundle: &Path) -> Result<Spec> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+    let raw: Value =
+        serde_json::from_slice(&text).with_context(|| format!("parse {}", path.display()))?;
+    let spec: Spec =
+        serde_json::from_value(raw.clone()).with_context(|| format!("parse {}", path.display()))?;
+    // Anything that does not survive a round trip through the typed spec
+    // would otherwise be dropped without a word.
+    let typed = serde_json::to_value(&spec)?;
+    if let Some(field) = unknown_field(&raw, &typed, "") {
+        bail!("config.json: unknown field {field:?}");
+    }
+    Ok(spec)
+}
+
+/// First key path present (and non-null) in `raw` but absent from `typed`.
+fn unknown_field(raw: &Value, typed: &Value, at: &str) -> Option<String> {
+    match (raw, typed) {
+        (Value::Object(r), Value::Object(t)) => r.iter().find_map(|(k, v)| {
+            let here = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            match t.get(k) {
+                None if !v.is_null() => Some(here),
+                None => None,
+                Some(tv) => unknown_field(v, tv, &here),
+            }
+        }),
+        (Value::Array(r), Value::Array(t)) => r
+            .iter()
+            .zip(t)
+            .enumerate()
+            .find_map(|(i, (rv, tv))| unknown_field(rv, tv, &format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// Fields oci-spec parses but skiff does not implement yet: refuse them by name.
+fn reject_unsupported(spec: &Spec) -> Result<()> {
+    let mut bad: Vec<&str> = Vec::new();
+    let mut check = |present: bool, name: &'static str| {
+        if present {
+            bad.push(name)
+        }
+    };
+    check(spec.solaris().is_some(), "solaris");
+    check(spec.windows().is_some(), "windows");
+    check(spec.vm().is_some(), "vm");
+    check(spec.zos().is_some(), "zos");
+    check(
+        spec.uid_mappings().is_some() || spec.gid_mappings().is_some(),
+        "uidMappings",
+    );
+    if let Some(l) = spec.linux() {
+        check(l.seccomp().is_some(), "linux.seccomp");
+        check(l.intel_rdt().is_some(), "linux.intelRdt");
+        check(l.memory_policy().is_some(), "linux.memoryPolicy");
+        check(l.personality().is_some(), "linux.personality");
+        check(l.net_devices().is_some(), "linux.netDevices");
+        check(
+            l.mount_label().as_ref().is_some_and(|s| !s.is_empty()),
+            "linux.mountLabel",
+        );
+    }
+    if let Some(p) = spec.process() {
+        check(
+            p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty()),
+            "process.apparmorProfile",
+        );
+        check(
+            p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()),
+            "process.selinuxLabel",
+        );
+        check(p.scheduler().is_some(), "process.scheduler");
+        check(p.io_priority().is_some(), "process.ioPriority");
+        check(p.exec_cpu_affinity().is_some(), "process.execCPUAffinity");
+        check(p.command_line().is_some(), "process.commandLine");
+    }
+    if let Some(f) = bad.first() {
+        bail!("{f}: not supported by skiff yet");
+    }
+    Ok(())
+}
+
+fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).with_context(|| format!("{what}: NUL byte in {s:?}")))
+        .collect()
+}
+
+/// Validates the spec and compiles the plan. Pure except for canonicalising the rootfs.
+pub fn plan(
+    id: &str,
+    bundle: &Path,
+    spec: Spec,
+    no_pivot: bool,
+    no_new_keyring: bool,
+    preserve_fds: i32,
+) -> Result<Plan> {
+    reject_unsupported(&spec)?;
+    let root = spec
+        .root()
+        .as_ref()
+        .context("root: missing in config.json")?;
+    let rootfs = bundle.join(root.path());
+    let rootfs = std::fs::canonicalize(&rootfs)
+        .with_context(|| format!("root.path: rootfs {}", rootfs.display()))?;
+    if !rootfs.is_dir() {
+        bail!("root.path: {} is not a directory", rootfs.display());
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .context("process: missing in config.json")?;
+    let args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        bail!("process.args: must not be empty");
+    }
+    if !process.cwd().is_absolute() {
+        bail!(
+            "process.cwd: {} is not an absolute path",
+            process.cwd().display()
+        );
+    }
+    if preserve_fds < 0 {
+        bail!("--preserve-fds: must not be negative");
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .context("linux: missing in config.json")?;
+    let ns = namespaces::plan(linux)?;
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.new_uts() {
+        bail!("hostname: unable to set hostname without a private UTS namespace");
+    }
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.new_uts() {
+        bail!("domainname: unable to set domainname without a private UTS namespace");
+    }
+    let rootfs_plan = crate::rootfs::plan(&spec, &rootfs, no_pivot)?;
+    let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), id)?;
+    let cgroup_writes = cgroup.plan(linux.resources().as_ref())?;
+    Ok(Plan {
+        id: id.to_string(),
+        args: cstrings(&args, "process.args")?,
+        env: cstrings(process.env().as_deref().unwrap_or_default(), "process.env")?,
+        terminal: process.terminal().unwrap_or(false),
+        bundle: bundle.to_path_buf(),
+        rootfs,
+        ns,
+        rootfs_plan,
+        cgroup,
+        cgroup_writes,
+        no_new_keyring,
+        preserve_fds,
+        spec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn roundtrip_unknown(v: Value) -> Option<String> {
+        let spec: Spec = serde_json::from_value(v.clone()).unwrap();
+        unknown_field(&v, &serde_json::to_value(&spec).unwrap(), "")
+    }
+
+    #[test]
+    fn default_spec_has_no_unknown_fields() {
+        let v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        assert_eq!(roundtrip_unknown(v), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        v["linux"]["bogusField"] = json!(1);
+        assert_eq!(
+            roundtrip_unknown(v.clone()),
+            Some("linux.bogusField".into())
+        );
+        v["linux"].as_object_mut().unwrap().remove("bogusField");
+        v["mounts"][2]["flavour"] = json!("x");
+        assert_eq!(
+            roundtrip_unknown(v.clone()),
+            Some("mounts[2].flavour".into())
+        );
+        v["mounts"][2].as_object_mut().unwrap().remove("flavour");
+        v["hooks"] = Value::Null;
+        assert_eq!(roundtrip_unknown(v), None);
+    }
+
+    #[test]
+    fn unsupported_fields_are_refused_by_name() {
+        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        v["linux"]["intelRdt"] = json!({"closID": "x"});
+        let spec: Spec = serde_json::from_value(v).unwrap();
+        let e = reject_unsupported(&spec).unwrap_err().to_string();
+        assert_eq!(e, "linux.intelRdt: not supported by skiff yet");
+    }
+}

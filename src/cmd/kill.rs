@@ -1,6 +1,9 @@
 //! `skiff kill`: send a signal to the container's init (or every process).
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::container::{Container, Status};
+use anyhow::{Context, Result, bail};
+use std::str::FromStr;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -14,7 +17,55 @@ pub struct Args {
     pub signal: String,
 }
 
-pub fn run(args: Args, g: &Globals) -> anyhow::Result<()> {
-    let _ = (&args, g);
-    anyhow::bail!("kill: not implemented yet")
+/// "9", "KILL", "sigkill" and "SIGKILL" all name SIGKILL, as in runc.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if n <= 0 || n > libc::SIGRTMAX() {
+            bail!("invalid signal number {n}");
+        }
+        return Ok(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    nix::sys::signal::Signal::from_str(&name)
+        .map(|s| s as i32)
+        .with_context(|| format!("unknown signal {s:?}"))
+}
+
+pub fn run(args: Args, g: &Globals) -> Result<()> {
+    let sig = parse_signal(&args.signal)?;
+    let c = Container::load(&g.root, &args.id)?;
+    match c.status() {
+        Status::Stopped => bail!("container not running"),
+        Status::Creating => bail!("container {} is still being created", args.id),
+        _ => {}
+    }
+    if !args.all {
+        return c.signal_init(sig);
+    }
+    let signal = nix::sys::signal::Signal::try_from(sig).ok();
+    for pid in c.state.cgroup.pids()? {
+        // A process may exit between listing and signalling: not an error.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_forms() {
+        for s in ["9", "KILL", "SIGKILL", "kill", "sigkill"] {
+            assert_eq!(parse_signal(s).unwrap(), libc::SIGKILL, "{s}");
+        }
+        assert_eq!(parse_signal("TERM").unwrap(), libc::SIGTERM);
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("NOPE").is_err());
+    }
 }

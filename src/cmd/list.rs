@@ -1,6 +1,8 @@
 //! `skiff list`: the containers under --root.
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::container::{Container, list_ids};
+use anyhow::Result;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -12,7 +14,71 @@ pub struct Args {
     pub quiet: bool,
 }
 
-pub fn run(args: Args, g: &Globals) -> anyhow::Result<()> {
-    let _ = (&args, g);
-    anyhow::bail!("list: not implemented yet")
+pub fn run(args: Args, g: &Globals) -> Result<()> {
+    let ids = list_ids(&g.root)?;
+    if args.quiet {
+        ids.iter().for_each(|id| println!("{id}"));
+        return Ok(());
+    }
+    // A container deleted between listing and loading is skipped.
+    let states: Vec<serde_json::Value> = ids
+        .iter()
+        .filter_map(|id| Container::load(&g.root, id).ok())
+        .map(|c| c.oci_state(c.status()))
+        .collect();
+    if args.format == "json" {
+        println!("{}", serde_json::to_string(&states)?);
+        return Ok(());
+    }
+    let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];
+    let rows: Vec<Vec<String>> = states
+        .iter()
+        .map(|s| {
+            ["id", "pid", "status", "bundle", "created", "owner"]
+                .iter()
+                .map(|k| match &s[*k] {
+                    serde_json::Value::String(v) => v.clone(),
+                    v => v.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    print!("{}", table(&header, &rows));
+    Ok(())
+}
+
+/// Aligns columns like Go's tabwriter(minwidth 12, padding 3), as runc prints.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let n = cells.len();
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == n {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}", width = (w + 3).max(12)));
+            }
+        }
+        s + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_pads_columns() {
+        let t = super::table(&["ID", "PID"], &[vec!["a-very-long-id".into(), "1".into()]]);
+        assert_eq!(t, "ID               PID\na-very-long-id   1\n");
+    }
 }

@@ -1,7 +1,13 @@
-//! `skiff run`: create, start and wait for a container, then delete it.
+//! `skiff run`: create and start a container, wait for it, forward
+//! signals, exit with its status, then delete it.
 //! Runs in: the runtime process.
 use super::create::CreateOpts;
 use crate::Globals;
+use crate::container::Container;
+use anyhow::{Context, Result};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -18,7 +24,61 @@ pub struct Args {
     pub opts: CreateOpts,
 }
 
-pub fn run(args: Args, g: &Globals) -> anyhow::Result<i32> {
-    let _ = (&args, g);
-    anyhow::bail!("run: not implemented yet")
+pub fn run(args: Args, g: &Globals) -> Result<i32> {
+    let foreground = !args.detach;
+    if foreground && !args.no_subreaper {
+        // Init's parent (stage-1) exits by design; as subreaper we inherit init and can wait for it.
+        nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
+    }
+    let pid = crate::launch::create(&args.opts, g, foreground)?;
+    let c = Container::load(&g.root, &args.opts.id)?;
+    if !foreground {
+        return super::start::start(&c).map(|_| 0);
+    }
+    // Blocked now, not earlier: init must not inherit a blocked mask.
+    let mut set = SigSet::all();
+    set.remove(Signal::SIGKILL);
+    set.remove(Signal::SIGSTOP);
+    set.thread_block()?;
+    let started = super::start::start(&c);
+    let code = match started {
+        Ok(()) => wait_forwarding(Pid::from_raw(pid), &set)?,
+        Err(e) => {
+            let _ = super::delete::delete(c, true);
+            return Err(e);
+        }
+    };
+    if !args.keep {
+        super::delete::delete(c, true)?;
+    }
+    Ok(code)
+}
+
+/// Reaps children until init exits, passing every other signal on to init.
+fn wait_forwarding(init: Pid, set: &SigSet) -> Result<i32> {
+    loop {
+        if let Some(code) = reap(init)? {
+            return Ok(code);
+        }
+        match set.wait()? {
+            Signal::SIGCHLD => {}
+            sig => {
+                let _ = nix::sys::signal::kill(init, sig);
+            }
+        }
+    }
+}
+
+/// Collects every exited child; returns init's exit code once it is among them.
+fn reap(init: Pid) -> Result<Option<i32>> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, code)) if p == init => return Ok(Some(code)),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == init => return Ok(Some(128 + sig as i32)),
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(None),
+            Ok(_) => continue,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).context("waitpid"),
+        }
+    }
 }

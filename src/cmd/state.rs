@@ -1,6 +1,7 @@
-//! `skiff state`.
+//! `skiff state`: the container's OCI state as runc prints it.
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::container::Container;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -9,6 +10,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, g: &Globals) -> anyhow::Result<()> {
-    let _ = (&args, g);
-    anyhow::bail!("state: not implemented yet")
+    let c = Container::load(&g.root, &args.id)?;
+    let v = c.oci_state(c.status());
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
 }

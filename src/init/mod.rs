@@ -1,1 +1,218 @@
-//! Container init (to be written).
+//! The two child spines: `stage1` (S) enters or creates the namespaces and
+//! forks `run` (I), the container's pid 1, which builds the container's
+//! view of the world and execs the entrypoint. See `sync.rs` for the
+//! protocol with the runtime. Both end in `_exit` or `execve`: a child
+//! never returns into the runtime's code.
+//! Runs in: stage-1 and init.
+pub mod console;
+pub mod exec;
+pub mod namespaces;
+pub mod user;
+
+use crate::spec::Plan;
+use crate::sync::{Msg, SyncSocket};
+use anyhow::{Context, Result, bail};
+use nix::sched::CloneFlags;
+use nix::unistd::{ForkResult, Gid, Uid};
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+
+/// File descriptors the children inherit from the runtime (all CLOEXEC).
+pub struct ChildFds {
+    pub sync: SyncSocket,
+    pub fifo: OwnedFd,
+    pub console: Option<OwnedFd>,
+}
+
+fn set_name(name: &str) {
+    if let Ok(n) = CString::new(name) {
+        let _ = nix::sys::prctl::set_name(&n);
+    }
+}
+
+/// Reports a setup error to the runtime and exits: the one way out of a failed child.
+fn fail(sync: &SyncSocket, e: anyhow::Error) -> ! {
+    let _ = sync.send(&Msg::Failed(format!("{e:#}")));
+    // SAFETY: _exit ends the process without running the parent's atexit or destructors.
+    unsafe { libc::_exit(1) }
+}
+
+/// Stage-1 (S): cgroup, rlimits, join namespaces, user namespace mapping,
+/// unshare the rest, fork init, report its pid, exit.
+pub fn stage1(plan: &Plan, fds: &ChildFds) -> ! {
+    match stage1_steps(plan, fds) {
+        // SAFETY: as in `fail`.
+        Ok(()) => unsafe { libc::_exit(0) },
+        Err(e) => fail(&fds.sync, e),
+    }
+}
+
+fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
+    set_name("skiff:[1:STAGE1]");
+    // If the runtime dies now, nobody is left to finish or clean up.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+    // Join the cgroup first: init starts inside the limits, before cgroupns.
+    plan.cgroup.add_task(nix::unistd::getpid().as_raw())?;
+    let process = plan.spec.process().as_ref().context("process")?;
+    user::set_rlimits(process)?;
+    namespaces::join(namespaces::open_joins(&plan.ns)?)?;
+    if plan.ns.new_user {
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER).context("unshare user namespace")?;
+        fds.sync.send(&Msg::MapIds)?;
+        fds.sync.expect(Msg::IdsMapped)?;
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))?;
+    }
+    nix::sched::unshare(plan.ns.new).with_context(|| format!("unshare {:?}", plan.ns.new))?;
+    if plan.ns.new.contains(namespaces::CLONE_NEWTIME) {
+        write_time_offsets(plan)?;
+    }
+    // SAFETY: single-threaded; the child only runs init's steps and ends in execve or _exit.
+    match unsafe { nix::unistd::fork() }.context("fork init")? {
+        ForkResult::Child => run(plan, fds),
+        ForkResult::Parent { child } => fds.sync.send(&Msg::InitPid(child.as_raw())),
+    }
+}
+
+/// Offsets apply to the time namespace our children will enter.
+fn write_time_offsets(plan: &Plan) -> Result<()> {
+    let linux = plan.spec.linux().as_ref().context("linux")?;
+    let mut text = String::new();
+    for (clock, off) in linux.time_offsets().iter().flatten() {
+        let secs = off.secs().unwrap_or(0);
+        let nanos = off.nanosecs().unwrap_or(0);
+        text.push_str(&format!("{clock} {secs} {nanos}\n"));
+    }
+    if !text.is_empty() {
+        proc_write("self/timens_offsets", &text).context("linux.timeOffsets")?;
+    }
+    Ok(())
+}
+
+/// Init (I): pid 1 of the container.
+fn run(plan: &Plan, fds: &ChildFds) -> ! {
+    set_name("skiff:[2:INIT]");
+    let (prog, state) = match init_steps(plan, fds) {
+        Ok(r) => r,
+        Err(e) => fail(&fds.sync, e),
+    };
+    // Closing our end tells the runtime that setup is over.
+    // SAFETY: the fd is ours; nothing uses it after this point.
+    unsafe { libc::close(fds.sync.0.as_raw_fd()) };
+    if let Err(e) = wait_start_and_exec(plan, fds, &prog, &state) {
+        let _ = writeln!(std::io::stderr(), "skiff init: {e:#}");
+        // SAFETY: as in `fail`.
+        unsafe { libc::_exit(1) }
+    }
+    unreachable!("execve returned without error")
+}
+
+fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<(CString, serde_json::Value)> {
+    let state = match fds.sync.recv()? {
+        Some(Msg::Proceed(s)) => serde_json::from_str::<serde_json::Value>(&s)?,
+        Some(m) => bail!("sync: expected Proceed, got {m:?}"),
+        None => bail!("runtime exited before the container was set up"),
+    };
+    let process = plan.spec.process().as_ref().context("process")?;
+    nix::unistd::setsid().context("setsid")?;
+    if !plan.no_new_keyring {
+        user::join_session_keyring(&plan.id)?;
+    }
+    crate::rootfs::setup(&plan.rootfs_plan)?;
+    let hooks = plan.spec.hooks().clone().unwrap_or_default();
+    if crate::hooks::any(&[hooks.prestart(), hooks.create_runtime()]) {
+        fds.sync.send(&Msg::RunHooks)?;
+        fds.sync.expect(Msg::HooksDone)?;
+    }
+    crate::hooks::run_all(hooks.create_container(), &state, "createContainer")?;
+    crate::rootfs::pivot(&plan.rootfs_plan)?;
+    if plan.terminal {
+        let sock = fds
+            .console
+            .as_ref()
+            .context("process.terminal: no --console-socket")?;
+        let size = process.console_size().map(|b| (b.height(), b.width()));
+        console::setup(sock, size)?;
+    }
+    crate::rootfs::finalize(&plan.rootfs_plan)?;
+    set_sysctls(plan)?;
+    set_hostnames(plan)?;
+    user::set_oom_score_adj(process)?;
+    nix::unistd::chdir(process.cwd())
+        .with_context(|| format!("process.cwd: chdir {}", process.cwd().display()))?;
+    user::switch_user_and_caps(process, !plan.ns.new_user)?;
+    user::set_no_new_privs(process)?;
+    let prog = exec::find_program(&plan.args[0], &plan.env)?;
+    fds.sync.send(&Msg::Done)?;
+    Ok((prog, state))
+}
+
+/// Blocks on the exec fifo until `start` writes a byte, then execs.
+fn wait_start_and_exec(
+    plan: &Plan,
+    fds: &ChildFds,
+    prog: &CString,
+    state: &serde_json::Value,
+) -> Result<()> {
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(&fds.fifo, &mut b) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).context("read exec fifo"),
+        }
+    }
+    let hooks = plan.spec.hooks().clone().unwrap_or_default();
+    let mut state = state.clone();
+    state["status"] = "created".into();
+    crate::hooks::run_all(hooks.start_container(), &state, "startContainer")?;
+    exec::seal_fds(plan.preserve_fds)?;
+    exec::execve(prog, &plan.args, &plan.env)
+}
+
+fn set_sysctls(plan: &Plan) -> Result<()> {
+    let linux = plan.spec.linux().as_ref().context("linux")?;
+    for (k, v) in linux.sysctl().iter().flatten() {
+        let rel = format!("sys/{}", k.replace('.', "/"));
+        proc_write(&rel, v).with_context(|| format!("linux.sysctl: {k}"))?;
+    }
+    Ok(())
+}
+
+fn set_hostnames(plan: &Plan) -> Result<()> {
+    if let Some(h) = plan.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).with_context(|| format!("hostname: sethostname {h}"))?;
+    }
+    if let Some(d) = plan.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        proc_write("sys/kernel/domainname", d).context("domainname")?;
+    }
+    Ok(())
+}
+
+/// Writes a file under /proc after checking that the open fd really is on
+/// procfs, so a container-controlled mount over /proc cannot redirect the
+/// write (CVE-2025-52881 class).
+pub fn proc_write(rel: &str, value: &str) -> Result<()> {
+    let path = format!("/proc/{rel}");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .with_context(|| format!("open {path}"))?;
+    let st = nix::sys::statfs::fstatfs(&f).with_context(|| format!("statfs {path}"))?;
+    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        bail!("{path} is not on procfs");
+    }
+    (&f).write_all(value.as_bytes())
+        .with_context(|| format!("write {path}"))
+}
+
+/// The C library's text for an io error, lower-case, as Go prints it.
+pub fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+        None => e.to_string(),
+    }
+}

@@ -1,0 +1,90 @@
+//! The last steps of init: find the program, close what must not leak, exec.
+//! Runs in: init, after pivot_root and the user switch.
+use anyhow::{Result, bail};
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Resolves args[0] the way runc (Go's exec.LookPath) does, with the
+/// container's PATH, so a bad entrypoint fails `create`, not `start`.
+pub fn find_program(arg0: &CStr, env: &[CString]) -> Result<CString> {
+    let name = arg0.to_string_lossy();
+    if name.contains('/') {
+        let p = Path::new(name.as_ref());
+        return match std::fs::metadata(p) {
+            Err(e) => bail!(
+                "exec: {name:?}: stat {name}: {}",
+                crate::init::errno_text(&e)
+            ),
+            Ok(_) if !is_executable(p) => bail!("exec: {name:?}: permission denied"),
+            Ok(_) => Ok(arg0.to_owned()),
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    for dir in path.split(':') {
+        let cand: PathBuf = Path::new(if dir.is_empty() { "." } else { dir }).join(name.as_ref());
+        if is_executable(&cand) {
+            return Ok(CString::new(cand.as_os_str().as_bytes())?);
+        }
+    }
+    bail!("exec: {name:?}: executable file not found in $PATH")
+}
+
+/// Marks every fd from 3 + preserve_fds upwards close-on-exec, and clears
+/// the flag on the preserved ones: only stdio and those reach the program.
+pub fn seal_fds(preserve_fds: i32) -> Result<()> {
+    let first = 3 + preserve_fds as u32;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        bail!("close_range: {}", std::io::Error::last_os_error());
+    }
+    for fd in 3..first as i32 {
+        // SAFETY: F_SETFD on an fd number; a closed fd just returns EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    Ok(())
+}
+
+pub fn execve(prog: &CStr, args: &[CString], env: &[CString]) -> Result<()> {
+    let e = nix::unistd::execve(prog, args, env).unwrap_err();
+    bail!("exec {}: {e}", prog.to_string_lossy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_programs_like_lookpath() {
+        let env = [CString::new("PATH=/nonexistent:/bin:/usr/bin").unwrap()];
+        assert_eq!(find_program(c"sh", &env).unwrap().as_bytes(), b"/bin/sh");
+        assert_eq!(
+            find_program(c"/bin/sh", &env).unwrap().as_bytes(),
+            b"/bin/sh"
+        );
+        let e = find_program(c"no-such-prog", &env).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "exec: \"no-such-prog\": executable file not found in $PATH"
+        );
+        let e = find_program(c"/nope", &env).unwrap_err().to_string();
+        assert_eq!(e, "exec: \"/nope\": stat /nope: no such file or directory");
+    }
+}
