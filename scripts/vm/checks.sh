@@ -1,0 +1,63 @@
+#!/bin/sh
+# Runs inside the cgroup v2 VM: each check prints "PASS name" or "FAIL name: why".
+# Bundles are prepared on the host by scripts/vm/run.sh (bundles/<name>/config.json).
+S="skiff --root /run/skiff"
+CG=/sys/fs/cgroup/skiff-vm
+pass() { echo "PASS $1"; }
+fail() { echo "FAIL $1: $2"; }
+eq() { if [ "$3" = "$2" ]; then pass "$1"; else fail "$1" "want '$2', got '$3'"; fi; }
+
+# Limits as the container sees them (cgroup namespace: its cgroup is the root).
+out=$($S run --bundle /bundles/limits limits 2>&1)
+eq "memory.max inside" "mem=67108864" "$(echo "$out" | grep '^mem=')"
+eq "memory.swap.max inside" "swap=0" "$(echo "$out" | grep '^swap=')"
+eq "pids.max inside" "pids=32" "$(echo "$out" | grep '^pids=')"
+eq "cpu.max inside" "cpu=50000 100000" "$(echo "$out" | grep '^cpu=')"
+eq "cpu.weight inside" "weight=39" "$(echo "$out" | grep '^weight=')"
+eq "own cgroup is the namespace root" "cg=0::/" "$(echo "$out" | grep '^cg=')"
+
+# The same limits seen from the host, then gone after delete.
+$S create --bundle /bundles/limits hostview >/dev/null 2>&1
+eq "memory.max on host" "67108864" "$(cat $CG/limits/memory.max 2>&1)"
+eq "pids.max on host" "32" "$(cat $CG/limits/pids.max 2>&1)"
+pid=$($S state hostview | grep '"pid"' | tr -dc 0-9)
+if grep -q "^$pid\$" $CG/limits/cgroup.procs 2>/dev/null; then pass "init in cgroup.procs"; else fail "init in cgroup.procs" "pid $pid not in $CG/limits"; fi
+$S delete --force hostview
+if [ -e $CG/limits ]; then fail "cgroup removed by delete" "$CG/limits still exists"; else pass "cgroup removed by delete"; fi
+
+# A fork bomb stops at pids.max.
+out=$($S run --bundle /bundles/pids pids 2>&1)
+n=$(echo "$out" | grep '^started=' | tr -dc 0-9)
+if [ -n "$n" ] && [ "$n" -le 16 ]; then pass "fork bomb stops at pids.max"; else fail "fork bomb stops at pids.max" "$n pids with pids.max 16: $out"; fi
+hits=$(echo "$out" | grep '^max ' | tr -dc 0-9)
+if [ -n "$hits" ] && [ "$hits" -gt 0 ]; then pass "pids.events counts refused forks"; else fail "pids.events counts refused forks" "$out"; fi
+
+# Device rules (eBPF on v2): /dev/null usable, /dev/kmsg (not in the allow-list) denied.
+out=$($S run --bundle /bundles/devices devices 2>&1)
+eq "allowed device usable" "null=ok" "$(echo "$out" | grep '^null=')"
+eq "denied device refused" "kmsg=denied" "$(echo "$out" | grep '^kmsg=')"
+
+# Over the memory limit: the kernel OOM-kills the process, run reports 128+9.
+$S run --bundle /bundles/oom oom >/dev/null 2>&1
+eq "OOM kill exit status" "137" "$?"
+
+# io.max on a real block device (a loop device over a tmpfs file).
+if [ -b /dev/loop0 ]; then
+    out=$($S run --bundle /bundles/io io 2>&1)
+    eq "io.max inside" "io=7:0 rbps=1048576 wbps=max riops=max wiops=500" "$(echo "$out" | grep '^io=')"
+else
+    fail "io.max inside" "no /dev/loop0 in the VM"
+fi
+
+# Freeze: pause/resume through cgroup.freeze (only once skiff has the commands).
+if $S pause --help >/dev/null 2>&1; then
+    $S run -d --bundle /bundles/sleep frz >/dev/null 2>&1
+    $S pause frz
+    eq "paused state" '"status": "paused",' "$($S state frz | grep '"status"' | tr -d ' ' | sed 's/:/: /')"
+    eq "cgroup.freeze set" "1" "$(cat $CG/sleep/cgroup.freeze 2>&1)"
+    $S resume frz
+    eq "resumed state" '"status": "running",' "$($S state frz | grep '"status"' | tr -d ' ' | sed 's/:/: /')"
+    $S delete --force frz
+else
+    echo "SKIP freeze: skiff has no pause command yet"
+fi

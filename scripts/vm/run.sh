@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Boots a Debian kernel under qemu (TCG: KVM does not work here) with pure
+# cgroup v2, runs scripts/vm/checks.sh against a static skiff inside, and
+# prints the checks plus a closing "N passed, M failed" line.
+# Usage: scripts/vm/run.sh   (as root; installs what it needs with apt)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v cpio >/dev/null || need+=(cpio)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+kernel=$(ls /boot/vmlinuz-* | sort -V | tail -1)
+kver=${kernel#/boot/vmlinuz-}
+
+# A static binary: the initramfs has no C library.
+target=${SKIFF_STATIC_TARGET:-$repo/target/static}
+RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target" \
+    cargo build --quiet --release --target x86_64-unknown-linux-gnu --manifest-path "$repo/Cargo.toml"
+skiff="$target/x86_64-unknown-linux-gnu/release/skiff"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root="$work/root"
+mkdir -p "$root/bin" "$root/bundles" "$root/modules"
+cp /bin/busybox "$skiff" "$root/bin/"
+cp "$here/init" "$here/checks.sh" "$root/"
+# The loop driver, for io.max on a real block device.
+loopko=$(find "/lib/modules/$kver" -name 'loop.ko*' | head -1 || true)
+case "$loopko" in
+    *.ko) cp "$loopko" "$root/modules/" ;;
+    *.ko.xz) xz -dc "$loopko" > "$root/modules/loop.ko" ;;
+esac
+python3 "$here/bundles.py" "$root/bin/skiff" "$root/bundles"
+
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd.gz"
+log="$work/console.log"
+timeout 300 qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
+    -kernel "$kernel" -initrd "$work/initrd.gz" \
+    -append "console=ttyS0 rdinit=/init panic=-1 quiet cgroup_no_v1=all max_loop=4" \
+    > "$log" 2>&1 || true
+tr -d '\r' < "$log" | grep -E '^(VM:|PASS|FAIL|SKIP)' || true
+passed=$(tr -d '\r' < "$log" | grep -c '^PASS' || true)
+failed=$(tr -d '\r' < "$log" | grep -c '^FAIL' || true)
+if ! tr -d '\r' < "$log" | grep -q '^VM: checks finished'; then
+    echo "VM did not finish its checks; console log tail:"
+    tr -d '\r' < "$log" | tail -30
+    failed=$((failed + 1))
+fi
+echo "cgroup v2 VM: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
