@@ -35,7 +35,10 @@ if [ -n "$hits" ] && [ "$hits" -gt 0 ]; then pass "pids.events counts refused fo
 # Device rules (eBPF on v2): /dev/null usable, /dev/kmsg (not in the allow-list) denied.
 out=$($S run --bundle /bundles/devices devices 2>&1)
 eq "allowed device usable" "null=ok" "$(echo "$out" | grep '^null=')"
-eq "denied device refused" "kmsg=denied" "$(echo "$out" | grep '^kmsg=')"
+eq "config device created" "loopdev=present" "$(echo "$out" | grep '^loopdev=')"
+eq "device outside the allow-list refused" "loop=denied" "$(echo "$out" | grep '^loop=')"
+out=$($S run --bundle /bundles/devices-allowed devices-allowed 2>&1)
+eq "device allowed by a rule readable" "loop=read" "$(echo "$out" | grep '^loop=')"
 
 # Over the memory limit: the kernel OOM-kills the process, run reports 128+9.
 $S run --bundle /bundles/oom oom >/dev/null 2>&1
