@@ -74,6 +74,14 @@ pub enum Command {
     List(cmd::list::Args),
     /// Create a new specification file
     Spec(cmd::spec::Args),
+    /// Suspend all processes inside the container
+    Pause(cmd::pause::Args),
+    /// Resume all processes that have been previously paused
+    Resume(cmd::pause::Args),
+    /// Display the processes running inside a container
+    Ps(cmd::ps::Args),
+    /// Update container resource constraints
+    Update(cmd::update::Args),
 }
 
 /// Flags every subcommand sees.
@@ -117,6 +125,10 @@ fn dispatch(command: Command, g: &Globals) -> anyhow::Result<i32> {
         Command::Delete(a) => cmd::delete::run(a, g).map(|_| 0),
         Command::List(a) => cmd::list::run(a, g).map(|_| 0),
         Command::Spec(a) => cmd::spec::run(a, g).map(|_| 0),
+        Command::Pause(a) => cmd::pause::pause(a, g).map(|_| 0),
+        Command::Resume(a) => cmd::pause::resume(a, g).map(|_| 0),
+        Command::Ps(a) => cmd::ps::run(a, g).map(|_| 0),
+        Command::Update(a) => cmd::update::run(a, g).map(|_| 0),
     }
 }
 

@@ -1,0 +1,67 @@
+//! `skiff ps`: the processes of a container, as host pids.
+//! Runs in: the runtime process.
+use crate::Globals;
+use crate::container::{Container, Status};
+use anyhow::{Context, Result, bail};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Select one of: table or json
+    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
+    pub format: String,
+    /// The container id
+    pub id: String,
+    /// Options passed to ps(1) for the table format (default -ef)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+pub fn run(args: Args, g: &Globals) -> Result<()> {
+    let c = Container::load(&g.root, &args.id)?;
+    if c.status() == Status::Stopped {
+        bail!("container {} is not running", args.id);
+    }
+    let mut pids = c.state.cgroup.pids()?;
+    pids.sort_unstable();
+    if args.format == "json" {
+        println!("{}", serde_json::to_string(&pids)?);
+        return Ok(());
+    }
+    let ps_args = if args.ps_args.is_empty() { vec!["-ef".to_string()] } else { args.ps_args };
+    let out = std::process::Command::new("ps").args(&ps_args).output().context("run ps")?;
+    if !out.status.success() {
+        bail!("ps {}: {}", ps_args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    print!("{}", filter_ps(&String::from_utf8_lossy(&out.stdout), &pids)?);
+    Ok(())
+}
+
+/// Keeps ps's header and the rows whose PID column is one of `pids`.
+fn filter_ps(text: &str, pids: &[i32]) -> Result<String> {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .context("ps output has no PID column")?;
+    let mut out = format!("{header}\n");
+    for l in lines {
+        let pid = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn filters_rows_by_pid_column() {
+        let ps = "UID PID PPID CMD\nroot 1 0 init\nroot 42 1 sleep\nroot 43 1 other\n";
+        let got = super::filter_ps(ps, &[42]).unwrap();
+        assert_eq!(got, "UID PID PPID CMD\nroot 42 1 sleep\n");
+        assert!(super::filter_ps("NOPE\n", &[1]).is_err());
+    }
+}

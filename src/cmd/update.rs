@@ -1,0 +1,176 @@
+//! `skiff update`: change a running container's cgroup limits, from a
+//! LinuxResources JSON file (`-` for stdin) and/or runc's individual flags.
+//! Zeros mean "leave unchanged" (docker sends them), and device rules are
+//! not touched (the CRI sends a deny-all entry that runc 1.1 ignores too).
+//! Runs in: the runtime process.
+use crate::Globals;
+use crate::container::{Container, Status};
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Path to a file containing the resources to update, or "-" to read from stdin
+    #[arg(short, long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// Specifies per cgroup weight, range is from 10 to 1000
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u64>,
+    /// CPU CFS period to be used for hardcapping (in usecs). 0 to use system default
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight vs. other containers)
+    #[arg(long = "cpu-share")]
+    pub cpu_share: Option<u64>,
+    /// CPU realtime period to be used for hardcapping (in usecs)
+    #[arg(long = "cpu-rt-period")]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime hardcap limit (in usecs)
+    #[arg(long = "cpu-rt-runtime")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU(s) to use
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Memory node(s) to use
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit (in bytes; suffixes k, m, g allowed)
+    #[arg(short, long, value_parser = parse_bytes)]
+    pub memory: Option<i64>,
+    /// Memory reservation or soft_limit (in bytes)
+    #[arg(long = "memory-reservation", value_parser = parse_bytes)]
+    pub memory_reservation: Option<i64>,
+    /// Total memory usage (memory + swap); set '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_parser = parse_bytes, allow_hyphen_values = true)]
+    pub memory_swap: Option<i64>,
+    /// Maximum number of pids allowed in the container
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// The container id
+    pub id: String,
+}
+
+/// docker's units.RAMInBytes: "512", "100m", "1.5g", "64KiB"; -1 is unlimited.
+pub fn parse_bytes(s: &str) -> Result<i64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let t = t.trim_end_matches("ib").trim_end_matches('b');
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'k')) => (&t[..i], 1i64 << 10),
+        Some((i, 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'g')) => (&t[..i], 1 << 30),
+        Some((i, 't')) => (&t[..i], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| format!("invalid size {s:?}"))?;
+    if n < 0.0 {
+        return Err(format!("invalid size {s:?}"));
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+fn from_flags(a: &Args) -> Value {
+    let mut v = json!({
+        "memory": {"limit": a.memory, "reservation": a.memory_reservation, "swap": a.memory_swap},
+        "cpu": {"shares": a.cpu_share, "quota": a.cpu_quota, "period": a.cpu_period,
+                "realtimeRuntime": a.cpu_rt_runtime, "realtimePeriod": a.cpu_rt_period,
+                "cpus": a.cpuset_cpus, "mems": a.cpuset_mems},
+        "blockIO": {"weight": a.blkio_weight},
+    });
+    if let Some(p) = a.pids_limit {
+        v["pids"] = json!({"limit": p});
+    }
+    v
+}
+
+/// Removes nulls, zeros and empty strings ("unchanged"), and device rules.
+fn strip_unchanged(v: &mut Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("devices");
+        for (_, x) in o.iter_mut() {
+            strip_unchanged(x);
+        }
+        o.retain(|_, x| match x {
+            Value::Null => false,
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            Value::String(s) => !s.is_empty(),
+            Value::Object(m) => !m.is_empty(),
+            _ => true,
+        });
+    }
+}
+
+/// File resources first, flags on top (runc's order).
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, o) if !o.is_null() => *b = o,
+        _ => {}
+    }
+}
+
+pub fn run(args: Args, g: &Globals) -> Result<()> {
+    let c = Container::load(&g.root, &args.id)?;
+    if c.status() == Status::Stopped {
+        bail!("container {} is not running", args.id);
+    }
+    let mut v = match &args.resources {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            serde_json::from_str(&s).context("parse resources from stdin")?
+        }
+        Some(p) => serde_json::from_slice(&std::fs::read(p).with_context(|| format!("read {}", p.display()))?)
+            .with_context(|| format!("parse {}", p.display()))?,
+        None => json!({}),
+    };
+    merge(&mut v, from_flags(&args));
+    strip_unchanged(&mut v);
+    let res: oci_spec::runtime::LinuxResources = serde_json::from_value(v).context("resources")?;
+    let writes = c.state.cgroup.plan(Some(&res))?;
+    c.state.cgroup.apply(&writes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_like_docker() {
+        assert_eq!(parse_bytes("512").unwrap(), 512);
+        assert_eq!(parse_bytes("100m").unwrap(), 100 << 20);
+        assert_eq!(parse_bytes("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("64KiB").unwrap(), 64 << 10);
+        assert_eq!(parse_bytes("-1").unwrap(), -1);
+        assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn docker_and_cri_payloads_keep_only_real_changes() {
+        let mut docker: Value = serde_json::from_str(r#"{"memory":{"limit":104857600,"reservation":0,"swap":209715200,"kernel":0},"cpu":{"shares":0,"quota":0,"period":0},"blockIO":{"weight":0}}"#).unwrap();
+        strip_unchanged(&mut docker);
+        assert_eq!(docker, json!({"memory": {"limit": 104857600, "swap": 209715200}}));
+        let mut cri: Value = serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"}],"memory":{"limit":104857600,"swap":104857600},"cpu":{"quota":50000,"period":100000}}"#).unwrap();
+        strip_unchanged(&mut cri);
+        assert!(cri.get("devices").is_none());
+        assert_eq!(cri["cpu"], json!({"quota": 50000, "period": 100000}));
+    }
+
+    #[test]
+    fn flags_override_file_values() {
+        let mut base = json!({"memory": {"limit": 1, "swap": 5}});
+        merge(&mut base, json!({"memory": {"limit": 7, "swap": null}}));
+        assert_eq!(base, json!({"memory": {"limit": 7, "swap": 5}}));
+    }
+}
