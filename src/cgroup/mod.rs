@@ -230,11 +230,7 @@ impl Cgroup {
                 .count();
             match self.version {
                 Version::V1 => v1::apply(dir, &rest[..n])?,
-                Version::V2 => {
-                    for w in &rest[..n] {
-                        write_file(&dir.join(&w.file), &w.value)?;
-                    }
-                }
+                Version::V2 => v2::apply(dir, &rest[..n])?,
             }
             rest = &rest[n..];
         }

@@ -463,6 +463,10 @@ fn device_rule(i: usize, d: &LinuxDeviceCgroup) -> Result<DeviceRule> {
     })
 }
 
+/// Pseudo file name of the v2 device filter write: its value is one rule per
+/// line, "allow c 1:3 rwm", in config order (later rules win, as on v1).
+pub const BPF_DEVICE_FILTER: &str = "<bpf device filter>";
+
 fn devices(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
     let rules = device_rules(res)?;
     match v {
@@ -483,20 +487,13 @@ fn devices(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()>
             }
         }
         Version::V2 => {
-            // NOT DONE: cgroup v2 enforces devices only with a BPF_PROG_TYPE_CGROUP_DEVICE
-            // program, which skiff does not build yet. Until it does, accept only the
-            // patterns engines send by default (nothing, allow-all, or deny-all followed by
-            // allows) and leave devices unrestricted; anything else fails loudly.
-            let user = &rules[..rules.len() - DEFAULT_ALLOWED.len()];
-            let default_pattern = match user.split_first() {
-                None => true,
-                Some((first, rest)) => first.kind == 'a' && rest.iter().all(|r| r.allow),
-            };
-            if !default_pattern {
-                bail!(
-                    "linux.resources.devices: custom device rules need the cgroup v2 eBPF device filter, not implemented yet"
-                );
-            }
+            // v2 has no devices.* files: v2.rs compiles these rules into a
+            // BPF_PROG_TYPE_CGROUP_DEVICE program and attaches it to the directory.
+            let lines: Vec<String> = rules
+                .iter()
+                .map(|r| format!("{} {r}", if r.allow { "allow" } else { "deny" }))
+                .collect();
+            out.push(w("devices", BPF_DEVICE_FILTER, lines.join("\n")));
         }
     }
     Ok(())

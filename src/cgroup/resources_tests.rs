@@ -257,12 +257,16 @@ fn devices_validation_and_v2() {
         let e = writes(&r, Version::V1).unwrap_err().to_string();
         assert!(e.starts_with("linux.resources.devices[0]"), "{e}");
     }
-    let default = res(
-        r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}]}"#,
+    let r = res(
+        r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"b","major":8,"minor":0,"access":"r"}]}"#,
     );
-    assert!(device_lines(&writes(&default, Version::V2).unwrap()).is_empty());
-    let custom =
-        res(r#"{"devices":[{"allow":false,"type":"c","major":1,"minor":3,"access":"rwm"}]}"#);
-    let e = writes(&custom, Version::V2).unwrap_err().to_string();
-    assert!(e.contains("eBPF"), "{e}");
+    let ws = writes(&r, Version::V2).unwrap();
+    let f = ws.iter().find(|w| w.controller == "devices").unwrap();
+    assert_eq!(f.file, BPF_DEVICE_FILTER);
+    let lines: Vec<&str> = f.value.lines().collect();
+    assert_eq!(
+        &lines[..3],
+        ["deny a *:* rwm", "allow b 8:0 r", "allow c *:* m"]
+    );
+    assert_eq!(lines.len(), 2 + DEFAULT_ALLOWED.len());
 }

@@ -356,6 +356,10 @@ fn v2_create_enables_controllers_and_freezes() {
             r#"{"memory":{"limit":1000,"swap":3000},"cpu":{"shares":1024}}"#,
         )))
         .unwrap();
+    let ws: Vec<Write> = ws
+        .into_iter()
+        .filter(|w| w.controller != "devices")
+        .collect();
     cg.apply(&ws).unwrap();
     assert_eq!(
         fs::read_to_string(dir.join("memory.swap.max")).unwrap(),
@@ -460,4 +464,76 @@ fn root_real_cgroup_on_host() {
     for h in &cg.hierarchies {
         assert!(!h.dir.exists(), "{} still exists", h.dir.display());
     }
+}
+
+#[test]
+fn v2_device_program_shape() {
+    let rules = v2::parse_rules("deny a *:* rwm\nallow c 1:3 rwm\nallow b 8:* r").unwrap();
+    let p = v2::assemble(&rules);
+    // 6 prologue + "b 8:* r" (type, 3 access, major, verdict: 7) + "c 1:3 rwm" (type, major,
+    // minor, verdict: 5) + the deny-all "a" rule ending the program (2).
+    assert_eq!(p.len(), 6 + 7 + 5 + 2);
+    assert_eq!(p[6].off, 6); // type mismatch skips the rest of its block
+    assert_eq!((p[18].imm, p[19].code), (0, 0x95)); // default from the "a" rule: deny
+    let allow_all = v2::assemble(&v2::parse_rules("allow a *:* rwm").unwrap());
+    assert_eq!(allow_all[6].imm, 1);
+}
+
+/// Root only: the kernel verifier accepts our program and it attaches to a
+/// real cgroup2 directory (on a hybrid host: the unified hierarchy).
+#[test]
+fn root_device_program_loads_and_attaches() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped root_device_program_loads_and_attaches: needs root");
+        return;
+    }
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let (_, mounts) = detect(&mi).unwrap();
+    let Some(m) = mounts.iter().find(|m| m.controllers.is_empty()) else {
+        eprintln!("skipped root_device_program_loads_and_attaches: no cgroup2 mount");
+        return;
+    };
+    let dir = m.point.join(format!("skiff-bpf-{}", std::process::id()));
+    fs::create_dir(&dir).unwrap();
+    let rules = resources::writes(
+        &res(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#),
+        Version::V2,
+    )
+    .unwrap();
+    v2::apply(&dir, &rules).unwrap();
+    // A narrower filter on a child cgroup: /dev/null only. Filters of all
+    // ancestors apply, so this one decides for a task placed in `leaf`.
+    let leaf = dir.join("leaf");
+    fs::create_dir(&leaf).unwrap();
+    let only_null = [Write {
+        controller: "devices".into(),
+        file: resources::BPF_DEVICE_FILTER.into(),
+        value: "deny a *:* rwm\nallow c 1:3 rw".into(),
+    }];
+    v2::apply(&leaf, &only_null).unwrap();
+    let procs = std::ffi::CString::new(
+        leaf.join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // SAFETY: the child uses only open/write/_exit (async-signal-safe) on
+    // buffers prepared before the fork.
+    let child = match unsafe { nix::unistd::fork() }.unwrap() {
+        // SAFETY: as above; raw libc calls on NUL-terminated CStrings owned here.
+        nix::unistd::ForkResult::Child => unsafe {
+            // Writing "0" moves the writer itself into the cgroup.
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            let moved = fd >= 0 && libc::write(fd, c"0".as_ptr().cast(), 1) == 1;
+            let zero = libc::open(c"/dev/zero".as_ptr(), libc::O_RDONLY) >= 0;
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) >= 0;
+            libc::_exit(i32::from(!moved) | i32::from(zero) << 1 | i32::from(!null) << 2)
+        },
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    let status = nix::sys::wait::waitpid(child, None).unwrap();
+    fs::remove_dir(&leaf).unwrap();
+    fs::remove_dir(&dir).unwrap();
+    // 0: moved, /dev/zero refused, /dev/null allowed
+    assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
 }
