@@ -9,6 +9,10 @@
 //!
 //! Every filesystem access goes through paths taken from the mountinfo text
 //! given to `resolve_with`, so unit tests run against tempdir fixture trees.
+//!
+//! NOT DONE: the systemd driver; rootless (permission errors are fatal);
+//! runc's v1 device emulator (rules are written in order instead); hugetlb
+//! page sizes are not checked against /sys/kernel/mm/hugepages.
 #![allow(dead_code)] // nothing calls the module yet on this branch
 
 pub mod resources;
@@ -163,12 +167,25 @@ impl Cgroup {
             if self.target(&w.controller).is_none() {
                 bail!(
                     "{}: the {} cgroup controller is not mounted on this host",
-                    field(&w.controller),
+                    resources::field(&w.controller),
                     w.controller
                 );
             }
         }
         Ok(out)
+    }
+
+    /// For `update`: `plan` without device rules. runc 1.1's update leaves them
+    /// alone, and CRI sends a bare deny-all that would otherwise cut the
+    /// container off from /dev/null.
+    pub fn plan_update(&self, res: &LinuxResources) -> Result<Vec<Write>> {
+        let mut res = res.clone();
+        res.set_devices(None);
+        let writes = self.plan(Some(&res))?;
+        Ok(writes
+            .into_iter()
+            .filter(|w| w.controller != "devices")
+            .collect())
     }
 
     /// mkdir -p in every hierarchy, recording what we made, then apply the
@@ -388,21 +405,6 @@ impl Cgroup {
 const POLL: Duration = Duration::from_millis(10);
 /// 200 rounds of 10ms: two seconds for SIGKILLed processes to leave.
 const KILL_ROUNDS: usize = 200;
-
-/// The runtime-spec field a controller's writes come from, for error messages.
-fn field(controller: &str) -> &'static str {
-    match controller {
-        "memory" => "linux.resources.memory",
-        "cpu" | "cpuset" => "linux.resources.cpu",
-        "pids" => "linux.resources.pids",
-        "blkio" | "io" => "linux.resources.blockIO",
-        "hugetlb" => "linux.resources.hugepageLimits",
-        "net_cls" | "net_prio" => "linux.resources.network",
-        "rdma" => "linux.resources.rdma",
-        "devices" => "linux.resources.devices",
-        _ => "linux.resources",
-    }
-}
 
 /// One mount from mountinfo that holds a hierarchy.
 struct Mount {

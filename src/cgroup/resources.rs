@@ -365,6 +365,21 @@ fn unified(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()>
     Ok(())
 }
 
+/// The runtime-spec field a controller's writes come from, for error messages.
+pub fn field(controller: &str) -> &'static str {
+    match controller {
+        "memory" => "linux.resources.memory",
+        "cpu" | "cpuset" => "linux.resources.cpu",
+        "pids" => "linux.resources.pids",
+        "blkio" | "io" => "linux.resources.blockIO",
+        "hugetlb" => "linux.resources.hugepageLimits",
+        "net_cls" | "net_prio" => "linux.resources.network",
+        "rdma" => "linux.resources.rdma",
+        "devices" => "linux.resources.devices",
+        _ => "linux.resources",
+    }
+}
+
 /// A normalized device rule: `None` major/minor is the wildcard `*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeviceRule {

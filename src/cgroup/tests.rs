@@ -172,6 +172,13 @@ fn plan_routes_and_rejects() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("linux.resources.unified"), "{e}");
+    // update: CRI's payload carries a deny-all device rule that must not be applied
+    let cri = res(
+        r#"{"devices":[{"allow":false,"access":"rwm"}],"memory":{"limit":104857600,"swap":104857600},"cpu":{"quota":50000,"period":100000}}"#,
+    );
+    let ws = cg.plan_update(&cri).unwrap();
+    assert!(ws.iter().all(|w| w.controller != "devices"));
+    assert_eq!(ws.len(), 4);
     // no resources at all: runc's default device allow-list still applies
     assert_eq!(
         cg.plan(None).unwrap().len(),
