@@ -283,7 +283,7 @@ mod tests {
             created: String::new(),
             owner: String::new(),
             annotations: HashMap::new(),
-            cgroup: Cgroup::for_tests(),
+            cgroup: Cgroup { version: crate::cgroup::Version::V1, hierarchies: vec![], created: vec![] },
             hooks: None,
         }
     }

@@ -138,7 +138,7 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
     merge(&mut v, from_flags(&args));
     strip_unchanged(&mut v);
     let res: oci_spec::runtime::LinuxResources = serde_json::from_value(v).context("resources")?;
-    let writes = c.state.cgroup.plan(Some(&res))?;
+    let writes = c.state.cgroup.plan_update(&res)?;
     c.state.cgroup.apply(&writes)
 }
 

@@ -1,0 +1,546 @@
+//! Runs in: unit tests. Fixture trees in a tempdir stand in for cgroupfs: the
+//! tests create the files the kernel would, and delete them before `destroy`
+//! (cgroupfs `rmdir` ignores control files, a normal filesystem does not).
+
+use super::*;
+use std::fs;
+
+struct Tmp(PathBuf);
+impl Tmp {
+    fn new(name: &str) -> Tmp {
+        let p = std::env::temp_dir().join(format!("skiff-cg-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        Tmp(p)
+    }
+}
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+const HYBRID_CTRLS: &[(&str, &str)] = &[
+    ("cpu", "cpu"),
+    ("cpuacct", "cpuacct"),
+    ("cpuset", "cpuset"),
+    ("memory", "memory"),
+    ("devices", "devices"),
+    ("freezer", "freezer"),
+    ("blkio", "blkio"),
+    ("pids", "pids"),
+    ("systemd", "name=systemd"),
+];
+
+/// This host's layout (see /proc/self/mountinfo), rooted at `root`.
+fn hybrid(root: &Path) -> (String, String) {
+    let mut mi = format!(
+        "31 23 0:28 / {} rw,relatime - tmpfs tmpfs rw,mode=755\n",
+        root.display()
+    );
+    for (i, (dir, opt)) in HYBRID_CTRLS.iter().enumerate() {
+        fs::create_dir_all(root.join(dir)).unwrap();
+        mi += &format!(
+            "{} 31 0:{} / {}/{dir} rw,relatime - cgroup cgroup rw,{opt}\n",
+            32 + i,
+            29 + i,
+            root.display()
+        );
+    }
+    fs::create_dir_all(root.join("unified")).unwrap();
+    mi += &format!(
+        "41 31 0:38 / {}/unified rw,relatime - cgroup2 cgroup2 rw\n",
+        root.display()
+    );
+    let own = "9:name=systemd:/\n8:pids:/\n7:blkio:/\n6:freezer:/\n5:devices:/\n4:memory:/process_api/abc\n3:cpuset:/\n2:cpuacct:/\n1:cpu:/\n0::/\n";
+    (mi, own.to_string())
+}
+
+fn pure_v2(root: &Path) -> (String, String) {
+    let mi = format!(
+        "25 30 0:23 / /sys rw - sysfs sysfs rw\n29 25 0:26 / {} rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
+        root.display()
+    );
+    (mi, "0::/user.slice/session-1.scope\n".to_string())
+}
+
+fn dir_of<'a>(cg: &'a Cgroup, ctrl: &str) -> &'a Path {
+    &cg.hierarchies
+        .iter()
+        .find(|h| {
+            h.controllers.iter().any(|c| c == ctrl) || (ctrl.is_empty() && h.version == Version::V2)
+        })
+        .unwrap()
+        .dir
+}
+
+fn res(json: &str) -> LinuxResources {
+    serde_json::from_str(json).unwrap()
+}
+
+#[test]
+fn resolve_hybrid_absolute_relative_default() {
+    let t = Tmp::new("resolve-hybrid");
+    let r = &t.0;
+    let (mi, own) = hybrid(r);
+    let cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("/default/c1")), "c1").unwrap();
+    assert_eq!(cg.version, Version::V1);
+    assert_eq!(cg.hierarchies.len(), HYBRID_CTRLS.len() + 1);
+    assert_eq!(dir_of(&cg, "memory"), r.join("memory/default/c1"));
+    assert_eq!(dir_of(&cg, "name=systemd"), r.join("systemd/default/c1"));
+    assert_eq!(dir_of(&cg, ""), r.join("unified/default/c1"));
+
+    // relative: under the runtime's own cgroup in each hierarchy (runc 1.1)
+    let cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("rel/x")), "c1").unwrap();
+    assert_eq!(
+        dir_of(&cg, "memory"),
+        r.join("memory/process_api/abc/rel/x")
+    );
+    assert_eq!(dir_of(&cg, "cpu"), r.join("cpu/rel/x"));
+
+    // empty or absent: "<id>", relative, as `runc create` does on this host
+    for p in [None, Some(Path::new(""))] {
+        let cg = Cgroup::resolve_with(&mi, &own, p, "c1").unwrap();
+        assert_eq!(dir_of(&cg, "memory"), r.join("memory/process_api/abc/c1"));
+        assert_eq!(dir_of(&cg, ""), r.join("unified/c1"));
+    }
+
+    // ".." cannot climb out of the hierarchy
+    let cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("/a/../../../etc")), "c1").unwrap();
+    assert_eq!(dir_of(&cg, "pids"), r.join("pids/etc"));
+    assert!(Cgroup::resolve_with(&mi, &own, Some(Path::new("/..")), "c1").is_err());
+    assert!(Cgroup::resolve_with(&mi, &own, None, "a/b").is_err());
+}
+
+#[test]
+fn resolve_pure_v2() {
+    let t = Tmp::new("resolve-v2");
+    let (mi, own) = pure_v2(&t.0);
+    let cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("/default/c1")), "c1").unwrap();
+    assert_eq!(cg.version, Version::V2);
+    assert_eq!(cg.hierarchies.len(), 1);
+    assert_eq!(cg.hierarchies[0].dir, t.0.join("default/c1"));
+    // relative: under the *parent* of our own cgroup (runc fs2)
+    let cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("rel/x")), "c1").unwrap();
+    assert_eq!(cg.hierarchies[0].dir, t.0.join("user.slice/rel/x"));
+    let cg = Cgroup::resolve_with(&mi, &own, None, "c1").unwrap();
+    assert_eq!(cg.hierarchies[0].dir, t.0.join("user.slice/c1"));
+}
+
+#[test]
+fn mountinfo_parsing() {
+    let mi = "1 0 0:1 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+              2 0 0:1 / /mnt/bind rw - cgroup cgroup rw,cpu,cpuacct\n\
+              3 0 0:2 / /sys/fs/cgroup/my\\040dir rw - cgroup cgroup rw,memory\n\
+              4 0 0:3 / /x rw - cgroup cgroup rw,name=other\n";
+    let (v, mounts) = detect(mi).unwrap();
+    assert_eq!(v, Version::V1);
+    assert_eq!(mounts.len(), 2);
+    assert_eq!(mounts[0].controllers, ["cpu", "cpuacct"]);
+    assert_eq!(mounts[1].point, Path::new("/sys/fs/cgroup/my dir"));
+    assert!(detect("1 0 0:1 / / rw - ext4 /dev/sda rw\n").is_err());
+}
+
+#[test]
+fn plan_routes_and_rejects() {
+    let t = Tmp::new("plan");
+    let (mi, own) = hybrid(&t.0);
+    let cg = Cgroup::resolve_with(&mi, &own, None, "c1").unwrap();
+    // hugetlb is only in the unified hierarchy here
+    let ws = cg
+        .plan(Some(&res(
+            r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#,
+        )))
+        .unwrap();
+    let h = ws.iter().find(|w| w.controller == "hugetlb").unwrap();
+    assert_eq!(
+        (h.file.as_str(), h.value.as_str()),
+        ("hugetlb.2MB.max", "4194304")
+    );
+    assert_eq!(cg.target("hugetlb").unwrap().version, Version::V2);
+    // net_cls is not mounted on this host
+    let e = cg
+        .plan(Some(&res(r#"{"network":{"classID":1}}"#)))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("linux.resources.network: the net_cls cgroup controller is not mounted"),
+        "{e}"
+    );
+    let e = cg
+        .plan(Some(&res(r#"{"unified":{"memory.high":"1"}}"#)))
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("linux.resources.unified"), "{e}");
+    // update: CRI's payload carries a deny-all device rule that must not be applied
+    let cri = res(
+        r#"{"devices":[{"allow":false,"access":"rwm"}],"memory":{"limit":104857600,"swap":104857600},"cpu":{"quota":50000,"period":100000}}"#,
+    );
+    let ws = cg.plan_update(&cri).unwrap();
+    assert!(ws.iter().all(|w| w.controller != "devices"));
+    assert_eq!(ws.len(), 4);
+    // no resources at all: runc's default device allow-list still applies
+    assert_eq!(
+        cg.plan(None).unwrap().len(),
+        resources::DEFAULT_ALLOWED.len()
+    );
+}
+
+/// Pretend to be the kernel: give every leaf the files the tests write.
+fn populate(cg: &Cgroup, files: &[&str]) {
+    for d in cg.dirs() {
+        for f in files {
+            fs::write(d.join(f), "").unwrap();
+        }
+    }
+}
+
+fn unpopulate(cg: &Cgroup) {
+    for d in cg.dirs() {
+        for e in fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                fs::remove_file(e.path()).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn v1_create_apply_destroy_keeps_foreign_dirs() {
+    let t = Tmp::new("v1-lifecycle");
+    let (mi, own) = hybrid(&t.0);
+    fs::create_dir_all(t.0.join("memory/default")).unwrap(); // not ours
+    let mut cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("/default/c1")), "c1").unwrap();
+    cg.create(&[]).unwrap();
+    assert!(cg.created.contains(&t.0.join("cpu/default")));
+    assert!(cg.created.contains(&t.0.join("memory/default/c1")));
+    assert!(!cg.created.contains(&t.0.join("memory/default")));
+
+    populate(
+        &cg,
+        &[
+            "memory.limit_in_bytes",
+            "pids.max",
+            "cgroup.procs",
+            "freezer.state",
+        ],
+    );
+    let ws = cg
+        .plan(Some(&res(
+            r#"{"memory":{"limit":1048576},"pids":{"limit":10}}"#,
+        )))
+        .unwrap();
+    let ws: Vec<Write> = ws
+        .into_iter()
+        .filter(|w| w.controller != "devices")
+        .collect();
+    cg.apply(&ws).unwrap();
+    assert_eq!(
+        fs::read_to_string(t.0.join("memory/default/c1/memory.limit_in_bytes")).unwrap(),
+        "1048576"
+    );
+    assert_eq!(
+        fs::read_to_string(t.0.join("pids/default/c1/pids.max")).unwrap(),
+        "10"
+    );
+
+    cg.add_task(4242).unwrap();
+    assert_eq!(
+        fs::read_to_string(t.0.join("unified/default/c1/cgroup.procs")).unwrap(),
+        "4242"
+    );
+    assert_eq!(
+        fs::read_to_string(t.0.join("systemd/default/c1/cgroup.procs")).unwrap(),
+        "4242"
+    );
+    assert_eq!(cg.pids().unwrap(), [4242]);
+
+    cg.freeze(true).unwrap();
+    assert!(cg.is_frozen());
+    cg.freeze(false).unwrap();
+    assert!(!cg.is_frozen());
+
+    // A serde round-trip is how `delete` gets the cgroup back.
+    let json = serde_json::to_string(&cg).unwrap();
+    let back: Cgroup = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, cg);
+
+    unpopulate(&cg);
+    back.destroy().unwrap();
+    assert!(!t.0.join("cpu/default").exists());
+    assert!(!t.0.join("memory/default/c1").exists());
+    assert!(
+        t.0.join("memory/default").exists(),
+        "destroy removed a directory it did not create"
+    );
+    back.destroy().unwrap(); // idempotent
+}
+
+#[test]
+fn create_failure_undoes_everything() {
+    let t = Tmp::new("v1-undo");
+    let (mi, own) = hybrid(&t.0);
+    let mut cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("/a/b")), "c1").unwrap();
+    // No memory.limit_in_bytes in a fixture dir: the write fails, like a bad file would.
+    let ws = cg
+        .plan(Some(&res(r#"{"memory":{"limit":1048576}}"#)))
+        .unwrap();
+    let e = format!("{:#}", cg.create(&ws).unwrap_err());
+    assert!(e.contains("memory.limit_in_bytes"), "{e}");
+    assert!(cg.created.is_empty());
+    for (dir, _) in HYBRID_CTRLS {
+        assert!(!t.0.join(dir).join("a").exists());
+        assert!(t.0.join(dir).exists());
+    }
+}
+
+#[test]
+fn v1_cpuset_inherits_parent() {
+    let t = Tmp::new("cpuset");
+    let child = t.0.join("child");
+    fs::create_dir(&child).unwrap();
+    fs::write(t.0.join("cpuset.cpus"), "0-1\n").unwrap();
+    fs::write(t.0.join("cpuset.mems"), "0\n").unwrap();
+    fs::write(child.join("cpuset.cpus"), "\n").unwrap();
+    fs::write(child.join("cpuset.mems"), "0\n").unwrap();
+    v1::copy_cpuset(&t.0, &child).unwrap();
+    assert_eq!(
+        fs::read_to_string(child.join("cpuset.cpus")).unwrap(),
+        "0-1"
+    );
+    assert_eq!(
+        fs::read_to_string(child.join("cpuset.mems")).unwrap(),
+        "0\n"
+    );
+}
+
+#[test]
+fn v1_blkio_weight_falls_back_to_bfq() {
+    let t = Tmp::new("bfq");
+    fs::write(t.0.join("blkio.bfq.weight"), "").unwrap();
+    let ws = [Write {
+        controller: "blkio".into(),
+        file: "blkio.weight".into(),
+        value: "500".into(),
+    }];
+    v1::apply(&t.0, &ws).unwrap();
+    assert_eq!(
+        fs::read_to_string(t.0.join("blkio.bfq.weight")).unwrap(),
+        "500"
+    );
+}
+
+#[test]
+fn v2_create_enables_controllers_and_freezes() {
+    let t = Tmp::new("v2-lifecycle");
+    let (mi, own) = pure_v2(&t.0);
+    fs::write(t.0.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+    fs::write(t.0.join("cgroup.subtree_control"), "cpu\n").unwrap();
+    let mut cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("/c1")), "c1").unwrap();
+    cg.create(&[]).unwrap();
+    // each "+ctrl" is its own write; the fixture file keeps the last one
+    assert_eq!(
+        fs::read_to_string(t.0.join("cgroup.subtree_control")).unwrap(),
+        "+pids"
+    );
+    assert_eq!(cg.created, [t.0.join("c1")]);
+
+    let dir = t.0.join("c1");
+    populate(
+        &cg,
+        &[
+            "memory.max",
+            "memory.swap.max",
+            "cpu.weight",
+            "cgroup.freeze",
+            "cgroup.procs",
+            "cgroup.kill",
+        ],
+    );
+    let ws = cg
+        .plan(Some(&res(
+            r#"{"memory":{"limit":1000,"swap":3000},"cpu":{"shares":1024}}"#,
+        )))
+        .unwrap();
+    let ws: Vec<Write> = ws
+        .into_iter()
+        .filter(|w| w.controller != "devices")
+        .collect();
+    cg.apply(&ws).unwrap();
+    assert_eq!(
+        fs::read_to_string(dir.join("memory.swap.max")).unwrap(),
+        "2000"
+    );
+    assert_eq!(fs::read_to_string(dir.join("cpu.weight")).unwrap(), "39");
+
+    fs::write(dir.join("cgroup.events"), "populated 0\nfrozen 1\n").unwrap();
+    cg.freeze(true).unwrap();
+    assert!(cg.is_frozen());
+
+    cg.destroy().unwrap_err(); // fixture files still there: rmdir fails, reported
+    assert_eq!(fs::read_to_string(dir.join("cgroup.kill")).unwrap(), "1");
+    unpopulate(&cg);
+    cg.destroy().unwrap();
+    assert!(!dir.exists());
+    assert!(t.0.exists());
+}
+
+#[test]
+fn hybrid_unified_enables_only_hugetlb() {
+    let t = Tmp::new("hybrid-hugetlb");
+    let (mi, own) = hybrid(&t.0);
+    let mut cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("/c1")), "c1").unwrap();
+    let ws: Vec<Write> = cg
+        .plan(Some(&res(
+            r#"{"hugepageLimits":[{"pageSize":"2MB","limit":2097152}]}"#,
+        )))
+        .unwrap()
+        .into_iter()
+        .filter(|w| w.controller == "hugetlb")
+        .collect();
+    // The unified root does not offer hugetlb: a clear error, nothing left behind.
+    let e = format!("{:#}", cg.create(&ws).unwrap_err());
+    assert!(
+        e.contains("hugetlb cgroup controller is not available"),
+        "{e}"
+    );
+    assert!(!t.0.join("unified/c1").exists());
+
+    fs::write(t.0.join("unified/cgroup.controllers"), "hugetlb\n").unwrap();
+    fs::write(t.0.join("unified/cgroup.subtree_control"), "").unwrap();
+    cg.create_dirs(&ws).unwrap();
+    assert_eq!(
+        fs::read_to_string(t.0.join("unified/cgroup.subtree_control")).unwrap(),
+        "+hugetlb"
+    );
+}
+
+/// Root only: a real cgroup on this host.
+#[test]
+fn root_real_cgroup_on_host() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped root_real_cgroup_on_host: needs root");
+        return;
+    }
+    let path = PathBuf::from(format!("/skiff-unit-{}", std::process::id()));
+    let mut cg = Cgroup::resolve(Some(&path), "unit").unwrap();
+    let ws = cg
+        .plan(Some(&res(
+            r#"{"memory":{"limit":67108864},"pids":{"limit":10}}"#,
+        )))
+        .unwrap();
+    cg.create(&ws).unwrap();
+    let read = |ctrl: &str, file: &str| {
+        fs::read_to_string(cg.target(ctrl).unwrap().dir.join(file)).unwrap()
+    };
+    match cg.version {
+        Version::V1 => assert_eq!(read("memory", "memory.limit_in_bytes").trim(), "67108864"),
+        Version::V2 => assert_eq!(read("memory", "memory.max").trim(), "67108864"),
+    }
+    assert_eq!(read("pids", "pids.max").trim(), "10");
+
+    // SAFETY: the child only calls pause(2) and _exit(2), both async-signal-safe,
+    // so forking from the multi-threaded test harness is sound.
+    let child = match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            nix::unistd::pause();
+            // SAFETY: _exit never returns and runs no destructors.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    cg.add_task(child.as_raw()).unwrap();
+    assert_eq!(cg.pids().unwrap(), [child.as_raw()]);
+    cg.freeze(true).unwrap();
+    assert!(cg.is_frozen());
+    eprintln!(
+        "root test: cgroup {:?} pids {:?} frozen {}",
+        cg.primary(),
+        cg.pids().unwrap(),
+        cg.is_frozen()
+    );
+
+    // destroy SIGKILLs the (frozen) child itself, then removes the directories.
+    cg.destroy().unwrap();
+    let status = nix::sys::wait::waitpid(child, None).unwrap();
+    assert_eq!(
+        status,
+        nix::sys::wait::WaitStatus::Signaled(child, nix::sys::signal::Signal::SIGKILL, false)
+    );
+    for h in &cg.hierarchies {
+        assert!(!h.dir.exists(), "{} still exists", h.dir.display());
+    }
+}
+
+#[test]
+fn v2_device_program_shape() {
+    let rules = v2::parse_rules("deny a *:* rwm\nallow c 1:3 rwm\nallow b 8:* r").unwrap();
+    let p = v2::assemble(&rules);
+    // 6 prologue + "b 8:* r" (type, 3 access, major, verdict: 7) + "c 1:3 rwm" (type, major,
+    // minor, verdict: 5) + the deny-all "a" rule ending the program (2).
+    assert_eq!(p.len(), 6 + 7 + 5 + 2);
+    assert_eq!(p[6].off, 6); // type mismatch skips the rest of its block
+    assert_eq!((p[18].imm, p[19].code), (0, 0x95)); // default from the "a" rule: deny
+    let allow_all = v2::assemble(&v2::parse_rules("allow a *:* rwm").unwrap());
+    assert_eq!(allow_all[6].imm, 1);
+}
+
+/// Root only: the kernel verifier accepts our program and it attaches to a
+/// real cgroup2 directory (on a hybrid host: the unified hierarchy).
+#[test]
+fn root_device_program_loads_and_attaches() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped root_device_program_loads_and_attaches: needs root");
+        return;
+    }
+    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let (_, mounts) = detect(&mi).unwrap();
+    let Some(m) = mounts.iter().find(|m| m.controllers.is_empty()) else {
+        eprintln!("skipped root_device_program_loads_and_attaches: no cgroup2 mount");
+        return;
+    };
+    let dir = m.point.join(format!("skiff-bpf-{}", std::process::id()));
+    fs::create_dir(&dir).unwrap();
+    let rules = resources::writes(
+        &res(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#),
+        Version::V2,
+    )
+    .unwrap();
+    v2::apply(&dir, &rules).unwrap();
+    // A narrower filter on a child cgroup: /dev/null only. Filters of all
+    // ancestors apply, so this one decides for a task placed in `leaf`.
+    let leaf = dir.join("leaf");
+    fs::create_dir(&leaf).unwrap();
+    let only_null = [Write {
+        controller: "devices".into(),
+        file: resources::BPF_DEVICE_FILTER.into(),
+        value: "deny a *:* rwm\nallow c 1:3 rw".into(),
+    }];
+    v2::apply(&leaf, &only_null).unwrap();
+    let procs = std::ffi::CString::new(
+        leaf.join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // SAFETY: the child uses only open/write/_exit (async-signal-safe) on
+    // buffers prepared before the fork.
+    let child = match unsafe { nix::unistd::fork() }.unwrap() {
+        // SAFETY: as above; raw libc calls on NUL-terminated CStrings owned here.
+        nix::unistd::ForkResult::Child => unsafe {
+            // Writing "0" moves the writer itself into the cgroup.
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            let moved = fd >= 0 && libc::write(fd, c"0".as_ptr().cast(), 1) == 1;
+            let zero = libc::open(c"/dev/zero".as_ptr(), libc::O_RDONLY) >= 0;
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) >= 0;
+            libc::_exit(i32::from(!moved) | i32::from(zero) << 1 | i32::from(!null) << 2)
+        },
+        nix::unistd::ForkResult::Parent { child } => child,
+    };
+    let status = nix::sys::wait::waitpid(child, None).unwrap();
+    fs::remove_dir(&leaf).unwrap();
+    fs::remove_dir(&dir).unwrap();
+    // 0: moved, /dev/zero refused, /dev/null allowed
+    assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+}

@@ -1,0 +1,107 @@
+//! Runs in: the runtime process (P). cgroup v1: where files go in the
+//! per-controller hierarchies, and the v1 quirks (cpuset inheritance, memory
+//! limit ordering, bfq weight, freezer polling). Semantics live in resources.rs.
+
+use super::{Hierarchy, POLL, read_trim, write_file};
+use anyhow::{Context, Result, bail};
+use nix::errno::Errno;
+use nix::sys::stat::Mode;
+use std::path::{Path, PathBuf};
+
+/// mkdir every missing level from the mount point down to the container's
+/// directory, recording the ones we made.
+pub(super) fn create(h: &Hierarchy, created: &mut Vec<PathBuf>) -> Result<()> {
+    let rel = h
+        .dir
+        .strip_prefix(&h.mount)
+        .with_context(|| format!("{} is not under {}", h.dir.display(), h.mount.display()))?;
+    let cpuset = h.controllers.iter().any(|c| c == "cpuset");
+    let mut cur = h.mount.clone();
+    for c in rel.components() {
+        let parent = cur.clone();
+        cur.push(c);
+        match nix::unistd::mkdir(&cur, Mode::from_bits_truncate(0o755)) {
+            Ok(()) => created.push(cur.clone()),
+            // Someone else's (or a racing create's) directory: use it, never remove it.
+            Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e).with_context(|| format!("mkdir {}", cur.display())),
+        }
+        if cpuset {
+            // A new v1 cpuset starts with empty cpus/mems, and attaching a task
+            // to it fails with ENOSPC; inherit the parent's, as runc does.
+            copy_cpuset(&parent, &cur)?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn copy_cpuset(parent: &Path, child: &Path) -> Result<()> {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let (p, c) = (parent.join(file), child.join(file));
+        // Only fixture trees lack these files; the kernel always provides them.
+        if !c.exists() {
+            continue;
+        }
+        if read_trim(&c)?.is_empty() {
+            write_file(&c, &read_trim(&p)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// Apply one controller's writes to `dir`.
+pub(super) fn apply(dir: &Path, writes: &[super::Write]) -> Result<()> {
+    const LIMIT: &str = "memory.limit_in_bytes";
+    const MEMSW: &str = "memory.memsw.limit_in_bytes";
+    let memsw = writes.iter().find(|w| w.file == MEMSW);
+    let mut memsw_done = false;
+    for w in writes {
+        let path = dir.join(&w.file);
+        match w.file.as_str() {
+            // The kernel wants limit <= memsw at every moment: raising both
+            // (an `update`) must write memsw first, lowering must write the
+            // limit first. Try limit first and swap the order if refused.
+            LIMIT if memsw.is_some() => {
+                if write_file(&path, &w.value).is_err() {
+                    let s = memsw.expect("checked above");
+                    write_file(&dir.join(MEMSW), &s.value)?;
+                    memsw_done = true;
+                    write_file(&path, &w.value)?;
+                }
+            }
+            MEMSW if memsw_done => {}
+            // CFQ (and blkio.weight with it) left the kernel in 5.0; BFQ has its own file.
+            "blkio.weight" if !path.exists() && dir.join("blkio.bfq.weight").exists() => {
+                write_file(&dir.join("blkio.bfq.weight"), &w.value)?
+            }
+            _ => write_file(&path, &w.value)?,
+        }
+    }
+    Ok(())
+}
+
+/// 1000 rounds of 10ms: ten seconds, the order of runc's freeze retries.
+const FREEZE_ROUNDS: usize = 1000;
+
+pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<()> {
+    let want = if frozen { "FROZEN" } else { "THAWED" };
+    let state = dir.join("freezer.state");
+    for _ in 0..FREEZE_ROUNDS {
+        // Re-writing FROZEN restarts a FREEZING cgroup that got stuck on a task
+        // in an uninterruptible sleep (runc does the same).
+        write_file(&state, want)?;
+        if read_trim(&state)? == want {
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+    }
+    if frozen {
+        // Do not leave the container half frozen.
+        let _ = write_file(&state, "THAWED");
+    }
+    bail!("{} did not reach {want}", state.display())
+}
+
+pub(super) fn is_frozen(dir: &Path) -> bool {
+    read_trim(&dir.join("freezer.state")).is_ok_and(|s| s == "FROZEN")
+}
