@@ -41,7 +41,8 @@ bundle("limits",
         "cpu": {"quota": 50000, "period": 100000, "shares": 1024}})
 bundle("pids",
        # Only builtins after the loop: with pids.max reached, nothing can fork.
-       "i=0; while [ $i -lt 40 ]; do sleep 30 2>/dev/null & i=$((i+1)); done; "
+       # busybox sh exits when a fork fails, so the bomb runs in a child shell.
+       "sh -c 'i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done' 2>/dev/null; "
        f"read cur < {F}pids.current; read ev < {F}pids.events; echo started=$cur; echo $ev; kill -9 -1",
        {"pids": {"limit": 16}})
 # /dev/loop0 is made in the container by the runtime; only the cgroup's
