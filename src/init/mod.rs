@@ -136,9 +136,10 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<(CString, serde_json::Value
         let size = process.console_size().map(|b| (b.height(), b.width()));
         console::setup(sock, size)?;
     }
-    crate::rootfs::finalize(&plan.rootfs_plan)?;
+    // Before finalize: readonlyPaths makes /proc/sys read-only.
     set_sysctls(plan)?;
     set_hostnames(plan)?;
+    crate::rootfs::finalize(&plan.rootfs_plan)?;
     user::set_oom_score_adj(process)?;
     nix::unistd::chdir(process.cwd())
         .with_context(|| format!("process.cwd: chdir {}", process.cwd().display()))?;
