@@ -115,6 +115,32 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// A sysctl may only be set for a namespace the container owns (runc's rule):
+/// anything else would change the host.
+fn check_sysctls(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<()> {
+    use nix::sched::CloneFlags as F;
+    let has = |f: F| ns.new.contains(f) || ns.join.iter().any(|(j, _)| *j == f);
+    const IPC: [&str; 8] = [
+        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+        "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+    ];
+    for k in linux.sysctl().iter().flatten().map(|(k, _)| k) {
+        let ok = if IPC.contains(&k.as_str()) || k.starts_with("fs.mqueue.") {
+            has(F::CLONE_NEWIPC)
+        } else if k.starts_with("net.") {
+            has(F::CLONE_NEWNET)
+        } else if k == "kernel.hostname" || k == "kernel.domainname" {
+            has(F::CLONE_NEWUTS)
+        } else {
+            false
+        };
+        if !ok {
+            bail!("linux.sysctl: sysctl {k:?} is not in a separate kernel namespace");
+        }
+    }
+    Ok(())
+}
+
 fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
     v.iter()
         .map(|s| CString::new(s.as_bytes()).with_context(|| format!("{what}: NUL byte in {s:?}")))
@@ -169,6 +195,7 @@ pub fn plan(
     if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.new_uts() {
         bail!("domainname: unable to set domainname without a private UTS namespace");
     }
+    check_sysctls(linux, &ns)?;
     let rootfs_plan = crate::rootfs::plan(&spec, &rootfs, no_pivot)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), id)?;
     let cgroup_writes = cgroup.plan(linux.resources().as_ref())?;
@@ -222,6 +249,20 @@ mod tests {
         v["mounts"][2].as_object_mut().unwrap().remove("flavour");
         v["hooks"] = Value::Null;
         assert_eq!(roundtrip_unknown(v), None);
+    }
+
+    #[test]
+    fn sysctls_need_their_namespace() {
+        let linux = |v: Value| -> oci_spec::runtime::Linux { serde_json::from_value(v).unwrap() };
+        let l = linux(json!({"namespaces": [{"type": "mount"}, {"type": "network"}],
+                             "sysctl": {"net.ipv4.ip_forward": "1"}}));
+        assert!(check_sysctls(&l, &namespaces::plan(&l).unwrap()).is_ok());
+        let l = linux(json!({"namespaces": [{"type": "mount"}], "sysctl": {"net.ipv4.ip_forward": "1"}}));
+        let e = check_sysctls(&l, &namespaces::plan(&l).unwrap()).unwrap_err().to_string();
+        assert!(e.contains("net.ipv4.ip_forward"), "{e}");
+        let l = linux(json!({"namespaces": [{"type": "mount"}, {"type": "ipc"}],
+                             "sysctl": {"vm.swappiness": "1"}}));
+        assert!(check_sysctls(&l, &namespaces::plan(&l).unwrap()).is_err());
     }
 
     #[test]
