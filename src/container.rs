@@ -283,7 +283,11 @@ mod tests {
             created: String::new(),
             owner: String::new(),
             annotations: HashMap::new(),
-            cgroup: Cgroup { version: crate::cgroup::Version::V1, hierarchies: vec![], created: vec![] },
+            cgroup: Cgroup {
+                version: crate::cgroup::Version::V1,
+                hierarchies: vec![],
+                created: vec![],
+            },
             hooks: None,
         }
     }

@@ -82,6 +82,8 @@ pub enum Command {
     Ps(cmd::ps::Args),
     /// Update container resource constraints
     Update(cmd::update::Args),
+    /// Display container events such as OOM notifications and cpu, memory, and IO usage statistics
+    Events(cmd::events::Args),
 }
 
 /// Flags every subcommand sees.
@@ -129,6 +131,7 @@ fn dispatch(command: Command, g: &Globals) -> anyhow::Result<i32> {
         Command::Resume(a) => cmd::pause::resume(a, g).map(|_| 0),
         Command::Ps(a) => cmd::ps::run(a, g).map(|_| 0),
         Command::Update(a) => cmd::update::run(a, g).map(|_| 0),
+        Command::Events(a) => cmd::events::run(a, g).map(|_| 0),
     }
 }
 

@@ -121,8 +121,14 @@ fn check_sysctls(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<()
     use nix::sched::CloneFlags as F;
     let has = |f: F| ns.new.contains(f) || ns.join.iter().any(|(j, _)| *j == f);
     const IPC: [&str; 8] = [
-        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-        "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
     ];
     for k in linux.sysctl().iter().flatten().map(|(k, _)| k) {
         let ok = if IPC.contains(&k.as_str()) || k.starts_with("fs.mqueue.") {
@@ -254,11 +260,17 @@ mod tests {
     #[test]
     fn sysctls_need_their_namespace() {
         let linux = |v: Value| -> oci_spec::runtime::Linux { serde_json::from_value(v).unwrap() };
-        let l = linux(json!({"namespaces": [{"type": "mount"}, {"type": "network"}],
-                             "sysctl": {"net.ipv4.ip_forward": "1"}}));
+        let l = linux(
+            json!({"namespaces": [{"type": "mount"}, {"type": "network"}],
+                             "sysctl": {"net.ipv4.ip_forward": "1"}}),
+        );
         assert!(check_sysctls(&l, &namespaces::plan(&l).unwrap()).is_ok());
-        let l = linux(json!({"namespaces": [{"type": "mount"}], "sysctl": {"net.ipv4.ip_forward": "1"}}));
-        let e = check_sysctls(&l, &namespaces::plan(&l).unwrap()).unwrap_err().to_string();
+        let l = linux(
+            json!({"namespaces": [{"type": "mount"}], "sysctl": {"net.ipv4.ip_forward": "1"}}),
+        );
+        let e = check_sysctls(&l, &namespaces::plan(&l).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("net.ipv4.ip_forward"), "{e}");
         let l = linux(json!({"namespaces": [{"type": "mount"}, {"type": "ipc"}],
                              "sysctl": {"vm.swappiness": "1"}}));

@@ -15,6 +15,7 @@
 //! page sizes are not checked against /sys/kernel/mm/hugepages.
 
 pub mod resources;
+mod stats;
 mod v1;
 mod v2;
 

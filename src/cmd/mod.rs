@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap `Args` and its `run`.
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod kill;
 pub mod list;
 pub mod pause;

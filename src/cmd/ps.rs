@@ -27,12 +27,26 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(());
     }
-    let ps_args = if args.ps_args.is_empty() { vec!["-ef".to_string()] } else { args.ps_args };
-    let out = std::process::Command::new("ps").args(&ps_args).output().context("run ps")?;
+    let ps_args = if args.ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        args.ps_args
+    };
+    let out = std::process::Command::new("ps")
+        .args(&ps_args)
+        .output()
+        .context("run ps")?;
     if !out.status.success() {
-        bail!("ps {}: {}", ps_args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ps {}: {}",
+            ps_args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
-    print!("{}", filter_ps(&String::from_utf8_lossy(&out.stdout), &pids)?);
+    print!(
+        "{}",
+        filter_ps(&String::from_utf8_lossy(&out.stdout), &pids)?
+    );
     Ok(())
 }
 
@@ -46,7 +60,10 @@ fn filter_ps(text: &str, pids: &[i32]) -> Result<String> {
         .context("ps output has no PID column")?;
     let mut out = format!("{header}\n");
     for l in lines {
-        let pid = l.split_whitespace().nth(col).and_then(|p| p.parse::<i32>().ok());
+        let pid = l
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             out.push_str(l);
             out.push('\n');

@@ -69,7 +69,10 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
         Some((i, 't')) => (&t[..i], 1 << 40),
         _ => (t, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}"))?;
     if n < 0.0 {
         return Err(format!("invalid size {s:?}"));
     }
@@ -131,8 +134,10 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
             std::io::stdin().read_to_string(&mut s)?;
             serde_json::from_str(&s).context("parse resources from stdin")?
         }
-        Some(p) => serde_json::from_slice(&std::fs::read(p).with_context(|| format!("read {}", p.display()))?)
-            .with_context(|| format!("parse {}", p.display()))?,
+        Some(p) => serde_json::from_slice(
+            &std::fs::read(p).with_context(|| format!("read {}", p.display()))?,
+        )
+        .with_context(|| format!("parse {}", p.display()))?,
         None => json!({}),
     };
     merge(&mut v, from_flags(&args));
@@ -160,7 +165,10 @@ mod tests {
     fn docker_and_cri_payloads_keep_only_real_changes() {
         let mut docker: Value = serde_json::from_str(r#"{"memory":{"limit":104857600,"reservation":0,"swap":209715200,"kernel":0},"cpu":{"shares":0,"quota":0,"period":0},"blockIO":{"weight":0}}"#).unwrap();
         strip_unchanged(&mut docker);
-        assert_eq!(docker, json!({"memory": {"limit": 104857600, "swap": 209715200}}));
+        assert_eq!(
+            docker,
+            json!({"memory": {"limit": 104857600, "swap": 209715200}})
+        );
         let mut cri: Value = serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"}],"memory":{"limit":104857600,"swap":104857600},"cpu":{"quota":50000,"period":100000}}"#).unwrap();
         strip_unchanged(&mut cri);
         assert!(cri.get("devices").is_none());
