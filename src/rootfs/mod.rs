@@ -12,9 +12,13 @@ mod paths;
 mod pivot;
 
 use anyhow::{Context, Result, bail};
+use mount::{Kind, MountStep, Opts, is_errno, mount_plain};
+use nix::errno::Errno;
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
-use std::os::fd::AsFd;
+use paths::{Leaf, fd_path, mkdir_all};
+use pivot::{MountInfo, parse_mountinfo};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 /// One v1 cgroup hierarchy as mounted on the host.
@@ -197,63 +201,6 @@ pub fn finalize(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// One line of /proc/self/mountinfo (proc(5)).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountInfo {
-    pub root: String,
-    pub mount_point: PathBuf,
-    /// Optional fields such as "shared:1" or "master:2".
-    pub optional: Vec<String>,
-    pub fstype: String,
-    pub source: String,
-    pub super_opts: String,
-}
-
-/// Pure: parses mountinfo text; malformed lines are skipped.
-pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
-    text.lines().filter_map(parse_mountinfo_line).collect()
-}
-
-fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
-    let (pre, post) = line.split_once(" - ")?;
-    let pre: Vec<&str> = pre.split(' ').collect();
-    let post: Vec<&str> = post.split(' ').collect();
-    if pre.len() < 6 || post.len() < 3 {
-        return None;
-    }
-    Some(MountInfo {
-        root: unescape(pre[3]),
-        mount_point: PathBuf::from(unescape(pre[4])),
-        optional: pre[6..].iter().map(|s| s.to_string()).collect(),
-        fstype: post[0].to_string(),
-        source: unescape(post[1]),
-        super_opts: post[2].to_string(),
-    })
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .and_then(|o| u8::from_str_radix(std::str::from_utf8(o).ok()?, 8).ok());
-        match (b[i], oct) {
-            (b'\\', Some(c)) => {
-                out.push(c);
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Pure: pure v2 when cgroup2 is mounted on /sys/fs/cgroup itself; else v1
 /// with every "cgroup" hierarchy (the hybrid "unified" cgroup2 is not bound
 /// into containers, as in runc 1.1). A later mount on a path hides an earlier one.
@@ -301,6 +248,163 @@ const V1_MOUNT_OPTS: [&str; 7] = [
     "cpuset_v2_mode",
     "favordynmods",
 ];
+
+/// Pure: parses /proc/self/cgroup into (controllers, path) pairs.
+pub fn parse_proc_cgroup(text: &str) -> Vec<(Vec<String>, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            Some((
+                ctrls
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(String::from)
+                    .collect(),
+                path.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The host path of our own cgroup in a hierarchy with these controllers
+/// (empty for the v2 "0::" line).
+fn own_cgroup(mountpoint: &Path, root: &str, subsystems: &[String]) -> Result<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let own = parse_proc_cgroup(&text)
+        .into_iter()
+        .find(|(c, _)| {
+            c.iter().any(|c| subsystems.contains(c)) || (subsystems.is_empty() && c.is_empty())
+        })
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| "/".into());
+    let rel = Path::new(&own).strip_prefix(root).unwrap_or(Path::new(""));
+    Ok(mountpoint.join(rel))
+}
+
+/// type "cgroup": what runc 1.1 does on each layout.
+fn mount_cgroup(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
+    match &plan.cgroup {
+        CgroupLayout::V2 { mountpoint } => {
+            let v2 = MountStep {
+                kind: Kind::Other,
+                fstype: "cgroup2".into(),
+                ..m.clone()
+            };
+            match mount_plain(root, &v2) {
+                // A user namespace without its own cgroupns may not mount
+                // cgroup2 (runc #2158): bind the host hierarchy instead, or our
+                // own cgroup when a cgroupns was asked for (emulating it).
+                Err(e) if is_errno(&e, &[Errno::EPERM, Errno::EBUSY]) => {
+                    let src = if plan.cgroupns {
+                        own_cgroup(mountpoint, "/", &[])?
+                    } else {
+                        mountpoint.clone()
+                    };
+                    let opts = Opts {
+                        flags: m.opts.flags | MsFlags::MS_BIND,
+                        ..m.opts.clone()
+                    };
+                    mount_plain(
+                        root,
+                        &MountStep {
+                            kind: Kind::Bind,
+                            source: Some(src),
+                            opts,
+                            ..m.clone()
+                        },
+                    )
+                }
+                r => r,
+            }
+        }
+        CgroupLayout::V1 { hierarchies } => mount_cgroup_v1(root, m, plan, hierarchies),
+    }
+}
+
+/// v1: a tmpfs at the destination, one mount per hierarchy (a bind of our
+/// own cgroup, or a fresh cgroup fs inside a cgroupns), symlinks for
+/// co-mounted controllers, then the tmpfs itself made ro if asked.
+fn mount_cgroup_v1(root: BorrowedFd, m: &MountStep, plan: &Plan, hs: &[Hierarchy]) -> Result<()> {
+    let base = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let tmpfs_opts = Opts {
+        flags: base,
+        data: "mode=755".into(),
+        propagation: m.opts.propagation.clone(),
+        ..Opts::default()
+    };
+    let tmpfs = MountStep {
+        kind: Kind::Tmpfs,
+        fstype: "tmpfs".into(),
+        source: Some("tmpfs".into()),
+        opts: tmpfs_opts,
+        ..m.clone()
+    };
+    mount_plain(root, &tmpfs)?;
+    for h in hs {
+        let name = h.mountpoint.file_name().unwrap_or_default();
+        let dest = m.dest.join(name);
+        if plan.cgroupns {
+            let t = mkdir_all(root, &dest, Leaf::Dir)?;
+            let flags = base | (m.opts.flags & MsFlags::MS_RDONLY);
+            nix::mount::mount(
+                Some("cgroup"),
+                &fd_path(t.as_fd()),
+                Some("cgroup"),
+                flags,
+                Some(h.subsystems.join(",").as_str()),
+            )
+            .with_context(|| {
+                format!(
+                    "mount cgroup {} on {}",
+                    h.subsystems.join(","),
+                    dest.display()
+                )
+            })?;
+        } else {
+            let src = own_cgroup(&h.mountpoint, &h.root, &h.subsystems)?;
+            let opts = Opts {
+                flags: m.opts.flags | MsFlags::MS_BIND | MsFlags::MS_REC,
+                ..m.opts.clone()
+            };
+            let bind = MountStep {
+                kind: Kind::Bind,
+                source: Some(src),
+                dest: dest.clone(),
+                opts,
+                src_is_dir: true,
+                ..m.clone()
+            };
+            mount_plain(root, &bind)
+                .with_context(|| format!("bind cgroup on {}", dest.display()))?;
+        }
+        let name = name.to_string_lossy();
+        if name.contains(',') {
+            let dir = mkdir_all(root, &m.dest, Leaf::Dir)?;
+            for ss in name.split(',') {
+                match nix::unistd::symlinkat(name.as_ref(), dir.as_fd(), ss) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(e).with_context(|| format!("symlink {ss} -> {name}")),
+                }
+            }
+        }
+    }
+    if m.opts.flags.contains(MsFlags::MS_RDONLY) {
+        // GHSA-m8cg-xc2p-r3fc: a writable tmpfs here would let the container
+        // plant files where tools expect the cgroup tree.
+        let t = mkdir_all(root, &m.dest, Leaf::Dir)?;
+        let flags = base | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        nix::mount::mount(
+            None::<&str>,
+            &fd_path(t.as_fd()),
+            None::<&str>,
+            flags,
+            Some("mode=755"),
+        )
+        .context("remount cgroup tmpfs read-only")?;
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
@@ -417,5 +521,19 @@ mod tests {
                 .to_string()
                 .starts_with("mounts[0]: ")
         );
+    }
+
+    #[test]
+    fn proc_cgroup_lines() {
+        let v = parse_proc_cgroup("4:cpu,cpuacct:/a\n1:name=systemd:/b\n0::/c\n");
+        assert_eq!(
+            v[0],
+            (
+                vec!["cpu".to_string(), "cpuacct".to_string()],
+                "/a".to_string()
+            )
+        );
+        assert_eq!(v[1].0, vec!["name=systemd".to_string()]);
+        assert_eq!(v[2], (vec![], "/c".to_string()));
     }
 }

@@ -1,13 +1,13 @@
 //! Runs in: container init, inside its new mount namespace (prepare before
 //! the spec mounts, pivot after them).
 
-use super::{Plan, parse_mountinfo};
+use super::Plan;
 use anyhow::{Context, Result};
 use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, chroot, fchdir, pivot_root};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Makes "/" rslave (or the asked propagation) so nothing we mount leaks to
 /// the host, makes the rootfs' parent mount private, and binds the rootfs
@@ -100,6 +100,63 @@ fn move_root(rootfs: &Path) -> Result<()> {
     .context("move rootfs to /")?;
     chroot(".").context("chroot")?;
     chdir("/").context("chdir /")
+}
+
+/// One line of /proc/self/mountinfo (proc(5)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfo {
+    pub root: String,
+    pub mount_point: PathBuf,
+    /// Optional fields such as "shared:1" or "master:2".
+    pub optional: Vec<String>,
+    pub fstype: String,
+    pub source: String,
+    pub super_opts: String,
+}
+
+/// Pure: parses mountinfo text; malformed lines are skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
+    text.lines().filter_map(parse_mountinfo_line).collect()
+}
+
+fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
+    let (pre, post) = line.split_once(" - ")?;
+    let pre: Vec<&str> = pre.split(' ').collect();
+    let post: Vec<&str> = post.split(' ').collect();
+    if pre.len() < 6 || post.len() < 3 {
+        return None;
+    }
+    Some(MountInfo {
+        root: unescape(pre[3]),
+        mount_point: PathBuf::from(unescape(pre[4])),
+        optional: pre[6..].iter().map(|s| s.to_string()).collect(),
+        fstype: post[0].to_string(),
+        source: unescape(post[1]),
+        super_opts: post[2].to_string(),
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(std::str::from_utf8(o).ok()?, 8).ok());
+        match (b[i], oct) {
+            (b'\\', Some(c)) => {
+                out.push(c);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
