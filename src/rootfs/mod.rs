@@ -1,22 +1,539 @@
-//! Rootfs: placeholder with the interface; the real module lands from the rootfs branch.
+//! Runs in: the runtime (`plan`, pure) and container init (`setup`, `pivot`,
+//! `mount_console`, `finalize`, in that order).
+//!
+//! The rootfs is compiled into a `Plan` before the first fork, so every
+//! config error fails `create` early; init only executes it. The order of
+//! operations follows runc 1.1's prepareRootfs/finalizeRootfs.
 #![allow(dead_code)]
-use anyhow::Result;
-use std::path::Path;
 
+mod devices;
+mod mount;
+mod paths;
+mod pivot;
+
+use anyhow::{Context, Result, bail};
+use mount::{Kind, MountStep, Opts, is_errno, mount_plain};
+use nix::errno::Errno;
+use nix::mount::MsFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use paths::{Leaf, fd_path, mkdir_all};
+use pivot::{MountInfo, parse_mountinfo};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+/// One v1 cgroup hierarchy as mounted on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mountpoint: PathBuf,
+    /// The hierarchy path that is mounted there ("/" unless we are in a cgroupns).
+    pub root: String,
+    /// Controllers, and "name=..." for named hierarchies.
+    pub subsystems: Vec<String>,
+}
+
+/// Host cgroup layout; a hybrid host (v1 controllers plus cgroup2 on
+/// /sys/fs/cgroup/unified) counts as V1, as in runc 1.1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupLayout {
+    V1 { hierarchies: Vec<Hierarchy> },
+    V2 { mountpoint: PathBuf },
+}
+
+/// Everything decided up front about the rootfs.
 #[derive(Debug, Clone)]
-pub struct Plan {}
-pub fn plan(_spec: &oci_spec::runtime::Spec, _rootfs: &Path, _no_pivot: bool) -> Result<Plan> {
-    Ok(Plan {})
+pub struct Plan {
+    pub rootfs: PathBuf,
+    pub no_pivot: bool,
+    /// linux.rootfsPropagation; None means rslave during setup and nothing after.
+    pub root_propagation: Option<MsFlags>,
+    pub readonly_root: bool,
+    pub mounts: Vec<mount::MountStep>,
+    /// False when /dev is a bind mount: then it is the host's, leave it alone.
+    pub setup_dev: bool,
+    pub devices: Vec<devices::Device>,
+    /// mknod is refused in a user namespace: bind host nodes instead.
+    pub bind_devices: bool,
+    pub terminal: bool,
+    pub masked: Vec<PathBuf>,
+    pub readonly: Vec<PathBuf>,
+    pub cgroup: CgroupLayout,
+    pub cgroupns: bool,
 }
-pub fn setup(_plan: &Plan) -> Result<()> {
+
+/// Validates and compiles the spec's rootfs parts. Reads the host mountinfo
+/// only when a "cgroup" mount needs the layout; stats bind sources.
+pub fn plan(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<Plan> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    let namespaces = linux.namespaces().clone().unwrap_or_default();
+    let has = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
+    if !has(LinuxNamespaceType::Mount) {
+        bail!("linux.namespaces: skiff requires a mount namespace");
+    }
+    let root_propagation = match linux.rootfs_propagation().as_deref() {
+        None | Some("") => None,
+        Some(v) => Some(
+            mount::propagation_option(v)
+                .with_context(|| format!("linux.rootfsPropagation: invalid value {v:?}"))?,
+        ),
+    };
+    let cwd = std::env::current_dir().context("get current directory")?;
+    let mounts = spec.mounts().clone().unwrap_or_default();
+    let mounts = mounts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| mount::compile(i, m, &cwd))
+        .collect::<Result<Vec<_>>>()?;
+    let cgroup = if mounts.iter().any(|m| m.kind == mount::Kind::Cgroup) {
+        let text =
+            std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+        cgroup_layout(&parse_mountinfo(&text))
+    } else {
+        CgroupLayout::V1 {
+            hierarchies: vec![],
+        }
+    };
+    Ok(Plan {
+        rootfs: rootfs.to_path_buf(),
+        no_pivot,
+        root_propagation,
+        readonly_root: spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false),
+        setup_dev: !mounts
+            .iter()
+            .any(|m| m.dest == Path::new("/dev") && m.kind == mount::Kind::Bind),
+        mounts,
+        devices: devices::compile(linux.devices().as_deref().unwrap_or(&[]))?,
+        bind_devices: has(LinuxNamespaceType::User) || in_user_namespace(),
+        terminal: spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false),
+        masked: abs_paths("linux.maskedPaths", linux.masked_paths().as_deref())?,
+        readonly: abs_paths("linux.readonlyPaths", linux.readonly_paths().as_deref())?,
+        cgroup,
+        cgroupns: has(LinuxNamespaceType::Cgroup),
+    })
+}
+
+fn abs_paths(field: &str, paths: Option<&[String]>) -> Result<Vec<PathBuf>> {
+    let paths = paths.unwrap_or(&[]);
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if !p.starts_with('/') {
+                bail!("{field}[{i}]: path must be absolute, got {p:?}");
+            }
+            Ok(paths::clean(Path::new(p)))
+        })
+        .collect()
+}
+
+/// True if the runtime itself already runs in a user namespace (then mknod
+/// fails even without one in the config); same test as runc's RunningInUserNS.
+fn in_user_namespace() -> bool {
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let f: Vec<&str> = map.split_whitespace().collect();
+    !(f.is_empty() || f == ["0", "0", "4294967295"])
+}
+
+/// Init, in its new mount namespace, before pivot: root propagation, the
+/// rootfs self-bind, every spec mount in order, then /dev.
+pub fn setup(plan: &Plan) -> Result<()> {
+    pivot::prepare_root(plan)?;
+    // Opened after the self-bind so the fd is on the new mount.
+    let root = paths::open_root(&plan.rootfs)?;
+    for m in &plan.mounts {
+        mount::mount_step(root.as_fd(), m, plan)?;
+    }
+    if plan.setup_dev {
+        devices::setup_dev(root.as_fd(), plan).context("set up /dev")?;
+    }
     Ok(())
 }
-pub fn pivot(_plan: &Plan) -> Result<()> {
+
+/// Init, after setup (and the createContainer hooks): enter the rootfs with
+/// pivot_root, or MS_MOVE + chroot when `no_pivot`.
+pub fn pivot(plan: &Plan) -> Result<()> {
+    pivot::pivot(plan)
+}
+
+/// Init, after pivot, when process.terminal: bind the pty slave over /dev/console.
+pub fn mount_console(slave: std::os::fd::BorrowedFd) -> Result<()> {
+    devices::mount_console(slave)
+}
+
+/// Init, after pivot (and console): deferred read-only remounts of tmpfs and
+/// /dev, read-only root, readonlyPaths, maskedPaths (runc's order), then
+/// rootfsPropagation on "/".
+pub fn finalize(plan: &Plan) -> Result<()> {
+    let root = paths::open_root(Path::new("/"))?;
+    for m in &plan.mounts {
+        let deferred = m.kind == mount::Kind::Tmpfs || m.dest == Path::new("/dev");
+        if deferred && m.opts.flags.contains(MsFlags::MS_RDONLY) {
+            let rel = m.dest.strip_prefix("/").unwrap_or(&m.dest);
+            let fd = paths::openat2(root.as_fd(), rel, nix::fcntl::OFlag::O_PATH)
+                .with_context(|| format!("open {}", m.dest.display()))?;
+            let flags = m.opts.flags | MsFlags::MS_REMOUNT;
+            nix::mount::mount(
+                None::<&str>,
+                &paths::fd_path(fd.as_fd()),
+                None::<&str>,
+                flags,
+                None::<&str>,
+            )
+            .with_context(|| format!("remount {} read-only", m.dest.display()))?;
+        }
+    }
+    if plan.readonly_root {
+        paths::readonly_root()?;
+    }
+    paths::readonly_paths(&plan.readonly)?;
+    paths::mask_paths(&plan.masked)?;
+    if let Some(p) = plan.root_propagation {
+        nix::mount::mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
+            .context("set rootfsPropagation on /")?;
+    }
     Ok(())
 }
-pub fn finalize(_plan: &Plan) -> Result<()> {
+
+/// Pure: pure v2 when cgroup2 is mounted on /sys/fs/cgroup itself; else v1
+/// with every "cgroup" hierarchy (the hybrid "unified" cgroup2 is not bound
+/// into containers, as in runc 1.1). A later mount on a path hides an earlier one.
+pub fn cgroup_layout(mounts: &[MountInfo]) -> CgroupLayout {
+    let top = mounts
+        .iter()
+        .rev()
+        .find(|m| m.mount_point == Path::new("/sys/fs/cgroup"));
+    if let Some(m) = top.filter(|m| m.fstype == "cgroup2") {
+        return CgroupLayout::V2 {
+            mountpoint: m.mount_point.clone(),
+        };
+    }
+    let mut hierarchies: Vec<Hierarchy> = Vec::new();
+    for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
+        let subsystems = m
+            .super_opts
+            .split(',')
+            .filter(|o| o.starts_with("name=") || !(o.contains('=') || V1_MOUNT_OPTS.contains(o)))
+            .map(String::from)
+            .collect();
+        let h = Hierarchy {
+            mountpoint: m.mount_point.clone(),
+            root: m.root.clone(),
+            subsystems,
+        };
+        match hierarchies
+            .iter_mut()
+            .find(|x| x.mountpoint == h.mountpoint)
+        {
+            Some(x) => *x = h,
+            None => hierarchies.push(h),
+        }
+    }
+    CgroupLayout::V1 { hierarchies }
+}
+
+/// cgroup v1 super options that are not controllers.
+const V1_MOUNT_OPTS: [&str; 7] = [
+    "rw",
+    "ro",
+    "clone_children",
+    "noprefix",
+    "xattr",
+    "cpuset_v2_mode",
+    "favordynmods",
+];
+
+/// Pure: parses /proc/self/cgroup into (controllers, path) pairs.
+pub fn parse_proc_cgroup(text: &str) -> Vec<(Vec<String>, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            Some((
+                ctrls
+                    .split(',')
+                    .filter(|c| !c.is_empty())
+                    .map(String::from)
+                    .collect(),
+                path.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// The host path of our own cgroup in a hierarchy with these controllers
+/// (empty for the v2 "0::" line).
+fn own_cgroup(mountpoint: &Path, root: &str, subsystems: &[String]) -> Result<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
+    let own = parse_proc_cgroup(&text)
+        .into_iter()
+        .find(|(c, _)| {
+            c.iter().any(|c| subsystems.contains(c)) || (subsystems.is_empty() && c.is_empty())
+        })
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| "/".into());
+    let rel = Path::new(&own).strip_prefix(root).unwrap_or(Path::new(""));
+    Ok(mountpoint.join(rel))
+}
+
+/// type "cgroup": what runc 1.1 does on each layout.
+fn mount_cgroup(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
+    match &plan.cgroup {
+        CgroupLayout::V2 { mountpoint } => {
+            let v2 = MountStep {
+                kind: Kind::Other,
+                fstype: "cgroup2".into(),
+                ..m.clone()
+            };
+            match mount_plain(root, &v2) {
+                // A user namespace without its own cgroupns may not mount
+                // cgroup2 (runc #2158): bind the host hierarchy instead, or our
+                // own cgroup when a cgroupns was asked for (emulating it).
+                Err(e) if is_errno(&e, &[Errno::EPERM, Errno::EBUSY]) => {
+                    let src = if plan.cgroupns {
+                        own_cgroup(mountpoint, "/", &[])?
+                    } else {
+                        mountpoint.clone()
+                    };
+                    let opts = Opts {
+                        flags: m.opts.flags | MsFlags::MS_BIND,
+                        ..m.opts.clone()
+                    };
+                    mount_plain(
+                        root,
+                        &MountStep {
+                            kind: Kind::Bind,
+                            source: Some(src),
+                            opts,
+                            ..m.clone()
+                        },
+                    )
+                }
+                r => r,
+            }
+        }
+        CgroupLayout::V1 { hierarchies } => mount_cgroup_v1(root, m, plan, hierarchies),
+    }
+}
+
+/// v1: a tmpfs at the destination, one mount per hierarchy (a bind of our
+/// own cgroup, or a fresh cgroup fs inside a cgroupns), symlinks for
+/// co-mounted controllers, then the tmpfs itself made ro if asked.
+fn mount_cgroup_v1(root: BorrowedFd, m: &MountStep, plan: &Plan, hs: &[Hierarchy]) -> Result<()> {
+    let base = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let tmpfs_opts = Opts {
+        flags: base,
+        data: "mode=755".into(),
+        propagation: m.opts.propagation.clone(),
+        ..Opts::default()
+    };
+    let tmpfs = MountStep {
+        kind: Kind::Tmpfs,
+        fstype: "tmpfs".into(),
+        source: Some("tmpfs".into()),
+        opts: tmpfs_opts,
+        ..m.clone()
+    };
+    mount_plain(root, &tmpfs)?;
+    for h in hs {
+        let name = h.mountpoint.file_name().unwrap_or_default();
+        let dest = m.dest.join(name);
+        if plan.cgroupns {
+            let t = mkdir_all(root, &dest, Leaf::Dir)?;
+            let flags = base | (m.opts.flags & MsFlags::MS_RDONLY);
+            nix::mount::mount(
+                Some("cgroup"),
+                &fd_path(t.as_fd()),
+                Some("cgroup"),
+                flags,
+                Some(h.subsystems.join(",").as_str()),
+            )
+            .with_context(|| {
+                format!(
+                    "mount cgroup {} on {}",
+                    h.subsystems.join(","),
+                    dest.display()
+                )
+            })?;
+        } else {
+            let src = own_cgroup(&h.mountpoint, &h.root, &h.subsystems)?;
+            let opts = Opts {
+                flags: m.opts.flags | MsFlags::MS_BIND | MsFlags::MS_REC,
+                ..m.opts.clone()
+            };
+            let bind = MountStep {
+                kind: Kind::Bind,
+                source: Some(src),
+                dest: dest.clone(),
+                opts,
+                src_is_dir: true,
+                ..m.clone()
+            };
+            mount_plain(root, &bind)
+                .with_context(|| format!("bind cgroup on {}", dest.display()))?;
+        }
+        let name = name.to_string_lossy();
+        if name.contains(',') {
+            let dir = mkdir_all(root, &m.dest, Leaf::Dir)?;
+            for ss in name.split(',') {
+                match nix::unistd::symlinkat(name.as_ref(), dir.as_fd(), ss) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(e).with_context(|| format!("symlink {ss} -> {name}")),
+                }
+            }
+        }
+    }
+    if m.opts.flags.contains(MsFlags::MS_RDONLY) {
+        // GHSA-m8cg-xc2p-r3fc: a writable tmpfs here would let the container
+        // plant files where tools expect the cgroup tree.
+        let t = mkdir_all(root, &m.dest, Leaf::Dir)?;
+        let flags = base | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        nix::mount::mount(
+            None::<&str>,
+            &fd_path(t.as_fd()),
+            None::<&str>,
+            flags,
+            Some("mode=755"),
+        )
+        .context("remount cgroup tmpfs read-only")?;
+    }
     Ok(())
 }
-pub fn mount_console(_slave: std::os::fd::BorrowedFd) -> Result<()> {
-    Ok(())
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd,release_agent=/x
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+50 27 0:40 /sub /mnt/with\\040space rw master:3 shared:4 - ext4 /dev/x rw";
+
+    const V2: &str = "27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+31 23 0:28 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot";
+
+    #[test]
+    fn mountinfo_fields_and_escapes() {
+        let m = parse_mountinfo(HYBRID);
+        assert_eq!(m.len(), 8);
+        assert_eq!(m[1].optional, vec!["shared:1"]);
+        assert_eq!(m[7].mount_point, PathBuf::from("/mnt/with space"));
+        assert_eq!((m[7].root.as_str(), m[7].optional.len()), ("/sub", 2));
+        assert_eq!(
+            (m[6].fstype.as_str(), m[6].source.as_str()),
+            ("cgroup2", "cgroup2")
+        );
+    }
+
+    #[test]
+    fn hybrid_is_v1_with_named_hierarchies() {
+        let CgroupLayout::V1 { hierarchies } = cgroup_layout(&parse_mountinfo(HYBRID)) else {
+            panic!("not v1")
+        };
+        let subs: Vec<_> = hierarchies.iter().map(|h| h.subsystems.join(",")).collect();
+        assert_eq!(subs, ["cpu,cpuacct", "memory", "name=systemd"]);
+        assert_eq!(
+            hierarchies[0].mountpoint,
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
+        );
+    }
+
+    #[test]
+    fn pure_v2() {
+        let l = cgroup_layout(&parse_mountinfo(V2));
+        assert_eq!(
+            l,
+            CgroupLayout::V2 {
+                mountpoint: "/sys/fs/cgroup".into()
+            }
+        );
+    }
+
+    fn spec(json: &str) -> Spec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn plan_requires_mount_namespace_and_valid_propagation() {
+        let e = plan(
+            &spec(r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"}]}}"#),
+            Path::new("/r"),
+            false,
+        );
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "linux.namespaces: skiff requires a mount namespace"
+        );
+        let s = spec(
+            r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"mount"}],"rootfsPropagation":"x"}}"#,
+        );
+        assert_eq!(
+            plan(&s, Path::new("/r"), false).unwrap_err().to_string(),
+            "linux.rootfsPropagation: invalid value \"x\""
+        );
+    }
+
+    #[test]
+    fn plan_compiles_everything() {
+        let s = spec(
+            r#"{"ociVersion":"1.0.2","root":{"path":"rootfs","readonly":true},"process":{"terminal":true,"user":{"uid":0,"gid":0},"cwd":"/","args":["sh"]},
+            "mounts":[{"destination":"/dev","type":"bind","source":"/dev","options":["rbind"]},
+                      {"destination":"/tmp","type":"tmpfs","source":"tmpfs","options":["ro","nosuid","mode=1777"]}],
+            "linux":{"namespaces":[{"type":"mount"},{"type":"user"}],"rootfsPropagation":"rshared",
+                     "maskedPaths":["/proc/kcore"],"readonlyPaths":["/proc/sys"]}}"#,
+        );
+        let p = plan(&s, Path::new("/r"), true).unwrap();
+        assert!(p.readonly_root && p.terminal && p.no_pivot && p.bind_devices);
+        assert!(
+            !p.setup_dev,
+            "a bind mount at /dev means the host's /dev is used"
+        );
+        assert_eq!(
+            p.root_propagation,
+            Some(MsFlags::MS_SHARED | MsFlags::MS_REC)
+        );
+        assert_eq!(
+            p.mounts[1].opts.flags,
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID
+        );
+        assert_eq!(p.mounts[1].opts.data, "mode=1777");
+        assert_eq!(
+            (p.masked[0].to_str(), p.readonly[0].to_str()),
+            (Some("/proc/kcore"), Some("/proc/sys"))
+        );
+        assert_eq!(p.devices.len(), 6);
+        let bad = spec(
+            r#"{"ociVersion":"1.0.2","mounts":[{"destination":"/x","type":"tmpfs","options":["idmap"]}],"linux":{"namespaces":[{"type":"mount"}]}}"#,
+        );
+        assert!(
+            plan(&bad, Path::new("/r"), false)
+                .unwrap_err()
+                .to_string()
+                .starts_with("mounts[0]: ")
+        );
+    }
+
+    #[test]
+    fn proc_cgroup_lines() {
+        let v = parse_proc_cgroup("4:cpu,cpuacct:/a\n1:name=systemd:/b\n0::/c\n");
+        assert_eq!(
+            v[0],
+            (
+                vec!["cpu".to_string(), "cpuacct".to_string()],
+                "/a".to_string()
+            )
+        );
+        assert_eq!(v[1].0, vec!["name=systemd".to_string()]);
+        assert_eq!(v[2], (vec![], "/c".to_string()));
+    }
 }

@@ -1,0 +1,283 @@
+//! Runs in: the runtime (compile, pure) and container init before pivot_root (/dev setup);
+//! `mount_console` runs in init after pivot_root.
+//!
+//! Device nodes are made with mknod, or bind-mounted from the host when a
+//! user namespace forbids mknod. Every node is created through a resolved
+//! parent-directory fd, never through a joined path string.
+
+use super::Plan;
+use super::paths::{Leaf, fd_path, mkdir_all, open_root, openat2};
+use anyhow::{Context, Result, bail};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MsFlags, mount};
+use nix::sys::stat::{Mode, SFlag, fstat, makedev, mknodat, umask};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, symlinkat, unlinkat};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+/// One device node to create, decided before fork.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Absolute and clean, in container terms (also the host path when bound).
+    pub path: PathBuf,
+    /// S_IFCHR, S_IFBLK or S_IFIFO.
+    pub kind: SFlag,
+    pub major: u64,
+    pub minor: u64,
+    /// Permission bits only.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// runc's default devices (specconv.AllowedDevices with a path).
+pub fn defaults() -> Vec<Device> {
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(name, major, minor)| Device {
+        path: PathBuf::from("/dev").join(name),
+        kind: SFlag::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
+}
+
+/// Pure: the defaults (minus those the spec redefines; the spec wins, as in
+/// runc), then linux.devices in order.
+pub fn compile(spec: &[LinuxDevice]) -> Result<Vec<Device>> {
+    let mut out: Vec<Device> = defaults()
+        .into_iter()
+        .filter(|d| !spec.iter().any(|s| s.path() == &d.path))
+        .collect();
+    for (i, d) in spec.iter().enumerate() {
+        let field = format!("linux.devices[{i}]");
+        let kind = match d.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+            LinuxDeviceType::B => SFlag::S_IFBLK,
+            LinuxDeviceType::P => SFlag::S_IFIFO,
+            LinuxDeviceType::A => bail!("{field}.type: invalid value \"a\""),
+        };
+        if !d.path().is_absolute() || super::paths::clean(d.path()) == Path::new("/") {
+            bail!(
+                "{field}.path: must be an absolute path below \"/\", got {:?}",
+                d.path().display().to_string()
+            );
+        }
+        let (Ok(major), Ok(minor)) = (u64::try_from(d.major()), u64::try_from(d.minor())) else {
+            bail!("{field}: negative major or minor number");
+        };
+        out.push(Device {
+            path: super::paths::clean(d.path()),
+            kind,
+            major,
+            minor,
+            mode: d.file_mode().map_or(0o666, |m| m & 0o7777),
+            uid: d.uid().unwrap_or(0),
+            gid: d.gid().unwrap_or(0),
+        });
+    }
+    Ok(out)
+}
+
+/// The /dev symlinks runc makes; /dev/core only if the host has /proc/kcore.
+pub fn symlinks(kcore: bool) -> Vec<(&'static str, &'static str)> {
+    let mut v = vec![
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ];
+    if kcore {
+        v.push(("/proc/kcore", "core"));
+    }
+    v
+}
+
+/// Populates /dev: nodes, /dev/pts, the ptmx symlink, the fd symlinks, and
+/// the /dev/console mountpoint when a terminal is wanted.
+pub fn setup_dev(root: BorrowedFd, plan: &Plan) -> Result<()> {
+    // Exact modes from the config: a umask would silently clear bits.
+    let old = umask(Mode::empty());
+    let r = create_all(root, plan);
+    umask(old);
+    r
+}
+
+fn create_all(root: BorrowedFd, plan: &Plan) -> Result<()> {
+    for d in &plan.devices {
+        create_device(root, d, plan.bind_devices)
+            .with_context(|| format!("create device {}", d.path.display()))?;
+    }
+    let dev = mkdir_all(root, Path::new("/dev"), Leaf::Dir)?;
+    mkdir_all(root, Path::new("/dev/pts"), Leaf::Dir)?;
+    // The pty multiplexer must be the one of the container's devpts instance.
+    match unlinkat(dev.as_fd(), "ptmx", UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e).context("remove /dev/ptmx"),
+    }
+    symlinkat("pts/ptmx", dev.as_fd(), "ptmx").context("symlink /dev/ptmx")?;
+    for (target, name) in symlinks(Path::new("/proc/kcore").exists()) {
+        match symlinkat(target, dev.as_fd(), name) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e).with_context(|| format!("symlink /dev/{name} -> {target}")),
+        }
+    }
+    if plan.terminal {
+        // An empty file for mount_console to bind the pty slave over.
+        let flags = OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+        nix::fcntl::openat(
+            dev.as_fd(),
+            "console",
+            flags,
+            Mode::from_bits_truncate(0o666),
+        )
+        .context("create /dev/console")?;
+    }
+    Ok(())
+}
+
+fn create_device(root: BorrowedFd, d: &Device, bind: bool) -> Result<()> {
+    let parent = mkdir_all(root, d.path.parent().unwrap_or(Path::new("/")), Leaf::Dir)?;
+    let name = d.path.file_name().context("device path has no name")?;
+    if bind {
+        return bind_device(root, parent.as_fd(), d);
+    }
+    let mode = Mode::from_bits_truncate(d.mode);
+    let dev = makedev(d.major, d.minor);
+    match mknodat(parent.as_fd(), name, d.kind, mode, dev) {
+        // An existing node is kept, as runc does.
+        Err(Errno::EEXIST) => return Ok(()),
+        // Not allowed to mknod (e.g. we are in a user namespace): bind instead.
+        Err(Errno::EPERM) => return bind_device(root, parent.as_fd(), d),
+        r => r.context("mknod")?,
+    }
+    let (uid, gid) = (Some(Uid::from_raw(d.uid)), Some(Gid::from_raw(d.gid)));
+    fchownat(
+        parent.as_fd(),
+        name,
+        uid,
+        gid,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .context("chown")?;
+    Ok(())
+}
+
+/// Binds the host node at the same path over an empty file.
+fn bind_device(root: BorrowedFd, parent: BorrowedFd, d: &Device) -> Result<()> {
+    let name = d.path.file_name().context("device path has no name")?;
+    let flags = OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    nix::fcntl::openat(parent, name, flags, Mode::empty()).context("create bind target")?;
+    let rel = d.path.strip_prefix("/").unwrap_or(&d.path);
+    let target = openat2(root, rel, OFlag::O_PATH | OFlag::O_NOFOLLOW)?;
+    mount(
+        Some(&d.path),
+        &fd_path(target.as_fd()),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind host {}", d.path.display()))
+}
+
+/// Binds the pty slave over /dev/console (after pivot_root).
+pub fn mount_console(slave: BorrowedFd) -> Result<()> {
+    let is = |m: u32, t: SFlag| SFlag::from_bits_truncate(m) & SFlag::S_IFMT == t;
+    let st = fstat(slave).context("fstat console slave")?;
+    if !is(st.st_mode, SFlag::S_IFCHR) {
+        bail!("console slave is not a character device");
+    }
+    let root = open_root(Path::new("/"))?;
+    let target = mkdir_all(root.as_fd(), Path::new("/dev/console"), Leaf::File)?;
+    // Only over a plain file or a device node: never over a planted directory.
+    let t = fstat(target.as_fd()).context("fstat /dev/console")?;
+    if !is(t.st_mode, SFlag::S_IFREG) && !is(t.st_mode, SFlag::S_IFCHR) {
+        bail!("/dev/console is neither a regular file nor a device");
+    }
+    mount(
+        Some(&fd_path(slave)),
+        &fd_path(target.as_fd()),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .context("bind console onto /dev/console")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(json: &str) -> LinuxDevice {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_runcs_six() {
+        let d = defaults();
+        let names: Vec<_> = d.iter().map(|d| d.path.to_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "/dev/null",
+                "/dev/zero",
+                "/dev/full",
+                "/dev/random",
+                "/dev/urandom",
+                "/dev/tty"
+            ]
+        );
+        assert!(
+            d.iter()
+                .all(|d| d.mode == 0o666 && d.kind == SFlag::S_IFCHR)
+        );
+        assert_eq!((d[0].major, d[0].minor), (1, 3));
+        assert_eq!((d[5].major, d[5].minor), (5, 0));
+    }
+
+    #[test]
+    fn spec_devices_override_defaults_and_append() {
+        let spec = [
+            dev(r#"{"path":"/dev/null","type":"c","major":1,"minor":3,"fileMode":8630,"uid":5}"#),
+            dev(r#"{"path":"/dev/fuse","type":"c","major":10,"minor":229}"#),
+            dev(r#"{"path":"/dev/sda","type":"b","major":8,"minor":0,"fileMode":432,"gid":6}"#),
+            dev(r#"{"path":"/dev/fifo","type":"p","major":0,"minor":0}"#),
+        ];
+        let d = compile(&spec).unwrap();
+        assert_eq!(d.len(), 5 + 4);
+        assert!(!d[..5].iter().any(|d| d.path == Path::new("/dev/null")));
+        let null = &d[5];
+        // 8630 = 0o20666: the type bits of fileMode are dropped.
+        assert_eq!((null.mode, null.uid), (0o666, 5));
+        assert_eq!((d[6].mode, d[6].kind), (0o666, SFlag::S_IFCHR));
+        assert_eq!((d[7].kind, d[7].mode, d[7].gid), (SFlag::S_IFBLK, 0o660, 6));
+        assert_eq!(d[8].kind, SFlag::S_IFIFO);
+    }
+
+    #[test]
+    fn bad_devices_name_the_field() {
+        let e = compile(&[dev(r#"{"path":"/dev/x","type":"a","major":1,"minor":1}"#)]).unwrap_err();
+        assert_eq!(e.to_string(), "linux.devices[0].type: invalid value \"a\"");
+        let e = compile(&[dev(r#"{"path":"dev/x","type":"c","major":1,"minor":1}"#)]).unwrap_err();
+        assert!(e.to_string().starts_with("linux.devices[0].path: "));
+    }
+
+    #[test]
+    fn kcore_link_only_when_present() {
+        assert_eq!(symlinks(false).len(), 4);
+        assert_eq!(symlinks(true).last(), Some(&("/proc/kcore", "core")));
+    }
+}

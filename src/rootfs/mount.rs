@@ -1,0 +1,517 @@
+//! Runs in: the runtime (compile, pure) and container init before pivot_root (mount).
+//!
+//! OCI mount options become `MsFlags` + a data string + propagation changes +
+//! recursive attributes, with runc 1.1's tables (libcontainer/specconv).
+//! Targets are always reached through an fd from `paths::mkdir_all`.
+
+use super::Plan;
+use super::paths::{self, Leaf, fd_path, mkdir_all};
+use anyhow::{Context, Result, anyhow, bail};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MsFlags, mount};
+use oci_spec::runtime::Mount;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+/// The kernel's mount_setattr(2) argument (linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+// MOUNT_ATTR_* from linux/mount.h.
+const ATTR_RDONLY: u64 = 0x1;
+const ATTR_NOSUID: u64 = 0x2;
+const ATTR_NODEV: u64 = 0x4;
+const ATTR_NOEXEC: u64 = 0x8;
+const ATTR_ATIME: u64 = 0x70;
+const ATTR_RELATIME: u64 = 0x0;
+const ATTR_NOATIME: u64 = 0x10;
+const ATTR_STRICTATIME: u64 = 0x20;
+const ATTR_NODIRATIME: u64 = 0x80;
+
+/// Parsed `options` of one mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opts {
+    pub flags: MsFlags,
+    pub data: String,
+    pub propagation: Vec<MsFlags>,
+    /// mount_setattr(AT_RECURSIVE) attributes to set and clear ("rro", ...).
+    pub rec_set: u64,
+    pub rec_clr: u64,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            flags: MsFlags::empty(),
+            data: String::new(),
+            propagation: Vec::new(),
+            rec_set: 0,
+            rec_clr: 0,
+        }
+    }
+}
+
+/// (clear?, flag) for each flag option, as runc's table.
+fn flag_option(o: &str) -> Option<(bool, MsFlags)> {
+    use MsFlags as M;
+    Some(match o {
+        "acl" => (false, M::MS_POSIXACL),
+        "noacl" => (true, M::MS_POSIXACL),
+        "async" => (true, M::MS_SYNCHRONOUS),
+        "sync" => (false, M::MS_SYNCHRONOUS),
+        "atime" => (true, M::MS_NOATIME),
+        "noatime" => (false, M::MS_NOATIME),
+        "bind" => (false, M::MS_BIND),
+        "rbind" => (false, M::MS_BIND | M::MS_REC),
+        "defaults" => (false, M::empty()),
+        "dev" => (true, M::MS_NODEV),
+        "nodev" => (false, M::MS_NODEV),
+        "diratime" => (true, M::MS_NODIRATIME),
+        "nodiratime" => (false, M::MS_NODIRATIME),
+        "dirsync" => (false, M::MS_DIRSYNC),
+        "exec" => (true, M::MS_NOEXEC),
+        "noexec" => (false, M::MS_NOEXEC),
+        "iversion" => (false, M::MS_I_VERSION),
+        "noiversion" => (true, M::MS_I_VERSION),
+        "lazytime" => (false, M::MS_LAZYTIME),
+        "nolazytime" => (true, M::MS_LAZYTIME),
+        "loud" => (true, M::MS_SILENT),
+        "silent" => (false, M::MS_SILENT),
+        "mand" => (false, M::MS_MANDLOCK),
+        "nomand" => (true, M::MS_MANDLOCK),
+        "relatime" => (false, M::MS_RELATIME),
+        "norelatime" => (true, M::MS_RELATIME),
+        "strictatime" => (false, M::MS_STRICTATIME),
+        "nostrictatime" => (true, M::MS_STRICTATIME),
+        "remount" => (false, M::MS_REMOUNT),
+        "ro" => (false, M::MS_RDONLY),
+        "rw" => (true, M::MS_RDONLY),
+        "suid" => (true, M::MS_NOSUID),
+        "nosuid" => (false, M::MS_NOSUID),
+        _ => return None,
+    })
+}
+
+/// Propagation options; also used for linux.rootfsPropagation.
+pub fn propagation_option(o: &str) -> Option<MsFlags> {
+    use MsFlags as M;
+    Some(match o {
+        "private" => M::MS_PRIVATE,
+        "rprivate" => M::MS_PRIVATE | M::MS_REC,
+        "shared" => M::MS_SHARED,
+        "rshared" => M::MS_SHARED | M::MS_REC,
+        "slave" => M::MS_SLAVE,
+        "rslave" => M::MS_SLAVE | M::MS_REC,
+        "unbindable" => M::MS_UNBINDABLE,
+        "runbindable" => M::MS_UNBINDABLE | M::MS_REC,
+        _ => return None,
+    })
+}
+
+/// (clear?, MOUNT_ATTR_*) for the recursive variants (runc 1.1's recAttrFlags).
+fn rec_option(o: &str) -> Option<(bool, u64)> {
+    Some(match o {
+        "rro" => (false, ATTR_RDONLY),
+        "rrw" => (true, ATTR_RDONLY),
+        "rnosuid" => (false, ATTR_NOSUID),
+        "rsuid" => (true, ATTR_NOSUID),
+        "rnodev" => (false, ATTR_NODEV),
+        "rdev" => (true, ATTR_NODEV),
+        "rnoexec" => (false, ATTR_NOEXEC),
+        "rexec" => (true, ATTR_NOEXEC),
+        "rnodiratime" => (false, ATTR_NODIRATIME),
+        "rdiratime" => (true, ATTR_NODIRATIME),
+        "rrelatime" => (false, ATTR_RELATIME),
+        "rnorelatime" => (true, ATTR_RELATIME),
+        "rnoatime" => (false, ATTR_NOATIME),
+        "ratime" => (true, ATTR_NOATIME),
+        "rstrictatime" => (false, ATTR_STRICTATIME),
+        "rnostrictatime" => (true, ATTR_STRICTATIME),
+        _ => return None,
+    })
+}
+
+/// Pure: options → flags, data, propagation, recursive attributes. Anything
+/// not in the tables is filesystem data (e.g. "mode=755"), as in runc.
+pub fn parse_options(options: &[String]) -> Result<Opts, String> {
+    let mut o = Opts::default();
+    let mut data = Vec::new();
+    for opt in options {
+        if let Some((clear, f)) = flag_option(opt) {
+            o.flags = if clear { o.flags - f } else { o.flags | f };
+        } else if let Some(p) = propagation_option(opt) {
+            o.propagation.push(p);
+        } else if let Some((clear, a)) = rec_option(opt) {
+            // Setting one atime mode must clear the others (mount_setattr(2)).
+            if !clear && a & ATTR_ATIME == a {
+                o.rec_clr |= ATTR_ATIME;
+            }
+            if clear {
+                o.rec_clr |= a
+            } else {
+                o.rec_set |= a
+            }
+        } else if opt == "tmpcopyup" {
+            return Err("mount option \"tmpcopyup\" is not supported yet".into());
+        } else if opt == "idmap" || opt == "ridmap" {
+            return Err(format!(
+                "mount option {opt:?} (idmapped mounts) is not supported yet"
+            ));
+        } else if opt.is_empty() || opt.contains(',') {
+            return Err(format!("invalid mount option {opt:?}"));
+        } else {
+            data.push(opt.as_str());
+        }
+    }
+    o.data = data.join(",");
+    Ok(o)
+}
+
+/// How a mount is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bind,
+    Proc,
+    Sysfs,
+    Tmpfs,
+    Cgroup,
+    Other,
+}
+
+/// One compiled spec mount.
+#[derive(Debug, Clone)]
+pub struct MountStep {
+    /// Index in spec.mounts, for error messages.
+    pub index: usize,
+    pub source: Option<PathBuf>,
+    /// Absolute and lexically clean, in container terms.
+    pub dest: PathBuf,
+    pub fstype: String,
+    pub kind: Kind,
+    pub opts: Opts,
+    /// Bind source is a directory (else a file is created as the mountpoint).
+    pub src_is_dir: bool,
+}
+
+/// Pure-ish (stats bind sources): validates and compiles `mounts[index]`.
+/// Relative bind sources are relative to `cwd` (runc runs in the bundle).
+pub fn compile(index: usize, m: &Mount, cwd: &Path) -> Result<MountStep> {
+    let field = format!("mounts[{index}]");
+    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        bail!("{field}: uidMappings/gidMappings (idmapped mounts) are not supported yet");
+    }
+    let mut opts = parse_options(m.options().as_deref().unwrap_or(&[]))
+        .map_err(|e| anyhow!("{field}: {e}"))?;
+    let fstype = m.typ().clone().unwrap_or_default();
+    let bind = fstype == "bind" || opts.flags.contains(MsFlags::MS_BIND);
+    let dest = paths::clean(m.destination());
+    if dest == Path::new("/") {
+        bail!("{field}.destination: mounting over the container root \"/\" is not supported");
+    }
+    let kind = match fstype.as_str() {
+        _ if bind => Kind::Bind,
+        "proc" => Kind::Proc,
+        "sysfs" => Kind::Sysfs,
+        "tmpfs" => Kind::Tmpfs,
+        "cgroup" => Kind::Cgroup,
+        "" => bail!("{field}.type: required unless the mount is a bind mount"),
+        _ => Kind::Other,
+    };
+    let mut source = m.source().clone();
+    let mut src_is_dir = true;
+    if bind {
+        opts.flags |= MsFlags::MS_BIND;
+        let src = source.ok_or_else(|| anyhow!("{field}.source: a bind mount needs a source"))?;
+        let src = if src.is_absolute() {
+            src
+        } else {
+            cwd.join(src)
+        };
+        // Follows symlinks, like runc's os.Stat: the mountpoint must match what is mounted.
+        let meta = std::fs::metadata(&src)
+            .with_context(|| format!("{field}.source: stat {}", src.display()))?;
+        src_is_dir = meta.is_dir();
+        source = Some(src);
+    }
+    if matches!(kind, Kind::Bind | Kind::Other) {
+        check_proc_mount(&dest, source.as_deref())
+            .map_err(|e| anyhow!("{field}.destination: {e}"))?;
+    }
+    Ok(MountStep {
+        index,
+        source,
+        dest,
+        fstype,
+        kind,
+        opts,
+        src_is_dir,
+    })
+}
+
+/// runc's checkProcMount: nothing may be mounted inside /proc (it would hide
+/// or fake kernel interfaces), except the files lxcfs emulates; over /proc
+/// itself only another procfs.
+fn check_proc_mount(dest: &Path, source: Option<&Path>) -> Result<(), String> {
+    const LXCFS: [&str; 10] = [
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/slabinfo",
+        "/proc/net/dev",
+        "/proc/sys/kernel/ns_last_pid",
+    ];
+    if !dest.starts_with("/proc") || LXCFS.iter().any(|p| dest == Path::new(p)) {
+        return Ok(());
+    }
+    if dest == Path::new("/proc") {
+        let is_proc = source
+            .and_then(|s| nix::sys::statfs::statfs(s).ok())
+            .is_some_and(|s| s.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC);
+        return if is_proc {
+            Ok(())
+        } else {
+            Err("\"/proc\" cannot be mounted because it is not of type proc".into())
+        };
+    }
+    Err(format!(
+        "{:?} cannot be mounted because it is inside /proc",
+        dest.display().to_string()
+    ))
+}
+
+/// Carries out one spec mount (or the cgroup mounts it stands for).
+pub fn mount_step(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
+    let what = || {
+        format!(
+            "mount {} on {}",
+            m.source
+                .as_deref()
+                .unwrap_or(Path::new(&m.fstype))
+                .display(),
+            m.dest.display()
+        )
+    };
+    match m.kind {
+        Kind::Cgroup => super::mount_cgroup(root, m, plan).with_context(what),
+        Kind::Sysfs => match mount_plain(root, m) {
+            // Without a network namespace of its own, a user namespace may
+            // not mount sysfs; bind the host's /sys instead (runc does too).
+            Err(e) if is_errno(&e, &[Errno::EPERM, Errno::EBUSY]) => {
+                let mut flags = m.opts.flags | MsFlags::MS_BIND | MsFlags::MS_REC;
+                flags.remove(MsFlags::MS_REMOUNT);
+                let bind = MountStep {
+                    kind: Kind::Bind,
+                    source: Some("/sys".into()),
+                    opts: Opts {
+                        flags,
+                        ..m.opts.clone()
+                    },
+                    ..m.clone()
+                };
+                mount_plain(root, &bind).with_context(what)
+            }
+            r => r.with_context(what),
+        },
+        _ => mount_plain(root, m).with_context(what),
+    }
+}
+
+pub fn is_errno(e: &anyhow::Error, set: &[Errno]) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<Errno>().is_some_and(|e| set.contains(e)))
+}
+
+/// Mounts one filesystem or bind mount on its fd-resolved target, then
+/// applies propagation, the bind remount and recursive attributes.
+pub fn mount_plain(root: BorrowedFd, m: &MountStep) -> Result<()> {
+    let leaf = if m.kind == Kind::Bind && !m.src_is_dir {
+        Leaf::File
+    } else {
+        Leaf::Dir
+    };
+    let target = mkdir_all(root, &m.dest, leaf)?;
+    if matches!(m.kind, Kind::Proc | Kind::Sysfs) && !paths::is_dir(target.as_fd())? {
+        bail!(
+            "filesystem {:?} must be mounted on ordinary directory",
+            m.fstype
+        );
+    }
+    if matches!(m.kind, Kind::Proc | Kind::Sysfs) {
+        // RESOLVE_IN_ROOT followed a final symlink; refuse one (runc's Lstat check).
+        let rel = m.dest.strip_prefix("/").unwrap_or(&m.dest);
+        paths::openat2(
+            root,
+            rel,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY,
+        )
+        .map_err(|_| {
+            anyhow!(
+                "filesystem {:?} must be mounted on ordinary directory",
+                m.fstype
+            )
+        })?;
+    }
+    let old_mode = nix::sys::stat::fstat(target.as_fd())?.st_mode & 0o7777;
+    let mut flags = m.opts.flags;
+    // tmpfs and /dev stay writable until finalize: we still create files in them.
+    if m.kind == Kind::Tmpfs || m.dest == Path::new("/dev") {
+        flags.remove(MsFlags::MS_RDONLY);
+    }
+    let data = (!m.opts.data.is_empty()).then_some(m.opts.data.as_str());
+    let src = m.source.clone().unwrap_or_else(|| PathBuf::from(&m.fstype));
+    let fstype = (m.kind != Kind::Bind).then_some(m.fstype.as_str());
+    mount(Some(&src), &fd_path(target.as_fd()), fstype, flags, data)?;
+    // The old fd is below the new mount; reopen to act on the mount itself.
+    let rel = m.dest.strip_prefix("/").unwrap_or(&m.dest);
+    let target = paths::openat2(root, rel, OFlag::O_PATH)?;
+    let at = fd_path(target.as_fd());
+    if m.kind == Kind::Tmpfs && !m.opts.data.split(',').any(|d| d.starts_with("mode=")) {
+        // Keep the image's mode on an existing directory, as runc does.
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            &at,
+            nix::sys::stat::Mode::from_bits_truncate(old_mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )?;
+    }
+    for p in &m.opts.propagation {
+        mount(None::<&str>, &at, None::<&str>, *p, None::<&str>)
+            .context("change mount propagation")?;
+    }
+    let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if m.kind == Kind::Bind && !extra.is_empty() {
+        bind_remount(target.as_fd(), flags)?;
+    }
+    if m.opts.rec_set != 0 || m.opts.rec_clr != 0 {
+        set_rec_attr(target.as_fd(), m.opts.rec_set, m.opts.rec_clr)?;
+    }
+    Ok(())
+}
+
+/// A bind mount ignores most flags; a second MS_REMOUNT|MS_BIND applies them.
+/// In a user namespace, flags inherited from a more privileged mount are
+/// locked, so on EPERM retry keeping them (runc reads them with statfs).
+fn bind_remount(target: BorrowedFd, flags: MsFlags) -> Result<()> {
+    let flags = (flags - MsFlags::MS_REC) | MsFlags::MS_REMOUNT | MsFlags::MS_BIND;
+    let at = fd_path(target);
+    match mount(None::<&str>, &at, None::<&str>, flags, None::<&str>) {
+        Err(Errno::EPERM) => {
+            let flags = flags | paths::locked_flags(target)?;
+            mount(None::<&str>, &at, None::<&str>, flags, None::<&str>)
+                .context("remount bind mount")
+        }
+        r => r.context("remount bind mount"),
+    }
+}
+
+/// mount_setattr(AT_RECURSIVE) for the "rro"-style options.
+fn set_rec_attr(target: BorrowedFd, set: u64, clr: u64) -> Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: a valid fd, a NUL-terminated empty path and a live MountAttr
+    // whose size is passed; the kernel only reads them.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(r)
+        .map(drop)
+        .context("mount_setattr (recursive mount options)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(opts: &str) -> Result<Opts, String> {
+        parse_options(&opts.split(',').map(String::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn rbind_ro_is_recursive_bind_then_ro() {
+        let o = p("rbind,ro").unwrap();
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY
+        );
+        assert!(o.data.is_empty());
+    }
+
+    #[test]
+    fn unknown_options_become_data() {
+        let o = p("nosuid,mode=755,size=65536k").unwrap();
+        assert_eq!(o.flags, MsFlags::MS_NOSUID);
+        assert_eq!(o.data, "mode=755,size=65536k");
+    }
+
+    #[test]
+    fn later_options_win_and_propagation_is_separate() {
+        let o = p("ro,rw,nodev,dev,noexec,rslave,private").unwrap();
+        assert_eq!(o.flags, MsFlags::MS_NOEXEC);
+        assert_eq!(
+            o.propagation,
+            vec![MsFlags::MS_SLAVE | MsFlags::MS_REC, MsFlags::MS_PRIVATE]
+        );
+    }
+
+    #[test]
+    fn recursive_attributes() {
+        let o = p("rro,rnoatime").unwrap();
+        assert_eq!(o.rec_set, ATTR_RDONLY | ATTR_NOATIME);
+        assert_eq!(o.rec_clr, ATTR_ATIME);
+        assert_eq!(p("rrw").unwrap().rec_clr, ATTR_RDONLY);
+    }
+
+    #[test]
+    fn unsupported_options_are_rejected() {
+        assert!(p("tmpcopyup").unwrap_err().contains("not supported yet"));
+        assert!(p("idmap").unwrap_err().contains("not supported yet"));
+        assert!(p("ro,,nodev").unwrap_err().contains("invalid mount option"));
+    }
+
+    #[test]
+    fn compile_names_the_field() {
+        let m: Mount =
+            serde_json::from_str(r#"{"destination":"/x","type":"tmpfs","options":["tmpcopyup"]}"#)
+                .unwrap();
+        let e = compile(3, &m, Path::new("/")).unwrap_err().to_string();
+        assert!(e.starts_with("mounts[3]: "), "{e}");
+        let m: Mount =
+            serde_json::from_str(r#"{"destination":"/x","type":"bind","source":"/tmp"}"#).unwrap();
+        let s = compile(0, &m, Path::new("/")).unwrap();
+        assert_eq!(
+            (s.kind, s.opts.flags, s.src_is_dir),
+            (Kind::Bind, MsFlags::MS_BIND, true)
+        );
+        let m: Mount = serde_json::from_str(
+            r#"{"destination":"/proc/kcore","type":"bind","source":"/tmp","options":["rbind"]}"#,
+        )
+        .unwrap();
+        assert!(
+            compile(1, &m, Path::new("/"))
+                .unwrap_err()
+                .to_string()
+                .contains("inside /proc")
+        );
+    }
+}

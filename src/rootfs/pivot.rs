@@ -1,0 +1,277 @@
+//! Runs in: container init, inside its new mount namespace (prepare before
+//! the spec mounts, pivot after them).
+
+use super::Plan;
+use anyhow::{Context, Result};
+use nix::fcntl::{OFlag, open};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::Mode;
+use nix::unistd::{chdir, chroot, fchdir, pivot_root};
+use std::path::{Path, PathBuf};
+
+/// Makes "/" rslave (or the asked propagation) so nothing we mount leaks to
+/// the host, makes the rootfs' parent mount private, and binds the rootfs
+/// onto itself so it is a mount point pivot_root(2) accepts.
+pub fn prepare_root(plan: &Plan) -> Result<()> {
+    let flags = plan
+        .root_propagation
+        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).context("set propagation of /")?;
+    make_parent_private(&plan.rootfs)?;
+    let r = &plan.rootfs;
+    mount(
+        Some(r),
+        r,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .with_context(|| format!("bind {} onto itself", r.display()))
+}
+
+/// pivot_root(2) fails with EINVAL if the new root's parent mount is shared
+/// (rootfsPropagation "shared" asks for exactly that); make it private.
+fn make_parent_private(rootfs: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let parent = parse_mountinfo(&text)
+        .into_iter()
+        .filter(|m| rootfs.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len());
+    match parent {
+        Some(m) if m.optional.iter().any(|o| o.starts_with("shared:")) => mount(
+            None::<&str>,
+            &m.mount_point,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .with_context(|| format!("make {} private", m.mount_point.display())),
+        _ => Ok(()),
+    }
+}
+
+/// Enters the rootfs: pivot_root, or MS_MOVE + chroot with --no-pivot.
+pub fn pivot(plan: &Plan) -> Result<()> {
+    if plan.no_pivot {
+        move_root(&plan.rootfs)
+    } else {
+        pivot_into(&plan.rootfs)
+    }
+}
+
+/// pivot_root(".", ".") stacks the old root on top of the new one at "/";
+/// detaching it leaves the new root alone, without a put_old directory.
+fn pivot_into(rootfs: &Path) -> Result<()> {
+    let dir = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+    let old = open("/", dir, Mode::empty()).context("open /")?;
+    let new =
+        open(rootfs, dir, Mode::empty()).with_context(|| format!("open {}", rootfs.display()))?;
+    fchdir(&new).context("fchdir to rootfs")?;
+    pivot_root(".", ".").with_context(|| format!("pivot_root into {}", rootfs.display()))?;
+    // The kernel does not promise where "." is now; go to the old root explicitly.
+    fchdir(&old).context("fchdir to old root")?;
+    // rslave, not rprivate: our unmount must not propagate to the host, yet
+    // host unmounts still reach the old tree while we hold it (runc's reasoning).
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .context("make old root rslave")?;
+    umount2(".", MntFlags::MNT_DETACH).context("detach old root")?;
+    chdir("/").context("chdir /")
+}
+
+/// For --no-pivot (e.g. a ramfs root where pivot_root is impossible): move
+/// the rootfs mount over "/" and chroot. Weaker: the old root stays reachable
+/// to anyone who can escape the chroot.
+fn move_root(rootfs: &Path) -> Result<()> {
+    chdir(rootfs).with_context(|| format!("chdir {}", rootfs.display()))?;
+    mount(
+        Some(rootfs),
+        "/",
+        None::<&str>,
+        MsFlags::MS_MOVE,
+        None::<&str>,
+    )
+    .context("move rootfs to /")?;
+    chroot(".").context("chroot")?;
+    chdir("/").context("chdir /")
+}
+
+/// One line of /proc/self/mountinfo (proc(5)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountInfo {
+    pub root: String,
+    pub mount_point: PathBuf,
+    /// Optional fields such as "shared:1" or "master:2".
+    pub optional: Vec<String>,
+    pub fstype: String,
+    pub source: String,
+    pub super_opts: String,
+}
+
+/// Pure: parses mountinfo text; malformed lines are skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
+    text.lines().filter_map(parse_mountinfo_line).collect()
+}
+
+fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
+    let (pre, post) = line.split_once(" - ")?;
+    let pre: Vec<&str> = pre.split(' ').collect();
+    let post: Vec<&str> = post.split(' ').collect();
+    if pre.len() < 6 || post.len() < 3 {
+        return None;
+    }
+    Some(MountInfo {
+        root: unescape(pre[3]),
+        mount_point: PathBuf::from(unescape(pre[4])),
+        optional: pre[6..].iter().map(|s| s.to_string()).collect(),
+        fstype: post[0].to_string(),
+        source: unescape(post[1]),
+        super_opts: post[2].to_string(),
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as \ooo.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(std::str::from_utf8(o).ok()?, 8).ok());
+        match (b[i], oct) {
+            (b'\\', Some(c)) => {
+                out.push(c);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    //! Root-only smoke test: a forked child does the real thing.
+    use super::super::{finalize, plan, setup};
+    use nix::sys::wait::{WaitStatus, waitpid};
+    use nix::unistd::{ForkResult, fork};
+    use std::path::{Path, PathBuf};
+
+    const CONFIG: &str = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs","readonly":true},
+      "process":{"terminal":true,"user":{"uid":0,"gid":0},"cwd":"/","args":["sh"]},
+      "mounts":[
+        {"destination":"/proc","type":"proc","source":"proc"},
+        {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},
+        {"destination":"/dev/pts","type":"devpts","source":"devpts","options":["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]},
+        {"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]},
+        {"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["nosuid","noexec","nodev","relatime","ro"]},
+        {"destination":"/tmp","type":"tmpfs","source":"tmpfs","options":["mode=1777"]},
+        {"destination":"/mnt/host","type":"bind","source":"/etc/hostname","options":["rbind","ro"]}],
+      "linux":{"namespaces":[{"type":"mount"}],
+        "maskedPaths":["/proc/version","/proc/fs","/proc/nonexistent"],
+        "readonlyPaths":["/proc/sys"]}}"#;
+
+    /// Checks run inside the finished container; returns the failed check's number.
+    fn check() -> Result<(), i32> {
+        use std::os::unix::fs::FileTypeExt;
+        let ro = |p: &str| {
+            nix::sys::statvfs::statvfs(p)
+                .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        };
+        let checks: [(i32, bool); 9] = [
+            (10, std::fs::metadata("/bin/busybox").is_ok()),
+            (
+                11,
+                std::fs::metadata("/dev/null").is_ok_and(|m| m.file_type().is_char_device()),
+            ),
+            (
+                12,
+                std::fs::read_link("/dev/ptmx").is_ok_and(|l| l == Path::new("pts/ptmx")),
+            ),
+            (13, ro("/") == Ok(true) && ro("/tmp") == Ok(false)),
+            (14, ro("/proc/sys") == Ok(true) && ro("/sys") == Ok(true)),
+            (
+                15,
+                std::fs::read_to_string("/proc/version").is_ok_and(|s| s.is_empty()),
+            ),
+            (
+                16,
+                std::fs::read_dir("/proc/fs").is_ok_and(|d| d.count() == 0)
+                    && ro("/proc/fs") == Ok(true),
+            ),
+            (
+                17,
+                std::fs::metadata("/dev/console").is_ok() && ro("/mnt/host") == Ok(true),
+            ),
+            (
+                18,
+                std::fs::read_dir("/sys/fs/cgroup").is_ok_and(|d| d.count() > 0)
+                    && ro("/sys/fs/cgroup") == Ok(true),
+            ),
+        ];
+        checks.iter().find(|c| !c.1).map_or(Ok(()), |c| Err(c.0))
+    }
+
+    fn make_bundle() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("skiff-rootfs-smoke-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("rootfs/bin")).unwrap();
+        std::fs::copy("/bin/busybox", dir.join("rootfs/bin/busybox")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn smoke_setup_pivot_finalize() {
+        if !nix::unistd::geteuid().is_root() || !Path::new("/bin/busybox").exists() {
+            println!("skipped: needs root and /bin/busybox");
+            return;
+        }
+        let dir = make_bundle();
+        let spec: oci_spec::runtime::Spec = serde_json::from_str(CONFIG).unwrap();
+        let rootfs = dir.join("rootfs").canonicalize().unwrap();
+        let p = plan(&spec, &rootfs, false).unwrap();
+        // SAFETY: the child only runs syscalls on data prepared above and then
+        // _exits; it never returns into libtest.
+        match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                let code = (|| {
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|_| 2)?;
+                    setup(&p).map_err(|e| report(3, e))?;
+                    super::pivot(&p).map_err(|e| report(4, e))?;
+                    finalize(&p).map_err(|e| report(5, e))?;
+                    check()
+                })()
+                .err()
+                .unwrap_or(0);
+                // SAFETY: _exit is async-signal-safe and skips libtest's atexit state.
+                unsafe { libc::_exit(code) }
+            }
+            ForkResult::Parent { child } => {
+                let st = waitpid(child, None).unwrap();
+                std::fs::remove_dir_all(&dir).unwrap();
+                assert_eq!(
+                    st,
+                    WaitStatus::Exited(child, 0),
+                    "child failed (code = step or check number)"
+                );
+            }
+        }
+    }
+
+    fn report(code: i32, e: anyhow::Error) -> i32 {
+        let msg = format!("smoke child: {e:#}\n");
+        // SAFETY: writing a live buffer to fd 2; no locks involved.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+        code
+    }
+}
