@@ -10,15 +10,19 @@ use std::time::Duration;
 /// `run` with the file `leak` dup2'ed onto `fd` (not CLOEXEC) in the
 /// runtime's process only, so parallel tests do not inherit it.
 fn run_with_fd(rt: &Rt, b: &Bundle, fd: RawFd, extra: &[&str]) -> crate::Out {
-    let leak = std::fs::File::open("/proc/self/status").unwrap();
+    let path = rt.root.path().join(format!("leak-{fd}"));
+    std::fs::write(&path, "the-inherited-file\n").unwrap();
+    let leak = std::fs::File::open(&path).unwrap();
     let src = leak.as_raw_fd();
     let id = rt.id("fds");
     let mut c = rt.cmd();
     c.arg("run").arg("--bundle").arg(b.path()).args(extra).arg(&id);
-    // SAFETY: only dup2, which is async-signal-safe, runs between fork and exec.
+    // SAFETY: only dup2/fcntl, which are async-signal-safe, runs between fork and exec.
     unsafe {
         c.pre_exec(move || {
-            if libc::dup2(src, fd) < 0 {
+            // dup2(fd, fd) is a no-op that keeps FD_CLOEXEC: clear it.
+            let r = if src == fd { libc::fcntl(fd, libc::F_SETFD, 0) } else { libc::dup2(src, fd) };
+            if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -40,8 +44,9 @@ fn only_stdio_reaches_the_container() {
     require_root!();
     let rt = Rt::new();
     let b = Bundle::new();
-    // `ls /proc/$$/fd` lists the shell's fds, not those of `ls` itself.
-    b.args(&["sh", "-c", "ls /proc/$$/fd"]);
+    // `ls /proc/$$/fd` lists the shell's fds, not those of `ls` itself
+    // (the `; true` keeps ash from exec'ing `ls` in place of itself).
+    b.args(&["sh", "-c", "ls /proc/$$/fd; true"]);
     let o = run_with_fd(&rt, &b, 5, &[]).check("run with an inherited fd 5");
     assert_eq!(fds(&o.stdout), [0, 1, 2], "inherited fds leaked: {o:?}");
     let o = run_with_fd(&rt, &b, 3, &[]).check("run with an inherited fd 3");
@@ -57,7 +62,7 @@ fn preserve_fds() {
     let o = run_with_fd(&rt, &b, 3, &["--preserve-fds", "1"]).check("run --preserve-fds 1");
     let mut lines = o.stdout.lines().collect::<Vec<_>>();
     let name = lines.pop().unwrap();
-    assert!(name.starts_with("Name:"), "fd 3 is not the caller's file: {o:?}");
+    assert_eq!(name, "the-inherited-file", "fd 3 is not the caller's file: {o:?}");
     assert_eq!(fds(&lines.join(" ")), [0, 1, 2, 3]);
 }
 

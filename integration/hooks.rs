@@ -43,18 +43,26 @@ fn all_hooks_receive_state() {
     for h in ["prestart", "createRuntime", "createContainer"] {
         let st = read_state(&p(h));
         assert_eq!(st["id"], id.as_str(), "{h}: {st}");
-        assert_eq!(st["pid"], pid, "{h}: {st}");
+        // runc gives createContainer the pid as the container sees it (1):
+        // the hook runs in the container's pid namespace.
+        let want = if h == "createContainer" { [1, pid] } else { [pid, pid] };
+        assert!(want.iter().any(|w| st["pid"] == *w), "{h}: pid is not {want:?}: {st}");
         assert!(st["bundle"].as_str().is_some_and(|s| s.starts_with('/')), "{h}: {st}");
     }
     assert!(!p("startContainer").exists(), "startContainer ran before start");
-    assert!(!p("poststart").exists(), "poststart ran before start");
+    // runc 1.1.5 runs poststart hooks at `create` (fixed in runc 1.2); the
+    // spec says after the user process starts, which skiff follows.
+    if crate::is_skiff() {
+        assert!(!p("poststart").exists(), "poststart ran before start");
+    }
 
     rt.out(&["start", &id]).check("start");
     for h in ["startContainer", "poststart"] {
         assert!(poll(10, || p(h).exists() && fs::metadata(p(h)).unwrap().len() > 0), "{h} never ran");
         let st = read_state(&p(h));
         assert_eq!(st["id"], id.as_str(), "{h}: {st}");
-        assert_eq!(st["pid"], pid, "{h}: {st}");
+        let want = if h == "startContainer" { [1, pid] } else { [pid, pid] };
+        assert!(want.iter().any(|w| st["pid"] == *w), "{h}: pid is not {want:?}: {st}");
     }
     assert!(!p("poststop").exists(), "poststop ran before delete");
     rt.out(&["delete", "--force", &id]).check("delete --force");
@@ -101,15 +109,9 @@ fn hook_timeout_fails_create() {
     require_root!();
     let rt = Rt::new();
     let b = Bundle::new();
-    let out = TempDir::new("hooktimeout");
-    let done = out.path().join("finished");
-    b.edit(|c| {
-        c["hooks"] = json!({"prestart": [{
-            "path": "/bin/sh",
-            "args": ["sh", "-c", format!("sleep 5; touch {}", done.display())],
-            "timeout": 1,
-        }]});
-    });
+    // The hook itself sleeps (no child holding its stdio open, which a
+    // runtime waiting for EOF on the hook's output would wait for).
+    b.edit(|c| c["hooks"] = json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "5"], "timeout": 1}]}));
     b.args(&["sleep", "1000"]);
     let id = rt.id("hooktimeout");
     let start = std::time::Instant::now();
