@@ -54,5 +54,8 @@ set_config() {
 set_args() {
     local dir=$1
     shift
-    set_config "$dir" '.process.args = $ARGS.positional' --args "$@"
+    # Not `jq --args`: jq would take a "-c" among the args as its own flag.
+    local arr
+    arr=$(printf '%s\0' "$@" | jq -Rs 'split("\u0000") | .[:-1]')
+    set_config "$dir" '.process.args = $a' --argjson a "$arr"
 }
