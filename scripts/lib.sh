@@ -55,7 +55,9 @@ set_args() {
     local dir=$1
     shift
     # Not `jq --args`: jq would take a "-c" among the args as its own flag.
-    local arr
-    arr=$(printf '%s\0' "$@" | jq -Rs 'split("\u0000") | .[:-1]')
+    local arr='[]' a
+    for a in "$@"; do
+        arr=$(jq -c --arg x "$a" '. + [$x]' <<<"$arr")
+    done
     set_config "$dir" '.process.args = $a' --argjson a "$arr"
 }
