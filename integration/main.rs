@@ -16,6 +16,7 @@ mod failures;
 mod fds_tty;
 mod hooks;
 mod lifecycle;
+mod man;
 mod namespaces;
 mod process;
 mod rootfs;
