@@ -148,7 +148,7 @@ fn spec_rootless_has_user_namespace() {
     let ns = v["linux"]["namespaces"].as_array().unwrap();
     assert!(ns.iter().any(|n| n["type"] == "user"), "no user namespace: {v}");
     assert!(!ns.iter().any(|n| n["type"] == "network"), "rootless spec cannot create a network namespace usefully: {v}");
-    let uid = unsafe { libc::geteuid() } as u64;
+    let uid = nix::unistd::geteuid().as_raw() as u64;
     assert_eq!(v["linux"]["uidMappings"][0]["hostID"], uid, "{v}");
     assert_eq!(v["linux"]["uidMappings"][0]["containerID"], 0);
     assert!(v["linux"]["gidMappings"][0]["size"].as_u64().is_some());

@@ -213,7 +213,16 @@ impl Rt {
         let o = self.root.path().join(format!("{tag}.out"));
         let e = self.root.path().join(format!("{tag}.err"));
         c.stdout(fs::File::create(&o).unwrap()).stderr(fs::File::create(&e).unwrap());
-        let status = c.status().expect("spawn runtime");
+        let mut child = c.spawn().expect("spawn runtime");
+        let mut status = None;
+        if !poll(60, || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        }) {
+            let _ = child.kill();
+            panic!("runtime did not finish within 60s: {c:?}");
+        }
+        let status = status.unwrap();
         Out::from(Output { status, stdout: fs::read(&o).unwrap(), stderr: fs::read(&e).unwrap() })
     }
     /// `create --bundle B [extra] ID`.
@@ -264,9 +273,15 @@ impl Rt {
 impl Drop for Rt {
     fn drop(&mut self) {
         for id in self.ids.lock().unwrap().iter() {
+            let pid = self.state(id).and_then(|s| s["pid"].as_i64()).filter(|p| *p > 0);
             let mut c = self.cmd();
             c.args(["delete", "--force", id]).stdout(Stdio::null()).stderr(Stdio::null());
-            let _ = c.status();
+            let deleted = c.status().is_ok_and(|s| s.success());
+            if let (false, Some(pid)) = (deleted, pid) {
+                // A runtime that cannot delete yet must not leave sleepers.
+                // SAFETY: kill(2) has no memory-safety preconditions.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
         }
     }
 }
@@ -360,4 +375,16 @@ pub fn mountinfo_at<'a>(mountinfo: &'a str, dst: &str) -> Vec<Vec<&'a str>> {
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
         .filter(|f| f.len() > 5 && f[4] == dst)
         .collect()
+}
+
+impl Default for Rt {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Default for Bundle {
+    fn default() -> Self {
+        Self::new()
+    }
 }
