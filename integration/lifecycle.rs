@@ -76,12 +76,23 @@ fn kill_all() {
     require_root!();
     let rt = Rt::new();
     let b = Bundle::new();
-    b.args(&["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
     let id = rt.id("killall");
+    let cg = crate::cgroup::unique_cgroup(&id);
+    // No pid namespace: killing init alone would leave the sleeps running,
+    // so only `--all` (every pid in the cgroup) empties the cgroup.
+    b.edit(|c| {
+        c["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "pid");
+        c["linux"]["cgroupsPath"] = serde_json::json!(cg);
+    });
+    b.args(&["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
     rt.run_detached(&b, &id, &[]).check("run -d");
     rt.wait_status(&id, "running");
+    let procs = crate::cgroup::hierarchy("pids").join(cg.trim_start_matches('/')).join("cgroup.procs");
+    let count = || std::fs::read_to_string(&procs).map(|t| t.lines().count()).unwrap_or(0);
+    assert!(poll(10, || count() == 3), "expected sh and two sleeps in {}", procs.display());
     rt.out(&["kill", "--all", &id, "KILL"]).check("kill --all");
     rt.wait_status(&id, "stopped");
+    assert!(poll(10, || count() == 0), "processes survived kill --all: {}", count());
 }
 
 /// Spawns a foreground `run` whose init traps SIGTERM and SIGHUP.
