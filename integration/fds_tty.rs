@@ -1,0 +1,146 @@
+//! File descriptors reaching the container, and the console socket.
+use crate::{Bundle, Rt, TempDir, output, require_root};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+use std::io::{IoSliceMut, Read};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+/// `run` with the file `leak` dup2'ed onto `fd` (not CLOEXEC) in the
+/// runtime's process only, so parallel tests do not inherit it.
+fn run_with_fd(rt: &Rt, b: &Bundle, fd: RawFd, extra: &[&str]) -> crate::Out {
+    let path = rt.root.path().join(format!("leak-{fd}"));
+    std::fs::write(&path, "the-inherited-file\n").unwrap();
+    let leak = std::fs::File::open(&path).unwrap();
+    let src = leak.as_raw_fd();
+    let id = rt.id("fds");
+    let mut c = rt.cmd();
+    c.arg("run").arg("--bundle").arg(b.path()).args(extra).arg(&id);
+    // SAFETY: only dup2/fcntl, which are async-signal-safe, runs between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            // dup2(fd, fd) is a no-op that keeps FD_CLOEXEC: clear it.
+            let r = if src == fd { libc::fcntl(fd, libc::F_SETFD, 0) } else { libc::dup2(src, fd) };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = output(c);
+    drop(leak);
+    o
+}
+
+fn fds(out: &str) -> Vec<u32> {
+    let mut v: Vec<u32> = out.split_whitespace().map(|s| s.parse().unwrap()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn only_stdio_reaches_the_container() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    // `ls /proc/$$/fd` lists the shell's fds, not those of `ls` itself
+    // (the `; true` keeps ash from exec'ing `ls` in place of itself).
+    b.args(&["sh", "-c", "ls /proc/$$/fd; true"]);
+    let o = run_with_fd(&rt, &b, 5, &[]).check("run with an inherited fd 5");
+    assert_eq!(fds(&o.stdout), [0, 1, 2], "inherited fds leaked: {o:?}");
+    let o = run_with_fd(&rt, &b, 3, &[]).check("run with an inherited fd 3");
+    assert_eq!(fds(&o.stdout), [0, 1, 2], "fd 3 leaked without --preserve-fds: {o:?}");
+}
+
+#[test]
+fn preserve_fds() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.args(&["sh", "-c", "ls /proc/$$/fd; head -n 1 <&3"]);
+    let o = run_with_fd(&rt, &b, 3, &["--preserve-fds", "1"]).check("run --preserve-fds 1");
+    let mut lines = o.stdout.lines().collect::<Vec<_>>();
+    let name = lines.pop().unwrap();
+    assert_eq!(name, "the-inherited-file", "fd 3 is not the caller's file: {o:?}");
+    assert_eq!(fds(&lines.join(" ")), [0, 1, 2, 3]);
+}
+
+/// Receives one fd sent with SCM_RIGHTS over a connection to `listener`.
+fn receive_fd(listener: &UnixListener) -> RawFd {
+    let (stream, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 4096];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).unwrap();
+    for c in msg.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            return fds[0];
+        }
+    }
+    panic!("no fd in the console socket message");
+}
+
+/// Reads a pty master until the slave side is gone (EIO) or EOF.
+fn read_master(fd: RawFd) -> String {
+    // SAFETY: we own the received fd.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = f.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn terminal_via_console_socket() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let dir = TempDir::new("console");
+    let sock = dir.path().join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    b.edit(|c| c["process"]["terminal"] = serde_json::json!(true));
+    b.args(&["sh", "-c", "tty; test -t 0 && test -t 1 && test -t 2 && echo all-tty; ls -l /dev/console | cut -c1"]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let fd = receive_fd(&listener);
+        let _ = tx.send(read_master(fd));
+    });
+    let id = rt.id("tty");
+    rt.run_detached(&b, &id, &["--console-socket", sock.to_str().unwrap()]).check("run -d --console-socket");
+    let text = rx.recv_timeout(Duration::from_secs(20)).expect("no pty output");
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(lines, ["/dev/pts/0", "all-tty", "c"], "{text:?}");
+    assert!(text.contains("\r\n"), "output did not go through a tty line discipline: {text:?}");
+}
+
+#[test]
+fn terminal_without_console_socket_fails_for_create() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| c["process"]["terminal"] = serde_json::json!(true));
+    let id = rt.id("notty");
+    let o = rt.create(&b, &id, &[]);
+    assert_eq!(o.code, Some(1), "create with terminal=true needs --console-socket: {o:?}");
+    assert!(!rt.root.path().join(&id).exists());
+}
+
+#[test]
+fn console_socket_without_terminal_fails() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let dir = TempDir::new("console2");
+    let sock = dir.path().join("console.sock");
+    let _listener = UnixListener::bind(&sock).unwrap();
+    b.args(&["true"]);
+    let id = rt.id("sockonly");
+    let o = rt.run_detached(&b, &id, &["--console-socket", sock.to_str().unwrap()]);
+    assert_eq!(o.code, Some(1), "--console-socket with terminal=false must fail: {o:?}");
+}

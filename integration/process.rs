@@ -1,0 +1,247 @@
+//! The process: args, env, cwd, user, umask, capabilities, rlimits, NNP, OOM.
+use crate::{Bundle, Rt, require_root, skip};
+use serde_json::json;
+
+fn status_field(status: &str, key: &str) -> String {
+    let pfx = format!("{key}:");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&pfx))
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+        .trim()
+        .to_string()
+}
+
+fn cap_bits(names: &[&str]) -> u64 {
+    names.iter().fold(0, |acc, n| {
+        let bit = match *n {
+            "CAP_CHOWN" => 0,
+            "CAP_KILL" => 5,
+            "CAP_SETUID" => 7,
+            "CAP_NET_BIND_SERVICE" => 10,
+            "CAP_NET_RAW" => 13,
+            "CAP_SYS_ADMIN" => 21,
+            "CAP_AUDIT_WRITE" => 29,
+            other => panic!("add {other} to cap_bits"),
+        };
+        acc | 1 << bit
+    })
+}
+
+fn caps_of(status: &str, key: &str) -> u64 {
+    u64::from_str_radix(&status_field(status, key), 16).unwrap()
+}
+
+#[test]
+fn args_are_passed_verbatim() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.args(&["sh", "-c", "for a in \"$@\"; do echo \"[$a]\"; done", "argv0", "one", "two words", "", "*"]);
+    let id = rt.id("args");
+    let o = rt.run(&b, &id, &[]).check("run");
+    assert_eq!(o.stdout, "[one]\n[two words]\n[]\n[*]\n");
+}
+
+#[test]
+fn path_lookup_of_args0() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.args(&["echo", "found-by-PATH"]);
+    b.edit(|c| c["process"]["env"] = json!(["PATH=/nowhere:/bin"]));
+    let id = rt.id("path");
+    assert_eq!(rt.run(&b, &id, &[]).check("run").stdout, "found-by-PATH\n");
+}
+
+#[test]
+fn env_is_exact() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.args(&["env"]);
+    b.edit(|c| c["process"]["env"] = json!(["PATH=/bin", "FOO=bar baz", "EMPTY=", "TERM=dumb"]));
+    let id = rt.id("env");
+    let o = rt.run(&b, &id, &[]).check("run env");
+    let mut got: Vec<&str> = o.stdout.lines().collect();
+    got.sort();
+    // HOME is added by runc when the config has none (runc and skiff both).
+    got.retain(|l| !l.starts_with("HOME="));
+    assert_eq!(got, ["EMPTY=", "FOO=bar baz", "PATH=/bin", "TERM=dumb"]);
+}
+
+#[test]
+fn home_defaults_from_passwd() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let o = rt.sh(&b, "echo $HOME").check("run");
+    assert_eq!(o.stdout, "/root\n");
+}
+
+#[test]
+fn cwd_is_set_and_created() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| c["process"]["cwd"] = json!("/work/dir"));
+    let o = rt.sh(&b, "pwd").check("run");
+    assert_eq!(o.stdout, "/work/dir\n");
+}
+
+#[test]
+fn user_ids_and_groups() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [2000, 2001]}));
+    let o = rt.sh(&b, "id -u; id -g; id -G; grep -E '^(Uid|Gid|Groups):' /proc/self/status").check("run");
+    let l: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(l[0], "1000");
+    assert_eq!(l[1], "1001");
+    let mut groups: Vec<&str> = l[2].split_whitespace().collect();
+    groups.sort();
+    assert_eq!(groups, ["1001", "2000", "2001"]);
+    assert_eq!(l[3].split_whitespace().collect::<Vec<_>>(), ["Uid:", "1000", "1000", "1000", "1000"]);
+    assert_eq!(l[4].split_whitespace().collect::<Vec<_>>(), ["Gid:", "1001", "1001", "1001", "1001"]);
+    assert_eq!(l[5].split_whitespace().collect::<Vec<_>>(), ["Groups:", "2000", "2001"]);
+}
+
+#[test]
+fn umask() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| c["process"]["user"]["umask"] = json!(0o027));
+    assert_eq!(rt.sh(&b, "umask").check("run").stdout, "0027\n");
+    // Without umask in the config, runc uses 0022.
+    b.edit(|c| {
+        c["process"]["user"].as_object_mut().unwrap().remove("umask");
+    });
+    assert_eq!(rt.sh(&b, "umask").check("run").stdout, "0022\n");
+}
+
+#[test]
+fn default_capabilities() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let o = rt.sh(&b, "cat /proc/self/status").check("run");
+    let def = cap_bits(&["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    assert_eq!(caps_of(&o.stdout, "CapBnd"), def);
+    assert_eq!(caps_of(&o.stdout, "CapEff"), def);
+    assert_eq!(caps_of(&o.stdout, "CapPrm"), def);
+    assert_eq!(caps_of(&o.stdout, "CapInh"), 0, "the default spec grants no inheritable caps");
+    // Ambient caps need the inheritable bit, which the default spec lacks.
+    assert_eq!(caps_of(&o.stdout, "CapAmb"), 0);
+}
+
+#[test]
+fn capability_sets_for_non_root() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let bnd = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"];
+    let set = ["CAP_KILL", "CAP_NET_BIND_SERVICE"];
+    b.edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        c["process"]["capabilities"] =
+            json!({"bounding": bnd, "effective": set, "permitted": set, "inheritable": set, "ambient": ["CAP_KILL"]});
+    });
+    let o = rt.sh(&b, "cat /proc/self/status").check("run");
+    // A non-root exec keeps only the ambient set in P and E (capabilities(7)).
+    assert_eq!(caps_of(&o.stdout, "CapBnd"), cap_bits(&bnd));
+    assert_eq!(caps_of(&o.stdout, "CapInh"), cap_bits(&set));
+    assert_eq!(caps_of(&o.stdout, "CapAmb"), cap_bits(&["CAP_KILL"]));
+    assert_eq!(caps_of(&o.stdout, "CapPrm"), cap_bits(&["CAP_KILL"]));
+    assert_eq!(caps_of(&o.stdout, "CapEff"), cap_bits(&["CAP_KILL"]));
+}
+
+#[test]
+fn capability_bounding_for_root() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let set = ["CAP_CHOWN", "CAP_SYS_ADMIN"];
+    b.edit(|c| {
+        c["process"]["capabilities"] = json!({"bounding": set, "effective": set, "permitted": set});
+    });
+    let o = rt.sh(&b, "cat /proc/self/status; kill -0 1 && echo kill-ok").check("run");
+    assert_eq!(caps_of(&o.stdout, "CapBnd"), cap_bits(&set));
+    assert_eq!(caps_of(&o.stdout, "CapEff"), cap_bits(&set));
+    assert_eq!(caps_of(&o.stdout, "CapInh"), 0);
+}
+
+#[test]
+fn rlimit_lowered() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["rlimits"] = json!([
+            {"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200},
+            {"type": "RLIMIT_CORE", "soft": 0, "hard": 0},
+        ]);
+    });
+    let o = rt.sh(&b, "ulimit -n; grep -E '^Max (open files|core file size)' /proc/self/limits").check("run");
+    let l: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(l[0], "100");
+    let core: Vec<&str> = l[1].split_whitespace().collect();
+    assert_eq!(&core[4..6], ["0", "0"], "{}", l[1]);
+    let nofile: Vec<&str> = l[2].split_whitespace().collect();
+    assert_eq!(&nofile[3..5], ["100", "200"], "{}", l[2]);
+}
+
+/// True when this process may raise hard rlimits (CAP_SYS_RESOURCE).
+fn have_sys_resource() -> bool {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    caps_of(&s, "CapEff") & (1 << 24) != 0
+}
+
+#[test]
+fn rlimit_raised_above_host_hard_limit() {
+    require_root!();
+    if !have_sys_resource() {
+        skip!("root lacks CAP_SYS_RESOURCE here, so no runtime can raise a hard rlimit");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap().1;
+    let want = hard.saturating_add(1000).min(1 << 20);
+    b.edit(|c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": want, "hard": want}]));
+    assert_eq!(rt.sh(&b, "ulimit -n").check("run").stdout.trim(), want.to_string());
+}
+
+#[test]
+fn no_new_privileges() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| c["process"]["noNewPrivileges"] = json!(true));
+    let o = rt.sh(&b, "grep NoNewPrivs /proc/self/status").check("run");
+    assert_eq!(o.stdout.split_whitespace().nth(1), Some("1"));
+    b.edit(|c| c["process"]["noNewPrivileges"] = json!(false));
+    let o = rt.sh(&b, "grep NoNewPrivs /proc/self/status").check("run");
+    assert_eq!(o.stdout.split_whitespace().nth(1), Some("0"));
+}
+
+#[test]
+fn oom_score_adj_positive() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| c["process"]["oomScoreAdj"] = json!(500));
+    assert_eq!(rt.sh(&b, "cat /proc/self/oom_score_adj").check("run").stdout, "500\n");
+}
+
+#[test]
+fn oom_score_adj_negative() {
+    require_root!();
+    if !have_sys_resource() {
+        skip!("root lacks CAP_SYS_RESOURCE here, so a negative oomScoreAdj cannot be set");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| c["process"]["oomScoreAdj"] = json!(-100));
+    assert_eq!(rt.sh(&b, "cat /proc/self/oom_score_adj").check("run").stdout, "-100\n");
+}

@@ -1,0 +1,63 @@
+# Shared helpers for scripts/*.sh (sourced, not run).
+
+# apt_need PKG CMD: installs PKG with apt when CMD is missing (as root only).
+apt_need() {
+    local pkg=$1 cmd=$2
+    if command -v "$cmd" >/dev/null 2>&1 || [ -e "$cmd" ]; then
+        return 0
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "warning: $cmd is missing and we are not root: install $pkg yourself" >&2
+        return 0
+    fi
+    echo "installing $pkg (for $cmd)" >&2
+    if [ -z "${APT_UPDATED:-}" ]; then
+        apt-get update -qq >&2
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >&2
+}
+
+# busybox_bin: prints the path of a static busybox.
+busybox_bin() {
+    for b in /bin/busybox /usr/bin/busybox; do
+        if [ -x "$b" ]; then echo "$b"; return 0; fi
+    done
+    return 1
+}
+
+# make_bundle RUNTIME DIR: a busybox rootfs in DIR/rootfs and DIR/config.json
+# from `RUNTIME spec`, made non-interactive (terminal=false).
+make_bundle() {
+    local rt=$1 dir=$2 bb
+    bb=$(busybox_bin) || { echo "static busybox not found" >&2; return 1; }
+    mkdir -p "$dir/rootfs/bin" "$dir/rootfs/proc" "$dir/rootfs/sys" "$dir/rootfs/dev" "$dir/rootfs/tmp" "$dir/rootfs/etc"
+    cp "$bb" "$dir/rootfs/bin/busybox"
+    for a in $("$bb" --list); do
+        [ "$a" = busybox ] || ln -sf busybox "$dir/rootfs/bin/$a"
+    done
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$dir/rootfs/etc/passwd"
+    rm -f "$dir/config.json"
+    "$rt" spec --bundle "$dir"
+    set_config "$dir" '.process.terminal = false'
+}
+
+# set_config DIR JQ_FILTER [jq args...]: edits DIR/config.json with jq.
+set_config() {
+    local dir=$1 filter=$2
+    shift 2
+    jq "$filter" "$dir/config.json" "$@" >"$dir/config.json.new"
+    mv "$dir/config.json.new" "$dir/config.json"
+}
+
+# set_args DIR ARG...: sets process.args.
+set_args() {
+    local dir=$1
+    shift
+    # Not `jq --args`: jq would take a "-c" among the args as its own flag.
+    local arr='[]' a
+    for a in "$@"; do
+        arr=$(jq -c --arg x "$a" '. + [$x]' <<<"$arr")
+    done
+    set_config "$dir" '.process.args = $a' --argjson a "$arr"
+}

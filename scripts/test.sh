@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, then the integration tests against the
+# skiff binary. As root, root-only tests are required (REQUIRE_ROOT_TESTS=1):
+# a skip is a failure, so a green run cannot hide skipped tests.
+# Usage: bash scripts/test.sh   (extra args go to cargo test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+apt_need busybox-static /bin/busybox
+apt_need runc runc
+if [ "$(id -u)" -eq 0 ]; then
+    export REQUIRE_ROOT_TESTS=1
+fi
+cargo test --all-targets "$@"
