@@ -193,7 +193,9 @@ fn bind_device(root: BorrowedFd, parent: BorrowedFd, d: &Device) -> Result<()> {
     .with_context(|| format!("bind host {}", d.path.display()))
 }
 
-/// Binds the pty slave over /dev/console (after pivot_root).
+/// Binds the pty slave over /dev/console (after pivot_root). The slave must
+/// come from the container's devpts (/dev/ptmx opened after pivot, as runc
+/// does): a bind source outside our mount namespace fails with EINVAL.
 pub fn mount_console(slave: BorrowedFd) -> Result<()> {
     let is = |m: u32, t: SFlag| SFlag::from_bits_truncate(m) & SFlag::S_IFMT == t;
     let st = fstat(slave).context("fstat console slave")?;
@@ -214,6 +216,8 @@ pub fn mount_console(slave: BorrowedFd) -> Result<()> {
         MsFlags::MS_BIND,
         None::<&str>,
     )
+    // EINVAL: the pty is not from a devpts in this mount namespace; open it
+    // through the container's /dev/ptmx after pivot_root.
     .context("bind console onto /dev/console")
 }
 

@@ -326,9 +326,8 @@ fn mount_cgroup(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
 /// own cgroup, or a fresh cgroup fs inside a cgroupns), symlinks for
 /// co-mounted controllers, then the tmpfs itself made ro if asked.
 fn mount_cgroup_v1(root: BorrowedFd, m: &MountStep, plan: &Plan, hs: &[Hierarchy]) -> Result<()> {
-    let base = MsFlags::MS_NOEXEC | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     let tmpfs_opts = Opts {
-        flags: base,
+        flags: CGROUP_FLAGS,
         data: "mode=755".into(),
         propagation: m.opts.propagation.clone(),
         ..Opts::default()
@@ -342,66 +341,70 @@ fn mount_cgroup_v1(root: BorrowedFd, m: &MountStep, plan: &Plan, hs: &[Hierarchy
     };
     mount_plain(root, &tmpfs)?;
     for h in hs {
-        let name = h.mountpoint.file_name().unwrap_or_default();
-        let dest = m.dest.join(name);
-        if plan.cgroupns {
-            let t = mkdir_all(root, &dest, Leaf::Dir)?;
-            let flags = base | (m.opts.flags & MsFlags::MS_RDONLY);
-            nix::mount::mount(
-                Some("cgroup"),
-                &fd_path(t.as_fd()),
-                Some("cgroup"),
-                flags,
-                Some(h.subsystems.join(",").as_str()),
-            )
-            .with_context(|| {
-                format!(
-                    "mount cgroup {} on {}",
-                    h.subsystems.join(","),
-                    dest.display()
-                )
-            })?;
-        } else {
-            let src = own_cgroup(&h.mountpoint, &h.root, &h.subsystems)?;
-            let opts = Opts {
-                flags: m.opts.flags | MsFlags::MS_BIND | MsFlags::MS_REC,
-                ..m.opts.clone()
-            };
-            let bind = MountStep {
-                kind: Kind::Bind,
-                source: Some(src),
-                dest: dest.clone(),
-                opts,
-                src_is_dir: true,
-                ..m.clone()
-            };
-            mount_plain(root, &bind)
-                .with_context(|| format!("bind cgroup on {}", dest.display()))?;
-        }
-        let name = name.to_string_lossy();
-        if name.contains(',') {
-            let dir = mkdir_all(root, &m.dest, Leaf::Dir)?;
-            for ss in name.split(',') {
-                match nix::unistd::symlinkat(name.as_ref(), dir.as_fd(), ss) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(e).with_context(|| format!("symlink {ss} -> {name}")),
-                }
-            }
-        }
+        mount_hierarchy(root, m, plan.cgroupns, h)?;
     }
     if m.opts.flags.contains(MsFlags::MS_RDONLY) {
         // GHSA-m8cg-xc2p-r3fc: a writable tmpfs here would let the container
         // plant files where tools expect the cgroup tree.
         let t = mkdir_all(root, &m.dest, Leaf::Dir)?;
-        let flags = base | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        let flags = CGROUP_FLAGS | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        let at = fd_path(t.as_fd());
+        nix::mount::mount(None::<&str>, &at, None::<&str>, flags, Some("mode=755"))
+            .context("remount cgroup tmpfs read-only")?;
+    }
+    Ok(())
+}
+
+/// The flags runc gives cgroup mounts and their tmpfs.
+const CGROUP_FLAGS: MsFlags = MsFlags::MS_NOEXEC
+    .union(MsFlags::MS_NOSUID)
+    .union(MsFlags::MS_NODEV);
+
+/// One v1 hierarchy: a fresh cgroup fs inside a cgroupns (it shows only our
+/// subtree), else a bind of our own cgroup directory from the host.
+fn mount_hierarchy(root: BorrowedFd, m: &MountStep, cgroupns: bool, h: &Hierarchy) -> Result<()> {
+    let name = h.mountpoint.file_name().unwrap_or_default();
+    let dest = m.dest.join(name);
+    let subsystems = h.subsystems.join(",");
+    if cgroupns {
+        let t = mkdir_all(root, &dest, Leaf::Dir)?;
+        let flags = CGROUP_FLAGS | (m.opts.flags & MsFlags::MS_RDONLY);
+        let at = fd_path(t.as_fd());
         nix::mount::mount(
-            None::<&str>,
-            &fd_path(t.as_fd()),
-            None::<&str>,
+            Some("cgroup"),
+            &at,
+            Some("cgroup"),
             flags,
-            Some("mode=755"),
+            Some(subsystems.as_str()),
         )
-        .context("remount cgroup tmpfs read-only")?;
+        .with_context(|| format!("mount cgroup {subsystems} on {}", dest.display()))?;
+    } else {
+        let src = own_cgroup(&h.mountpoint, &h.root, &h.subsystems)?;
+        let flags = m.opts.flags | MsFlags::MS_BIND | MsFlags::MS_REC;
+        let bind = MountStep {
+            kind: Kind::Bind,
+            source: Some(src),
+            dest: dest.clone(),
+            opts: Opts {
+                flags,
+                ..m.opts.clone()
+            },
+            src_is_dir: true,
+            ..m.clone()
+        };
+        mount_plain(root, &bind).with_context(|| format!("bind cgroup on {}", dest.display()))?;
+    }
+    // Co-mounted controllers ("cpu,cpuacct") also get a link per controller,
+    // where tools look for them.
+    let name = name.to_string_lossy();
+    if name.contains(',') {
+        let dir = mkdir_all(root, &m.dest, Leaf::Dir)?;
+        for ss in name.split(',') {
+            match nix::unistd::symlinkat(name.as_ref(), dir.as_fd(), ss) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e).with_context(|| format!("symlink {ss} -> {name}")),
+            }
+        }
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{MsFlags, mount};
 use oci_spec::runtime::Mount;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// The kernel's mount_setattr(2) argument (linux/mount.h).
@@ -210,6 +210,13 @@ pub fn compile(index: usize, m: &Mount, cwd: &Path) -> Result<MountStep> {
         .map_err(|e| anyhow!("{field}: {e}"))?;
     let fstype = m.typ().clone().unwrap_or_default();
     let bind = fstype == "bind" || opts.flags.contains(MsFlags::MS_BIND);
+    if !m.destination().is_absolute() {
+        // runc 1.1 warns and resolves it relative to "/"; so do we.
+        let d = m.destination().display();
+        crate::log::warn(&format!(
+            "{field}.destination: {d:?} is not absolute, using \"/{d}\""
+        ));
+    }
     let dest = paths::clean(m.destination());
     if dest == Path::new("/") {
         bail!("{field}.destination: mounting over the container root \"/\" is not supported");
@@ -334,34 +341,7 @@ pub fn is_errno(e: &anyhow::Error, set: &[Errno]) -> bool {
 /// Mounts one filesystem or bind mount on its fd-resolved target, then
 /// applies propagation, the bind remount and recursive attributes.
 pub fn mount_plain(root: BorrowedFd, m: &MountStep) -> Result<()> {
-    let leaf = if m.kind == Kind::Bind && !m.src_is_dir {
-        Leaf::File
-    } else {
-        Leaf::Dir
-    };
-    let target = mkdir_all(root, &m.dest, leaf)?;
-    if matches!(m.kind, Kind::Proc | Kind::Sysfs) && !paths::is_dir(target.as_fd())? {
-        bail!(
-            "filesystem {:?} must be mounted on ordinary directory",
-            m.fstype
-        );
-    }
-    if matches!(m.kind, Kind::Proc | Kind::Sysfs) {
-        // RESOLVE_IN_ROOT followed a final symlink; refuse one (runc's Lstat check).
-        let rel = m.dest.strip_prefix("/").unwrap_or(&m.dest);
-        paths::openat2(
-            root,
-            rel,
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY,
-        )
-        .map_err(|_| {
-            anyhow!(
-                "filesystem {:?} must be mounted on ordinary directory",
-                m.fstype
-            )
-        })?;
-    }
-    let old_mode = nix::sys::stat::fstat(target.as_fd())?.st_mode & 0o7777;
+    let (target, old_mode) = open_target(root, m)?;
     let mut flags = m.opts.flags;
     // tmpfs and /dev stay writable until finalize: we still create files in them.
     if m.kind == Kind::Tmpfs || m.dest == Path::new("/dev") {
@@ -372,17 +352,14 @@ pub fn mount_plain(root: BorrowedFd, m: &MountStep) -> Result<()> {
     let fstype = (m.kind != Kind::Bind).then_some(m.fstype.as_str());
     mount(Some(&src), &fd_path(target.as_fd()), fstype, flags, data)?;
     // The old fd is below the new mount; reopen to act on the mount itself.
-    let rel = m.dest.strip_prefix("/").unwrap_or(&m.dest);
-    let target = paths::openat2(root, rel, OFlag::O_PATH)?;
+    let target = paths::openat2(root, &rel(&m.dest), OFlag::O_PATH)?;
     let at = fd_path(target.as_fd());
-    if m.kind == Kind::Tmpfs && !m.opts.data.split(',').any(|d| d.starts_with("mode=")) {
-        // Keep the image's mode on an existing directory, as runc does.
-        nix::sys::stat::fchmodat(
-            nix::fcntl::AT_FDCWD,
-            &at,
-            nix::sys::stat::Mode::from_bits_truncate(old_mode),
-            nix::sys::stat::FchmodatFlags::FollowSymlink,
-        )?;
+    if let Some(mode) = old_mode {
+        // A tmpfs over an existing directory keeps the image's mode (runc),
+        // unless the options set one.
+        let mode = nix::sys::stat::Mode::from_bits_truncate(mode);
+        let follow = nix::sys::stat::FchmodatFlags::FollowSymlink;
+        nix::sys::stat::fchmodat(nix::fcntl::AT_FDCWD, &at, mode, follow).context("chmod")?;
     }
     for p in &m.opts.propagation {
         mount(None::<&str>, &at, None::<&str>, *p, None::<&str>)
@@ -396,6 +373,42 @@ pub fn mount_plain(root: BorrowedFd, m: &MountStep) -> Result<()> {
         set_rec_attr(target.as_fd(), m.opts.rec_set, m.opts.rec_clr)?;
     }
     Ok(())
+}
+
+fn rel(dest: &Path) -> PathBuf {
+    dest.strip_prefix("/").unwrap_or(dest).to_path_buf()
+}
+
+/// Resolves (creating if needed) the mount target. Also returns the mode to
+/// restore for a tmpfs over a pre-existing directory without "mode=".
+fn open_target(root: BorrowedFd, m: &MountStep) -> Result<(OwnedFd, Option<u32>)> {
+    let mut old_mode = None;
+    let keep_mode =
+        m.kind == Kind::Tmpfs && !m.opts.data.split(',').any(|d| d.starts_with("mode="));
+    if let (true, Ok(fd)) = (
+        keep_mode,
+        paths::openat2(root, &rel(&m.dest), OFlag::O_PATH),
+    ) {
+        old_mode = Some(nix::sys::stat::fstat(fd.as_fd())?.st_mode & 0o7777);
+    }
+    if matches!(m.kind, Kind::Proc | Kind::Sysfs) {
+        // Never through a symlink or onto a file, which has been a "fun"
+        // attack in the past (runc's Lstat check): O_NOFOLLOW|O_DIRECTORY.
+        let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY;
+        match paths::openat2(root, &rel(&m.dest), flags) {
+            Ok(_) | Err(Errno::ENOENT) => {}
+            Err(_) => bail!(
+                "filesystem {:?} must be mounted on ordinary directory",
+                m.fstype
+            ),
+        }
+    }
+    let leaf = if m.kind == Kind::Bind && !m.src_is_dir {
+        Leaf::File
+    } else {
+        Leaf::Dir
+    };
+    Ok((mkdir_all(root, &m.dest, leaf)?, old_mode))
 }
 
 /// A bind mount ignores most flags; a second MS_REMOUNT|MS_BIND applies them.

@@ -161,10 +161,14 @@ fn unescape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    //! Root-only smoke test: a forked child does the real thing.
-    use super::super::{finalize, plan, setup};
+    //! Root-only smoke tests: a forked child (single-threaded, so unshare
+    //! works) does the real thing and reports through its exit code.
+    use super::super::{Plan, finalize, mount_console, plan, setup};
+    use nix::sched::CloneFlags;
     use nix::sys::wait::{WaitStatus, waitpid};
     use nix::unistd::{ForkResult, fork};
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::os::unix::fs::FileTypeExt;
     use std::path::{Path, PathBuf};
 
     const CONFIG: &str = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs","readonly":true},
@@ -181,79 +185,118 @@ mod tests {
         "maskedPaths":["/proc/version","/proc/fs","/proc/nonexistent"],
         "readonlyPaths":["/proc/sys"]}}"#;
 
-    /// Checks run inside the finished container; returns the failed check's number.
-    fn check() -> Result<(), i32> {
-        use std::os::unix::fs::FileTypeExt;
-        let ro = |p: &str| {
-            nix::sys::statvfs::statvfs(p)
-                .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
-        };
-        let checks: [(i32, bool); 9] = [
+    fn ro(p: &str) -> bool {
+        nix::sys::statvfs::statvfs(p)
+            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+    }
+
+    fn is_chr(p: &str) -> bool {
+        std::fs::metadata(p).is_ok_and(|m| m.file_type().is_char_device())
+    }
+
+    /// Checks inside the finished container; returns the failed check's number.
+    fn check_common() -> Result<(), i32> {
+        let checks = [
             (10, std::fs::metadata("/bin/busybox").is_ok()),
-            (
-                11,
-                std::fs::metadata("/dev/null").is_ok_and(|m| m.file_type().is_char_device()),
-            ),
+            (11, is_chr("/dev/null") && is_chr("/dev/tty")),
             (
                 12,
                 std::fs::read_link("/dev/ptmx").is_ok_and(|l| l == Path::new("pts/ptmx")),
             ),
-            (13, ro("/") == Ok(true) && ro("/tmp") == Ok(false)),
-            (14, ro("/proc/sys") == Ok(true) && ro("/sys") == Ok(true)),
+            (13, ro("/") && !ro("/tmp")),
+            (14, ro("/proc/sys") && ro("/sys")),
             (
                 15,
                 std::fs::read_to_string("/proc/version").is_ok_and(|s| s.is_empty()),
             ),
             (
                 16,
-                std::fs::read_dir("/proc/fs").is_ok_and(|d| d.count() == 0)
-                    && ro("/proc/fs") == Ok(true),
+                std::fs::read_dir("/proc/fs").is_ok_and(|d| d.count() == 0) && ro("/proc/fs"),
             ),
-            (
-                17,
-                std::fs::metadata("/dev/console").is_ok() && ro("/mnt/host") == Ok(true),
-            ),
+            (17, ro("/mnt/host") && std::fs::read_link("/dev/fd").is_ok()),
             (
                 18,
                 std::fs::read_dir("/sys/fs/cgroup").is_ok_and(|d| d.count() > 0)
-                    && ro("/sys/fs/cgroup") == Ok(true),
+                    && ro("/sys/fs/cgroup"),
             ),
         ];
         checks.iter().find(|c| !c.1).map_or(Ok(()), |c| Err(c.0))
     }
 
-    fn make_bundle() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("skiff-rootfs-smoke-{}", std::process::id()));
+    /// With a cgroupns, v1 hierarchies are fresh cgroup mounts rooted at "/".
+    fn check_cgroupns() -> Result<(), i32> {
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").map_err(|_| 20)?;
+        let ok = mi
+            .lines()
+            .filter(|l| l.contains(" - cgroup "))
+            .all(|l| l.split(' ').nth(3) == Some("/"));
+        if ok { Ok(()) } else { Err(21) }
+    }
+
+    fn make_bundle(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("skiff-smoke-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("rootfs/bin")).unwrap();
         std::fs::copy("/bin/busybox", dir.join("rootfs/bin/busybox")).unwrap();
         dir
     }
 
-    #[test]
-    fn smoke_setup_pivot_finalize() {
+    /// A pty slave fd from /dev/ptmx, standing in for the lead's console code.
+    fn open_pty_slave() -> nix::Result<OwnedFd> {
+        use nix::fcntl::OFlag;
+        let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)?;
+        nix::pty::grantpt(&master)?;
+        nix::pty::unlockpt(&master)?;
+        let name = nix::pty::ptsname_r(&master)?;
+        let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+        let slave = nix::fcntl::open(name.as_str(), flags, nix::sys::stat::Mode::empty())?;
+        std::mem::forget(master); // keep the pty alive until _exit
+        Ok(slave)
+    }
+
+    /// The child's whole life: namespaces, then the init call order.
+    fn child(p: &Plan, ns: CloneFlags, check: fn() -> Result<(), i32>) -> i32 {
+        let r = (|| {
+            nix::sched::unshare(ns).map_err(|_| 2)?;
+            setup(p).map_err(|e| report(3, e))?;
+            super::pivot(p).map_err(|e| report(4, e))?;
+            // As runc does: the pty comes from the container's own devpts.
+            let slave = p.terminal.then(open_pty_slave).transpose().map_err(|_| 6)?;
+            if let Some(s) = &slave {
+                mount_console(s.as_fd()).map_err(|e| report(7, e))?;
+                if !is_chr("/dev/console") {
+                    return Err(8);
+                }
+            }
+            finalize(p).map_err(|e| report(5, e))?;
+            check_common()?;
+            check()
+        })();
+        r.err().unwrap_or(0)
+    }
+
+    fn run(
+        tag: &str,
+        no_pivot: bool,
+        ns: CloneFlags,
+        edit: fn(&mut Plan),
+        check: fn() -> Result<(), i32>,
+    ) {
         if !nix::unistd::geteuid().is_root() || !Path::new("/bin/busybox").exists() {
             println!("skipped: needs root and /bin/busybox");
             return;
         }
-        let dir = make_bundle();
+        let dir = make_bundle(tag);
         let spec: oci_spec::runtime::Spec = serde_json::from_str(CONFIG).unwrap();
         let rootfs = dir.join("rootfs").canonicalize().unwrap();
-        let p = plan(&spec, &rootfs, false).unwrap();
-        // SAFETY: the child only runs syscalls on data prepared above and then
-        // _exits; it never returns into libtest.
+        let mut p = plan(&spec, &rootfs, no_pivot).unwrap();
+        edit(&mut p);
+        // SAFETY: the child only makes syscalls on data prepared above and
+        // then _exits; it never returns into libtest.
         match unsafe { fork() }.unwrap() {
             ForkResult::Child => {
-                let code = (|| {
-                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|_| 2)?;
-                    setup(&p).map_err(|e| report(3, e))?;
-                    super::pivot(&p).map_err(|e| report(4, e))?;
-                    finalize(&p).map_err(|e| report(5, e))?;
-                    check()
-                })()
-                .err()
-                .unwrap_or(0);
-                // SAFETY: _exit is async-signal-safe and skips libtest's atexit state.
+                let code = child(&p, ns, check);
+                // SAFETY: _exit skips libtest's state; always safe to call.
                 unsafe { libc::_exit(code) }
             }
             ForkResult::Parent { child } => {
@@ -262,10 +305,31 @@ mod tests {
                 assert_eq!(
                     st,
                     WaitStatus::Exited(child, 0),
-                    "child failed (code = step or check number)"
+                    "exit code = failed step or check"
                 );
             }
         }
+    }
+
+    #[test]
+    fn smoke_pivot_console_mknod() {
+        run("pivot", false, CloneFlags::CLONE_NEWNS, |_| {}, || Ok(()));
+    }
+
+    #[test]
+    fn smoke_no_pivot_cgroupns_bound_devices() {
+        let edit = |p: &mut Plan| {
+            p.cgroupns = true;
+            p.bind_devices = true;
+            p.terminal = false;
+        };
+        run(
+            "nopivot",
+            true,
+            CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWCGROUP,
+            edit,
+            check_cgroupns,
+        );
     }
 
     fn report(code: i32, e: anyhow::Error) -> i32 {
