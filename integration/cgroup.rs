@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 /// the v2 unified root.
 pub fn hierarchy(controller: &str) -> PathBuf {
     let v1 = Path::new("/sys/fs/cgroup").join(controller);
-    if v1.join("cgroup.procs").exists() { v1 } else { PathBuf::from("/sys/fs/cgroup") }
+    if v1.join("cgroup.procs").exists() {
+        v1
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
+    }
 }
 
 /// The cgroup path of `pid` for `controller` (v1 line naming it, else v2 `0::`).
@@ -17,9 +21,15 @@ pub fn cgroup_of(pid: i32, controller: &str) -> Option<String> {
     let v1 = text.lines().find_map(|l| {
         let mut f = l.splitn(3, ':');
         let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-        ctrls.split(',').any(|c| c == controller).then(|| path.to_string())
+        ctrls
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| path.to_string())
     });
-    v1.or_else(|| text.lines().find_map(|l| l.strip_prefix("0::").map(String::from)))
+    v1.or_else(|| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("0::").map(String::from))
+    })
 }
 
 /// A cgroupsPath unique to this test run, one level below the root.
@@ -55,13 +65,30 @@ fn init_is_in_cgroups_path_and_removed_on_delete() {
     rt.create(&b, &id, &[]).check("create");
     let pid = rt.pid(&id);
     for ctrl in ["memory", "pids", "cpu", "devices", "freezer"] {
-        assert_eq!(cgroup_of(pid, ctrl).as_deref(), Some(cg.as_str()), "{ctrl}: {}", fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap());
+        assert_eq!(
+            cgroup_of(pid, ctrl).as_deref(),
+            Some(cg.as_str()),
+            "{ctrl}: {}",
+            fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap()
+        );
     }
-    let procs = fs::read_to_string(hierarchy("pids").join(cg.trim_start_matches('/')).join("cgroup.procs")).unwrap();
-    assert!(procs.lines().any(|l| l == pid.to_string()), "init {pid} not in cgroup.procs: {procs}");
+    let procs = fs::read_to_string(
+        hierarchy("pids")
+            .join(cg.trim_start_matches('/'))
+            .join("cgroup.procs"),
+    )
+    .unwrap();
+    assert!(
+        procs.lines().any(|l| l == pid.to_string()),
+        "init {pid} not in cgroup.procs: {procs}"
+    );
     rt.out(&["start", &id]).check("start");
     rt.out(&["delete", "--force", &id]).check("delete --force");
-    assert!(poll(10, || cgroup_dirs_left(&cg).is_empty()), "cgroup dirs left: {:?}", cgroup_dirs_left(&cg));
+    assert!(
+        poll(10, || cgroup_dirs_left(&cg).is_empty()),
+        "cgroup dirs left: {:?}",
+        cgroup_dirs_left(&cg)
+    );
 }
 
 #[test]
@@ -75,8 +102,16 @@ fn run_removes_its_cgroup() {
     b.args(&["sh", "-c", "cat /proc/self/cgroup"]);
     let o = rt.run(&b, &id, &[]).check("run");
     // The default spec has no cgroup namespace, so the full path shows.
-    assert!(o.stdout.lines().any(|l| l.ends_with(&format!(":{cg}"))), "{}", o.stdout);
-    assert!(cgroup_dirs_left(&cg).is_empty(), "cgroup dirs left: {:?}", cgroup_dirs_left(&cg));
+    assert!(
+        o.stdout.lines().any(|l| l.ends_with(&format!(":{cg}"))),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        cgroup_dirs_left(&cg).is_empty(),
+        "cgroup dirs left: {:?}",
+        cgroup_dirs_left(&cg)
+    );
 }
 
 #[test]
@@ -95,10 +130,18 @@ fn resource_limits_are_written() {
     });
     rt.create(&b, &id, &[]).check("create");
     let rel = cg.trim_start_matches('/');
-    let read = |ctrl: &str, file: &str| fs::read_to_string(hierarchy(ctrl).join(rel).join(file)).unwrap().trim().to_string();
+    let read = |ctrl: &str, file: &str| {
+        fs::read_to_string(hierarchy(ctrl).join(rel).join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
     assert_eq!(read("pids", "pids.max"), "42");
     if hierarchy("memory").ends_with("memory") {
-        assert_eq!(read("memory", "memory.limit_in_bytes"), (64 * 1024 * 1024).to_string());
+        assert_eq!(
+            read("memory", "memory.limit_in_bytes"),
+            (64 * 1024 * 1024).to_string()
+        );
         assert_eq!(read("cpu", "cpu.shares"), "512");
     } else {
         assert_eq!(read("memory", "memory.max"), (64 * 1024 * 1024).to_string());
@@ -118,7 +161,10 @@ fn pids_limit_is_enforced() {
     // sh + 2 sleeps fill the limit; the third fork must fail.
     b.args(&["sh", "-c", "sleep 100 & sleep 100 & sleep 100; echo rc=$?"]);
     let o = rt.run(&b, &id, &[]);
-    assert!(o.stderr.contains("fork") || o.stderr.contains("esource"), "third fork was not refused: {o:?}");
+    assert!(
+        o.stderr.contains("fork") || o.stderr.contains("esource"),
+        "third fork was not refused: {o:?}"
+    );
 }
 
 #[test]
@@ -132,6 +178,9 @@ fn cgroup_namespace_hides_path() {
     b.args(&["sh", "-c", "grep -E ':(pids|memory):' /proc/self/cgroup"]);
     let o = rt.run(&b, &id, &[]).check("run");
     for l in o.stdout.lines() {
-        assert!(l.ends_with(":/"), "cgroup namespace root is not the container's cgroup: {l}");
+        assert!(
+            l.ends_with(":/"),
+            "cgroup namespace root is not the container's cgroup: {l}"
+        );
     }
 }

@@ -6,11 +6,24 @@ use std::process::Command;
 /// RFC 3339: `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)`.
 fn is_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
-    if b.len() < 20 || !digits(0..4) || b[4] != b'-' || !digits(5..7) || b[7] != b'-' || !digits(8..10) {
+    let digits =
+        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    if b.len() < 20
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+    {
         return false;
     }
-    if !(b[10] == b'T' || b[10] == b't') || !digits(11..13) || b[13] != b':' || !digits(14..16) || b[16] != b':' || !digits(17..19) {
+    if !(b[10] == b'T' || b[10] == b't')
+        || !digits(11..13)
+        || b[13] != b':'
+        || !digits(14..16)
+        || b[16] != b':'
+        || !digits(17..19)
+    {
         return false;
     }
     let mut i = 19;
@@ -26,7 +39,11 @@ fn is_rfc3339(s: &str) -> bool {
     }
     match &s[i..] {
         "Z" | "z" => true,
-        tz => tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) && tz.as_bytes()[3] == b':',
+        tz => {
+            tz.len() == 6
+                && (tz.starts_with('+') || tz.starts_with('-'))
+                && tz.as_bytes()[3] == b':'
+        }
     }
 }
 
@@ -48,15 +65,24 @@ fn state_json_fields() {
     let id = rt.id("fields");
     rt.create(&b, &id, &[]).check("create");
     let st = rt.state(&id).unwrap();
-    assert!(st["ociVersion"].as_str().is_some_and(|v| !v.is_empty()), "{st}");
+    assert!(
+        st["ociVersion"].as_str().is_some_and(|v| !v.is_empty()),
+        "{st}"
+    );
     assert_eq!(st["id"], id.as_str());
     assert!(st["pid"].as_i64().unwrap() > 0);
     assert_eq!(st["status"], "created");
     let bundle = st["bundle"].as_str().unwrap();
     assert!(bundle.starts_with('/'), "bundle must be absolute: {bundle}");
-    assert_eq!(std::fs::canonicalize(bundle).unwrap(), std::fs::canonicalize(b.path()).unwrap());
+    assert_eq!(
+        std::fs::canonicalize(bundle).unwrap(),
+        std::fs::canonicalize(b.path()).unwrap()
+    );
     let rootfs = st["rootfs"].as_str().unwrap();
-    assert_eq!(std::fs::canonicalize(rootfs).unwrap(), std::fs::canonicalize(b.rootfs()).unwrap());
+    assert_eq!(
+        std::fs::canonicalize(rootfs).unwrap(),
+        std::fs::canonicalize(b.rootfs()).unwrap()
+    );
     let created = st["created"].as_str().unwrap();
     assert!(is_rfc3339(created), "created is not RFC 3339: {created}");
     assert!(st["owner"].is_string(), "owner missing: {st}");
@@ -69,23 +95,34 @@ fn list_formats() {
     require_root!();
     let rt = Rt::new();
     let b = Bundle::new();
-    let empty = rt.out(&["list", "--format", "json"]).check("list json (empty)");
+    let empty = rt
+        .out(&["list", "--format", "json"])
+        .check("list json (empty)");
     let v: Value = serde_json::from_str(&empty.stdout).unwrap_or(Value::Null);
-    assert!(v.is_null() || v.as_array().is_some_and(|a| a.is_empty()), "empty list: {}", empty.stdout);
+    assert!(
+        v.is_null() || v.as_array().is_some_and(|a| a.is_empty()),
+        "empty list: {}",
+        empty.stdout
+    );
 
     let id = rt.sleeper(&b);
     let pid = rt.pid(&id);
     let table = rt.out(&["list"]).check("list");
     let mut lines = table.stdout.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]);
+    assert_eq!(
+        header,
+        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    );
     let row: Vec<&str> = lines.next().expect("a row").split_whitespace().collect();
     assert_eq!(row[0], id);
     assert_eq!(row[1], pid.to_string());
     assert_eq!(row[2], "running");
     assert_eq!(row[3], b.path().to_str().unwrap());
 
-    let js = rt.out(&["list", "--format", "json"]).check("list --format json");
+    let js = rt
+        .out(&["list", "--format", "json"])
+        .check("list --format json");
     let v: Value = serde_json::from_str(&js.stdout).unwrap();
     let arr = v.as_array().expect("json array");
     assert_eq!(arr.len(), 1);
@@ -113,22 +150,45 @@ fn spec_in(dir: &std::path::Path, extra: &[&str]) -> crate::Out {
 fn spec_writes_config_once() {
     let d = TempDir::new("spec");
     spec_in(d.path(), &[]).check("spec");
-    let v: Value = serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
-    assert!(v["ociVersion"].as_str().is_some_and(|s| s.starts_with("1.")), "{v}");
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
+    assert!(
+        v["ociVersion"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("1.")),
+        "{v}"
+    );
     assert_eq!(v["root"]["path"], "rootfs");
     assert_eq!(v["process"]["args"][0], "sh");
     assert_eq!(v["process"]["terminal"], true);
-    assert!(v["process"]["capabilities"]["inheritable"].as_array().is_none_or(|a| a.is_empty()), "default spec must not grant inheritable caps");
-    let ns: Vec<&str> = v["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+    assert!(
+        v["process"]["capabilities"]["inheritable"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "default spec must not grant inheritable caps"
+    );
+    let ns: Vec<&str> = v["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
     for want in ["pid", "network", "ipc", "uts", "mount"] {
         assert!(ns.contains(&want), "default namespaces {ns:?} lack {want}");
     }
     assert!(!ns.contains(&"user"));
     let before = std::fs::read(d.path().join("config.json")).unwrap();
     let again = spec_in(d.path(), &[]);
-    assert!(!again.ok(), "spec must refuse to overwrite config.json: {again:?}");
+    assert!(
+        !again.ok(),
+        "spec must refuse to overwrite config.json: {again:?}"
+    );
     assert!(!again.stderr.trim().is_empty());
-    assert_eq!(std::fs::read(d.path().join("config.json")).unwrap(), before, "config.json was changed");
+    assert_eq!(
+        std::fs::read(d.path().join("config.json")).unwrap(),
+        before,
+        "config.json was changed"
+    );
 }
 
 #[test]
@@ -144,10 +204,17 @@ fn spec_in_cwd() {
 fn spec_rootless_has_user_namespace() {
     let d = TempDir::new("rootless");
     spec_in(d.path(), &["--rootless"]).check("spec --rootless");
-    let v: Value = serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
+    let v: Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
     let ns = v["linux"]["namespaces"].as_array().unwrap();
-    assert!(ns.iter().any(|n| n["type"] == "user"), "no user namespace: {v}");
-    assert!(!ns.iter().any(|n| n["type"] == "network"), "rootless spec cannot create a network namespace usefully: {v}");
+    assert!(
+        ns.iter().any(|n| n["type"] == "user"),
+        "no user namespace: {v}"
+    );
+    assert!(
+        !ns.iter().any(|n| n["type"] == "network"),
+        "rootless spec cannot create a network namespace usefully: {v}"
+    );
     let uid = nix::unistd::geteuid().as_raw() as u64;
     assert_eq!(v["linux"]["uidMappings"][0]["hostID"], uid, "{v}");
     assert_eq!(v["linux"]["uidMappings"][0]["containerID"], 0);
@@ -163,8 +230,12 @@ fn global_root_flag_forms() {
     let id = rt.id("eqform");
     let root = format!("--root={}", rt.root.path().display());
     let mut c = Command::new(runtime());
-    c.arg(&root).arg("create").arg(format!("--bundle={}", b.path().display())).arg(&id);
-    rt.detached(c, "eq").check("create with --root=DIR --bundle=DIR");
+    c.arg(&root)
+        .arg("create")
+        .arg(format!("--bundle={}", b.path().display()))
+        .arg(&id);
+    rt.detached(c, "eq")
+        .check("create with --root=DIR --bundle=DIR");
     // `--root DIR` (the Rt's form) sees the container `--root=DIR` made.
     assert_eq!(rt.status(&id).as_deref(), Some("created"));
     let mut c = Command::new(runtime());
@@ -181,7 +252,10 @@ fn version_flag() {
     let o = output(c).check("--version");
     let first = o.stdout.lines().next().unwrap_or("");
     assert!(first.contains("version"), "{o:?}");
-    assert!(first.chars().any(|c| c.is_ascii_digit()), "no version number: {o:?}");
+    assert!(
+        first.chars().any(|c| c.is_ascii_digit()),
+        "no version number: {o:?}"
+    );
 }
 
 #[test]

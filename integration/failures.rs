@@ -12,8 +12,10 @@ fn leftover_processes(cg: &str, bundle: &str) -> Vec<String> {
         if !name.bytes().all(|c| c.is_ascii_digit()) {
             continue;
         }
-        let in_cg = fs::read_to_string(e.path().join("cgroup")).is_ok_and(|t| t.lines().any(|l| l.ends_with(cg)));
-        let in_bundle = fs::read_link(e.path().join("root")).is_ok_and(|r| r.to_string_lossy().contains(bundle));
+        let in_cg = fs::read_to_string(e.path().join("cgroup"))
+            .is_ok_and(|t| t.lines().any(|l| l.ends_with(cg)));
+        let in_bundle = fs::read_link(e.path().join("root"))
+            .is_ok_and(|r| r.to_string_lossy().contains(bundle));
         if in_cg || in_bundle {
             let cmd = fs::read_to_string(e.path().join("cmdline")).unwrap_or_default();
             found.push(format!("{name}: {}", cmd.replace('\0', " ")));
@@ -27,18 +29,33 @@ fn failed_create(rt: &Rt, b: &Bundle, tag: &str) -> Out {
     let id = rt.id(tag);
     let cg = unique_cgroup(&id);
     // Best effort: a config that does not parse cannot take a cgroupsPath.
-    if fs::read(b.path().join("config.json")).ok().and_then(|t| serde_json::from_slice::<Value>(&t).ok()).is_some() {
+    if fs::read(b.path().join("config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_slice::<Value>(&t).ok())
+        .is_some()
+    {
         b.edit(|c| c["linux"]["cgroupsPath"] = json!(cg));
     }
     let o = rt.create(b, &id, &[]);
     assert_eq!(o.code, Some(1), "{tag}: create must exit 1: {o:?}");
     let err = o.stderr.trim();
     assert!(!err.is_empty(), "{tag}: no error message");
-    assert_eq!(err.lines().count(), 1, "{tag}: error must be one line: {err}");
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "{tag}: error must be one line: {err}"
+    );
     assert!(o.stdout.is_empty(), "{tag}: unexpected stdout: {o:?}");
     assert!(!rt.root.path().join(&id).exists(), "{tag}: state dir left");
-    assert!(rt.state(&id).is_none(), "{tag}: state works after a failed create");
-    assert!(cgroup_dirs_left(&cg).is_empty(), "{tag}: cgroup left: {:?}", cgroup_dirs_left(&cg));
+    assert!(
+        rt.state(&id).is_none(),
+        "{tag}: state works after a failed create"
+    );
+    assert!(
+        cgroup_dirs_left(&cg).is_empty(),
+        "{tag}: cgroup left: {:?}",
+        cgroup_dirs_left(&cg)
+    );
     let bundle = b.path().to_str().unwrap();
     let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mi.contains(bundle), "{tag}: mount left on the host: {mi}");
@@ -52,7 +69,11 @@ fn invalid_json() {
     require_root!();
     let rt = Rt::new();
     let b = Bundle::new();
-    fs::write(b.path().join("config.json"), "{\"ociVersion\": \"1.0.2\", \"process\": ").unwrap();
+    fs::write(
+        b.path().join("config.json"),
+        "{\"ociVersion\": \"1.0.2\", \"process\": ",
+    )
+    .unwrap();
     failed_create(&rt, &b, "badjson");
 }
 
@@ -81,7 +102,10 @@ fn unknown_field_is_rejected() {
         return;
     }
     let o = failed_create(&rt, &b, "bogus");
-    assert!(o.stderr.contains("bogusField"), "the error must name the field: {o:?}");
+    assert!(
+        o.stderr.contains("bogusField"),
+        "the error must name the field: {o:?}"
+    );
 }
 
 #[test]
@@ -91,7 +115,10 @@ fn missing_rootfs() {
     let b = Bundle::new();
     fs::remove_dir_all(b.rootfs()).unwrap();
     let o = failed_create(&rt, &b, "norootfs");
-    assert!(o.stderr.contains("rootfs"), "the error must name the rootfs: {o:?}");
+    assert!(
+        o.stderr.contains("rootfs"),
+        "the error must name the rootfs: {o:?}"
+    );
 }
 
 #[test]
@@ -101,7 +128,10 @@ fn nonexistent_executable() {
     let b = Bundle::new();
     b.args(&["/nope"]);
     let o = failed_create(&rt, &b, "nope");
-    assert!(o.stderr.contains("/nope"), "the error must name the path: {o:?}");
+    assert!(
+        o.stderr.contains("/nope"),
+        "the error must name the path: {o:?}"
+    );
     b.args(&["no-such-command-in-path"]);
     let o = failed_create(&rt, &b, "nopath");
     assert!(o.stderr.contains("no-such-command-in-path"), "{o:?}");
@@ -115,7 +145,10 @@ fn bad_mount_source() {
     b.mount(json!({"destination": "/data", "type": "bind", "source": "/nonexistent-skiff-src", "options": ["rbind"]}));
     b.mount(json!({"destination": "/late", "type": "tmpfs", "source": "tmpfs"}));
     let o = failed_create(&rt, &b, "badmount");
-    assert!(o.stderr.contains("/nonexistent-skiff-src") || o.stderr.contains("/data"), "{o:?}");
+    assert!(
+        o.stderr.contains("/nonexistent-skiff-src") || o.stderr.contains("/data"),
+        "{o:?}"
+    );
 }
 
 #[test]
@@ -161,12 +194,17 @@ fn log_json_error_line() {
     let text = fs::read_to_string(&log).expect("--log file was not written");
     let lines: Vec<Value> = text
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))
+        })
         .collect();
     let errors: Vec<&Value> = lines.iter().filter(|l| l["level"] == "error").collect();
     assert!(!errors.is_empty(), "no error line in {text}");
     let e = errors.last().unwrap();
-    assert!(e["msg"].as_str().is_some_and(|m| m.contains("/nope")), "{e}");
+    assert!(
+        e["msg"].as_str().is_some_and(|m| m.contains("/nope")),
+        "{e}"
+    );
     assert!(e["time"].as_str().is_some_and(|t| !t.is_empty()), "{e}");
     assert!(!rt.root.path().join(&id).exists());
 }
@@ -180,7 +218,8 @@ fn log_text_and_flag_equals_form() {
     let log = rt.root.path().join("log.txt");
     let id = rt.id("logtext");
     let mut c = rt.cmd();
-    c.arg(format!("--log={}", log.display())).arg("--log-format=text");
+    c.arg(format!("--log={}", log.display()))
+        .arg("--log-format=text");
     c.arg("create").arg("--bundle").arg(b.path()).arg(&id);
     let o = rt.detached(c, "logtext");
     assert_eq!(o.code, Some(1), "{o:?}");

@@ -16,12 +16,20 @@ fn run_with_fd(rt: &Rt, b: &Bundle, fd: RawFd, extra: &[&str]) -> crate::Out {
     let src = leak.as_raw_fd();
     let id = rt.id("fds");
     let mut c = rt.cmd();
-    c.arg("run").arg("--bundle").arg(b.path()).args(extra).arg(&id);
+    c.arg("run")
+        .arg("--bundle")
+        .arg(b.path())
+        .args(extra)
+        .arg(&id);
     // SAFETY: only dup2/fcntl, which are async-signal-safe, runs between fork and exec.
     unsafe {
         c.pre_exec(move || {
             // dup2(fd, fd) is a no-op that keeps FD_CLOEXEC: clear it.
-            let r = if src == fd { libc::fcntl(fd, libc::F_SETFD, 0) } else { libc::dup2(src, fd) };
+            let r = if src == fd {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(src, fd)
+            };
             if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -50,7 +58,11 @@ fn only_stdio_reaches_the_container() {
     let o = run_with_fd(&rt, &b, 5, &[]).check("run with an inherited fd 5");
     assert_eq!(fds(&o.stdout), [0, 1, 2], "inherited fds leaked: {o:?}");
     let o = run_with_fd(&rt, &b, 3, &[]).check("run with an inherited fd 3");
-    assert_eq!(fds(&o.stdout), [0, 1, 2], "fd 3 leaked without --preserve-fds: {o:?}");
+    assert_eq!(
+        fds(&o.stdout),
+        [0, 1, 2],
+        "fd 3 leaked without --preserve-fds: {o:?}"
+    );
 }
 
 #[test]
@@ -62,7 +74,10 @@ fn preserve_fds() {
     let o = run_with_fd(&rt, &b, 3, &["--preserve-fds", "1"]).check("run --preserve-fds 1");
     let mut lines = o.stdout.lines().collect::<Vec<_>>();
     let name = lines.pop().unwrap();
-    assert_eq!(name, "the-inherited-file", "fd 3 is not the caller's file: {o:?}");
+    assert_eq!(
+        name, "the-inherited-file",
+        "fd 3 is not the caller's file: {o:?}"
+    );
     assert_eq!(fds(&lines.join(" ")), [0, 1, 2, 3]);
 }
 
@@ -72,7 +87,13 @@ fn receive_fd(listener: &UnixListener) -> RawFd {
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).unwrap();
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .unwrap();
     for c in msg.cmsgs().unwrap() {
         if let ControlMessageOwned::ScmRights(fds) = c {
             return fds[0];
@@ -105,18 +126,28 @@ fn terminal_via_console_socket() {
     let sock = dir.path().join("console.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     b.edit(|c| c["process"]["terminal"] = serde_json::json!(true));
-    b.args(&["sh", "-c", "tty; test -t 0 && test -t 1 && test -t 2 && echo all-tty; ls -l /dev/console | cut -c1"]);
+    b.args(&[
+        "sh",
+        "-c",
+        "tty; test -t 0 && test -t 1 && test -t 2 && echo all-tty; ls -l /dev/console | cut -c1",
+    ]);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let fd = receive_fd(&listener);
         let _ = tx.send(read_master(fd));
     });
     let id = rt.id("tty");
-    rt.run_detached(&b, &id, &["--console-socket", sock.to_str().unwrap()]).check("run -d --console-socket");
-    let text = rx.recv_timeout(Duration::from_secs(20)).expect("no pty output");
+    rt.run_detached(&b, &id, &["--console-socket", sock.to_str().unwrap()])
+        .check("run -d --console-socket");
+    let text = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no pty output");
     let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
     assert_eq!(lines, ["/dev/pts/0", "all-tty", "c"], "{text:?}");
-    assert!(text.contains("\r\n"), "output did not go through a tty line discipline: {text:?}");
+    assert!(
+        text.contains("\r\n"),
+        "output did not go through a tty line discipline: {text:?}"
+    );
 }
 
 #[test]
@@ -127,7 +158,11 @@ fn terminal_without_console_socket_fails_for_create() {
     b.edit(|c| c["process"]["terminal"] = serde_json::json!(true));
     let id = rt.id("notty");
     let o = rt.create(&b, &id, &[]);
-    assert_eq!(o.code, Some(1), "create with terminal=true needs --console-socket: {o:?}");
+    assert_eq!(
+        o.code,
+        Some(1),
+        "create with terminal=true needs --console-socket: {o:?}"
+    );
     assert!(!rt.root.path().join(&id).exists());
 }
 
@@ -142,5 +177,9 @@ fn console_socket_without_terminal_fails() {
     b.args(&["true"]);
     let id = rt.id("sockonly");
     let o = rt.run_detached(&b, &id, &["--console-socket", sock.to_str().unwrap()]);
-    assert_eq!(o.code, Some(1), "--console-socket with terminal=false must fail: {o:?}");
+    assert_eq!(
+        o.code,
+        Some(1),
+        "--console-socket with terminal=false must fail: {o:?}"
+    );
 }

@@ -10,8 +10,10 @@ fn host_hook(out: &Path) -> Value {
 }
 
 fn read_state(path: &Path) -> Value {
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("hook did not write {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("hook stdin is not state JSON ({e}): {text}"))
+    let text = fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("hook did not write {}: {e}", path.display()));
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("hook stdin is not state JSON ({e}): {text}"))
 }
 
 #[test]
@@ -45,11 +47,24 @@ fn all_hooks_receive_state() {
         assert_eq!(st["id"], id.as_str(), "{h}: {st}");
         // runc gives createContainer the pid as the container sees it (1):
         // the hook runs in the container's pid namespace.
-        let want = if h == "createContainer" { [1, pid] } else { [pid, pid] };
-        assert!(want.iter().any(|w| st["pid"] == *w), "{h}: pid is not {want:?}: {st}");
-        assert!(st["bundle"].as_str().is_some_and(|s| s.starts_with('/')), "{h}: {st}");
+        let want = if h == "createContainer" {
+            [1, pid]
+        } else {
+            [pid, pid]
+        };
+        assert!(
+            want.iter().any(|w| st["pid"] == *w),
+            "{h}: pid is not {want:?}: {st}"
+        );
+        assert!(
+            st["bundle"].as_str().is_some_and(|s| s.starts_with('/')),
+            "{h}: {st}"
+        );
     }
-    assert!(!p("startContainer").exists(), "startContainer ran before start");
+    assert!(
+        !p("startContainer").exists(),
+        "startContainer ran before start"
+    );
     // runc 1.1.5 runs poststart hooks at `create` (fixed in runc 1.2); the
     // spec says after the user process starts, which skiff follows.
     if crate::is_skiff() {
@@ -58,11 +73,22 @@ fn all_hooks_receive_state() {
 
     rt.out(&["start", &id]).check("start");
     for h in ["startContainer", "poststart"] {
-        assert!(poll(10, || p(h).exists() && fs::metadata(p(h)).unwrap().len() > 0), "{h} never ran");
+        assert!(
+            poll(10, || p(h).exists()
+                && fs::metadata(p(h)).unwrap().len() > 0),
+            "{h} never ran"
+        );
         let st = read_state(&p(h));
         assert_eq!(st["id"], id.as_str(), "{h}: {st}");
-        let want = if h == "startContainer" { [1, pid] } else { [pid, pid] };
-        assert!(want.iter().any(|w| st["pid"] == *w), "{h}: pid is not {want:?}: {st}");
+        let want = if h == "startContainer" {
+            [1, pid]
+        } else {
+            [pid, pid]
+        };
+        assert!(
+            want.iter().any(|w| st["pid"] == *w),
+            "{h}: pid is not {want:?}: {st}"
+        );
     }
     assert!(!p("poststop").exists(), "poststop ran before delete");
     rt.out(&["delete", "--force", &id]).check("delete --force");
@@ -95,13 +121,18 @@ fn failing_hook_fails_create() {
     require_root!();
     let rt = Rt::new();
     let b = Bundle::new();
-    b.edit(|c| c["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 7"]}]}));
+    b.edit(|c| {
+        c["hooks"] = json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 7"]}]})
+    });
     b.args(&["sleep", "1000"]);
     let id = rt.id("hookfail");
     let o = rt.create(&b, &id, &[]);
     assert_eq!(o.code, Some(1), "{o:?}");
     assert!(rt.state(&id).is_none());
-    assert!(!rt.root.path().join(&id).exists(), "state dir left after a failed hook");
+    assert!(
+        !rt.root.path().join(&id).exists(),
+        "state dir left after a failed hook"
+    );
 }
 
 #[test]
@@ -111,13 +142,23 @@ fn hook_timeout_fails_create() {
     let b = Bundle::new();
     // The hook itself sleeps (no child holding its stdio open, which a
     // runtime waiting for EOF on the hook's output would wait for).
-    b.edit(|c| c["hooks"] = json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "5"], "timeout": 1}]}));
+    b.edit(|c| {
+        c["hooks"] =
+            json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "5"], "timeout": 1}]})
+    });
     b.args(&["sleep", "1000"]);
     let id = rt.id("hooktimeout");
     let start = std::time::Instant::now();
     let o = rt.create(&b, &id, &[]);
-    assert_eq!(o.code, Some(1), "a hook over its timeout must fail create: {o:?}");
-    assert!(start.elapsed().as_secs() < 5, "create waited for the hook past its timeout");
+    assert_eq!(
+        o.code,
+        Some(1),
+        "a hook over its timeout must fail create: {o:?}"
+    );
+    assert!(
+        start.elapsed().as_secs() < 5,
+        "create waited for the hook past its timeout"
+    );
     assert!(rt.state(&id).is_none());
     assert!(!rt.root.path().join(&id).exists());
 }

@@ -15,7 +15,10 @@ fn create_start_kill_delete() {
     assert_eq!(st["status"], "created", "{st}");
     let pid = st["pid"].as_i64().unwrap();
     assert!(pid > 0, "pid {pid}");
-    assert!(Path::new(&format!("/proc/{pid}")).exists(), "init {pid} is not alive after create");
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "init {pid} is not alive after create"
+    );
 
     rt.out(&["start", &id]).check("start");
     rt.wait_status(&id, "running");
@@ -24,15 +27,24 @@ fn create_start_kill_delete() {
     assert!(!again.ok(), "second start must fail: {again:?}");
 
     let del = rt.out(&["delete", &id]);
-    assert!(!del.ok(), "delete of a running container without --force must fail: {del:?}");
+    assert!(
+        !del.ok(),
+        "delete of a running container without --force must fail: {del:?}"
+    );
     assert_eq!(rt.status(&id).as_deref(), Some("running"));
 
     rt.out(&["kill", &id, "KILL"]).check("kill KILL");
     rt.wait_status(&id, "stopped");
     rt.out(&["delete", &id]).check("delete stopped");
     assert!(rt.state(&id).is_none(), "state must fail after delete");
-    assert!(!rt.root.path().join(&id).exists(), "state dir left after delete");
-    assert!(poll(10, || !Path::new(&format!("/proc/{pid}")).exists()), "init {pid} still exists");
+    assert!(
+        !rt.root.path().join(&id).exists(),
+        "state dir left after delete"
+    );
+    assert!(
+        poll(10, || !Path::new(&format!("/proc/{pid}")).exists()),
+        "init {pid} still exists"
+    );
 }
 
 #[test]
@@ -44,7 +56,10 @@ fn delete_force_kills_running() {
     let pid = rt.pid(&id);
     rt.out(&["delete", "--force", &id]).check("delete --force");
     assert!(rt.state(&id).is_none());
-    assert!(poll(10, || !Path::new(&format!("/proc/{pid}")).exists()), "init {pid} survived delete --force");
+    assert!(
+        poll(10, || !Path::new(&format!("/proc/{pid}")).exists()),
+        "init {pid} survived delete --force"
+    );
 }
 
 #[test]
@@ -55,7 +70,8 @@ fn delete_force_created() {
     b.args(&["true"]);
     let id = rt.id("fcreated");
     rt.create(&b, &id, &[]).check("create");
-    rt.out(&["delete", "--force", &id]).check("delete --force of a created container");
+    rt.out(&["delete", "--force", &id])
+        .check("delete --force of a created container");
     assert!(rt.state(&id).is_none());
 }
 
@@ -81,26 +97,52 @@ fn kill_all() {
     // No pid namespace: killing init alone would leave the sleeps running,
     // so only `--all` (every pid in the cgroup) empties the cgroup.
     b.edit(|c| {
-        c["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "pid");
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
         c["linux"]["cgroupsPath"] = serde_json::json!(cg);
     });
     b.args(&["sh", "-c", "sleep 1000 & sleep 1000 & wait"]);
     rt.run_detached(&b, &id, &[]).check("run -d");
     rt.wait_status(&id, "running");
-    let procs = crate::cgroup::hierarchy("pids").join(cg.trim_start_matches('/')).join("cgroup.procs");
-    let count = || std::fs::read_to_string(&procs).map(|t| t.lines().count()).unwrap_or(0);
-    assert!(poll(10, || count() == 3), "expected sh and two sleeps in {}", procs.display());
+    let procs = crate::cgroup::hierarchy("pids")
+        .join(cg.trim_start_matches('/'))
+        .join("cgroup.procs");
+    let count = || {
+        std::fs::read_to_string(&procs)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    assert!(
+        poll(10, || count() == 3),
+        "expected sh and two sleeps in {}",
+        procs.display()
+    );
     rt.out(&["kill", "--all", &id, "KILL"]).check("kill --all");
     rt.wait_status(&id, "stopped");
-    assert!(poll(10, || count() == 0), "processes survived kill --all: {}", count());
+    assert!(
+        poll(10, || count() == 0),
+        "processes survived kill --all: {}",
+        count()
+    );
 }
 
 /// Spawns a foreground `run` whose init traps SIGTERM and SIGHUP.
 fn trapping_run(rt: &Rt, b: &Bundle, id: &str) -> std::process::Child {
     let ready = "/tmp/ready";
-    b.args(&["sh", "-c", &format!("trap 'exit 42' TERM; trap 'exit 43' HUP; touch {ready}; sleep 1000 & wait")]);
+    b.args(&[
+        "sh",
+        "-c",
+        &format!("trap 'exit 42' TERM; trap 'exit 43' HUP; touch {ready}; sleep 1000 & wait"),
+    ]);
     let mut c = rt.cmd();
-    c.arg("run").arg("--bundle").arg(b.path()).arg(id).stdout(Stdio::null()).stderr(Stdio::null());
+    c.arg("run")
+        .arg("--bundle")
+        .arg(b.path())
+        .arg(id)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let child = c.spawn().unwrap();
     let flag = b.rootfs().join("tmp/ready");
     assert!(poll(10, || flag.exists()), "container never got ready");
@@ -128,7 +170,11 @@ fn kill_default_is_sigterm() {
     let id = rt.id("term");
     let child = trapping_run(&rt, &b, &id);
     rt.out(&["kill", &id]).check("kill (default signal)");
-    assert_eq!(wait_child(child), Some(42), "default signal was not SIGTERM");
+    assert_eq!(
+        wait_child(child),
+        Some(42),
+        "default signal was not SIGTERM"
+    );
 }
 
 #[test]
@@ -168,7 +214,10 @@ fn run_killed_by_signal_is_128_plus_n() {
     assert_eq!(o.code, Some(137), "{o:?}");
     // Without a pid namespace the shell is not init, so `kill -9 $$` works.
     b.edit(|c| {
-        c["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "pid");
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "pid");
     });
     let o = rt.sh(&b, "kill -9 $$");
     assert_eq!(o.code, Some(137), "{o:?}");
@@ -184,7 +233,10 @@ fn run_leaves_no_state() {
     b.args(&["true"]);
     let id = rt.id("gone");
     rt.run(&b, &id, &[]).check("run true");
-    assert!(rt.state(&id).is_none(), "run must delete the container after it exits");
+    assert!(
+        rt.state(&id).is_none(),
+        "run must delete the container after it exits"
+    );
     assert!(!rt.root.path().join(&id).exists());
 }
 
@@ -196,9 +248,14 @@ fn run_detach_and_pid_file() {
     b.args(&["sleep", "1000"]);
     let id = rt.id("detach");
     let pidfile = rt.root.path().join("ctr.pid");
-    rt.run_detached(&b, &id, &["--pid-file", pidfile.to_str().unwrap()]).check("run -d");
+    rt.run_detached(&b, &id, &["--pid-file", pidfile.to_str().unwrap()])
+        .check("run -d");
     assert_eq!(rt.status(&id).as_deref(), Some("running"));
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(pid, rt.pid(&id), "--pid-file differs from state pid");
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "sleep");
@@ -215,19 +272,34 @@ fn create_pid_file_is_init() {
     // A relative --pid-file is relative to the caller's cwd (containerd
     // runs the runtime in the bundle dir).
     let mut c = rt.cmd();
-    c.current_dir(b.path()).args(["create", "--bundle", ".", "--pid-file", "init.pid", &id]);
-    rt.detached(c, "create-rel").check("create --bundle . --pid-file init.pid");
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    c.current_dir(b.path())
+        .args(["create", "--bundle", ".", "--pid-file", "init.pid", &id]);
+    rt.detached(c, "create-rel")
+        .check("create --bundle . --pid-file init.pid");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(pid, rt.pid(&id));
     let st = rt.state(&id).unwrap();
-    assert_eq!(st["bundle"], b.path().to_str().unwrap(), "bundle must be absolute even for --bundle .");
+    assert_eq!(
+        st["bundle"],
+        b.path().to_str().unwrap(),
+        "bundle must be absolute even for --bundle ."
+    );
 }
 
 #[test]
 fn start_of_unknown_container_fails() {
     require_root!();
     let rt = Rt::new();
-    for args in [&["start", "nope-no-such"][..], &["kill", "nope-no-such", "9"], &["delete", "nope-no-such"], &["state", "nope-no-such"]] {
+    for args in [
+        &["start", "nope-no-such"][..],
+        &["kill", "nope-no-such", "9"],
+        &["delete", "nope-no-such"],
+        &["state", "nope-no-such"],
+    ] {
         let o = rt.out(args);
         assert!(!o.ok(), "{args:?} must fail: {o:?}");
         assert!(!o.stderr.trim().is_empty(), "{args:?}: no error message");
@@ -241,8 +313,15 @@ fn duplicate_id_fails() {
     let b = Bundle::new();
     let id = rt.sleeper(&b);
     let o = rt.create(&b, &id, &[]);
-    assert!(!o.ok(), "a second container with the same id must fail: {o:?}");
-    assert_eq!(rt.status(&id).as_deref(), Some("running"), "the first container was harmed");
+    assert!(
+        !o.ok(),
+        "a second container with the same id must fail: {o:?}"
+    );
+    assert_eq!(
+        rt.status(&id).as_deref(),
+        Some("running"),
+        "the first container was harmed"
+    );
 }
 
 /// The caller's stdin reaches the container untouched.

@@ -69,7 +69,9 @@ pub fn runtime() -> PathBuf {
 /// True when testing skiff itself (not runc or crun). Used only to gate
 /// assertions where skiff deliberately differs from runc 1.1.5.
 pub fn is_skiff() -> bool {
-    runtime().file_name().is_some_and(|n| n.to_string_lossy().contains("skiff"))
+    runtime()
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().contains("skiff"))
 }
 
 fn unique(tag: &str) -> String {
@@ -121,14 +123,24 @@ impl Out {
     }
     /// Panics with the full output unless the exit code is 0.
     pub fn check(self, what: &str) -> Out {
-        assert!(self.ok(), "{what}: exit {:?}\nstdout: {}\nstderr: {}", self.code, self.stdout, self.stderr);
+        assert!(
+            self.ok(),
+            "{what}: exit {:?}\nstdout: {}\nstderr: {}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
         self
     }
 }
 
 impl std::fmt::Debug for Out {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {:?}\nstdout: {}\nstderr: {}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {:?}\nstdout: {}\nstderr: {}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -175,7 +187,10 @@ pub struct Rt {
 
 impl Rt {
     pub fn new() -> Rt {
-        Rt { root: TempDir::new("root"), ids: Mutex::new(Vec::new()) }
+        Rt {
+            root: TempDir::new("root"),
+            ids: Mutex::new(Vec::new()),
+        }
     }
     /// A fresh container id, deleted (forcibly) when the `Rt` drops.
     pub fn id(&self, name: &str) -> String {
@@ -198,7 +213,11 @@ impl Rt {
     /// `run --bundle B [extra] ID` in the foreground.
     pub fn run(&self, b: &Bundle, id: &str, extra: &[&str]) -> Out {
         let mut c = self.cmd();
-        c.arg("run").arg("--bundle").arg(b.path()).args(extra).arg(id);
+        c.arg("run")
+            .arg("--bundle")
+            .arg(b.path())
+            .args(extra)
+            .arg(id);
         output(c)
     }
     /// Sets `args` to `sh -c script` and runs it with a fresh id.
@@ -212,7 +231,8 @@ impl Rt {
     pub fn detached(&self, mut c: Command, tag: &str) -> Out {
         let o = self.root.path().join(format!("{tag}.out"));
         let e = self.root.path().join(format!("{tag}.err"));
-        c.stdout(fs::File::create(&o).unwrap()).stderr(fs::File::create(&e).unwrap());
+        c.stdout(fs::File::create(&o).unwrap())
+            .stderr(fs::File::create(&e).unwrap());
         let mut child = c.spawn().expect("spawn runtime");
         let mut status = None;
         if !poll(60, || {
@@ -223,18 +243,31 @@ impl Rt {
             panic!("runtime did not finish within 60s: {c:?}");
         }
         let status = status.unwrap();
-        Out::from(Output { status, stdout: fs::read(&o).unwrap(), stderr: fs::read(&e).unwrap() })
+        Out::from(Output {
+            status,
+            stdout: fs::read(&o).unwrap(),
+            stderr: fs::read(&e).unwrap(),
+        })
     }
     /// `create --bundle B [extra] ID`.
     pub fn create(&self, b: &Bundle, id: &str, extra: &[&str]) -> Out {
         let mut c = self.cmd();
-        c.arg("create").arg("--bundle").arg(b.path()).args(extra).arg(id);
+        c.arg("create")
+            .arg("--bundle")
+            .arg(b.path())
+            .args(extra)
+            .arg(id);
         self.detached(c, &format!("create-{id}"))
     }
     /// `run --detach --bundle B [extra] ID`.
     pub fn run_detached(&self, b: &Bundle, id: &str, extra: &[&str]) -> Out {
         let mut c = self.cmd();
-        c.arg("run").arg("--detach").arg("--bundle").arg(b.path()).args(extra).arg(id);
+        c.arg("run")
+            .arg("--detach")
+            .arg("--bundle")
+            .arg(b.path())
+            .args(extra)
+            .arg(id);
         self.detached(c, &format!("run-{id}"))
     }
     /// The parsed `state` JSON, or None when `state` fails.
@@ -243,10 +276,14 @@ impl Rt {
         if !o.ok() {
             return None;
         }
-        Some(serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("state is not JSON ({e}): {}", o.stdout)))
+        Some(
+            serde_json::from_str(&o.stdout)
+                .unwrap_or_else(|e| panic!("state is not JSON ({e}): {}", o.stdout)),
+        )
     }
     pub fn status(&self, id: &str) -> Option<String> {
-        self.state(id).and_then(|s| s["status"].as_str().map(String::from))
+        self.state(id)
+            .and_then(|s| s["status"].as_str().map(String::from))
     }
     pub fn pid(&self, id: &str) -> i32 {
         self.state(id).expect("state")["pid"].as_i64().expect("pid") as i32
@@ -258,7 +295,10 @@ impl Rt {
             last = self.status(id);
             last.as_deref() == Some(want)
         });
-        assert!(ok, "container {id} never became {want}; last status {last:?}");
+        assert!(
+            ok,
+            "container {id} never became {want}; last status {last:?}"
+        );
     }
     /// Starts a long-running detached container from `b`; returns its id.
     pub fn sleeper(&self, b: &Bundle) -> String {
@@ -273,9 +313,14 @@ impl Rt {
 impl Drop for Rt {
     fn drop(&mut self) {
         for id in self.ids.lock().unwrap().iter() {
-            let pid = self.state(id).and_then(|s| s["pid"].as_i64()).filter(|p| *p > 0);
+            let pid = self
+                .state(id)
+                .and_then(|s| s["pid"].as_i64())
+                .filter(|p| *p > 0);
             let mut c = self.cmd();
-            c.args(["delete", "--force", id]).stdout(Stdio::null()).stderr(Stdio::null());
+            c.args(["delete", "--force", id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
             let deleted = c.status().is_ok_and(|s| s.success());
             if let (false, Some(pid)) = (deleted, pid) {
                 // A runtime that cannot delete yet must not leave sleepers.
@@ -290,8 +335,14 @@ impl Drop for Rt {
 fn applets() -> &'static Vec<String> {
     static A: OnceLock<Vec<String>> = OnceLock::new();
     A.get_or_init(|| {
-        let o = Command::new(busybox()).arg("--list").output().expect("busybox --list");
-        String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect()
+        let o = Command::new(busybox())
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
     })
 }
 
@@ -328,7 +379,10 @@ impl Bundle {
             c.arg("spec").arg("--bundle").arg(dir.path());
             c
         });
-        assert!(o.ok(), "`spec` failed; the tests build every bundle with it: {o:?}");
+        assert!(
+            o.ok(),
+            "`spec` failed; the tests build every bundle with it: {o:?}"
+        );
         let b = Bundle { dir };
         b.edit(|c| c["process"]["terminal"] = json!(false));
         b
@@ -345,7 +399,11 @@ impl Bundle {
     pub fn edit(&self, f: impl FnOnce(&mut Value)) {
         let mut c = self.config();
         f(&mut c);
-        fs::write(self.path().join("config.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
+        fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec_pretty(&c).unwrap(),
+        )
+        .unwrap();
     }
     pub fn args(&self, args: &[&str]) {
         self.edit(|c| c["process"]["args"] = json!(args));
@@ -365,7 +423,10 @@ impl Bundle {
 
 /// `readlink /proc/<who>/ns/<ns>` on the host, e.g. "net:[4026531833]".
 pub fn host_ns(who: &str, ns: &str) -> String {
-    fs::read_link(format!("/proc/{who}/ns/{ns}")).unwrap().to_string_lossy().into_owned()
+    fs::read_link(format!("/proc/{who}/ns/{ns}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// The mountinfo lines (split into fields) whose mount point is `dst`.

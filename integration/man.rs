@@ -5,7 +5,11 @@ use std::path::Path;
 use std::process::Command;
 
 fn help(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_skiff")).args(args).arg("--help").output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "skiff {args:?} --help failed");
     String::from_utf8(o.stdout).unwrap()
 }
@@ -15,7 +19,10 @@ fn long_flags(text: &str) -> Vec<String> {
     let mut v: Vec<String> = text
         .split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[' || c == ']')
         .filter(|w| w.starts_with("--") && w.len() > 2)
-        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_string())
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_string()
+        })
         .collect();
     v.sort();
     v.dedup();
@@ -50,12 +57,24 @@ fn every_subcommand_and_flag_is_documented() {
     assert!(cmds.len() >= 8, "could not parse the subcommands: {top}");
     for cmd in cmds {
         let text = page(&format!("skiff-{cmd}.8"));
-        assert!(text.contains(".SH NAME") && text.contains(".SH SYNOPSIS"), "skiff-{cmd}.8 is not a man page");
-        assert!(main.contains(&format!("\\fB{cmd}\\fR")), "skiff.8 does not list {cmd}");
+        assert!(
+            text.contains(".SH NAME") && text.contains(".SH SYNOPSIS"),
+            "skiff-{cmd}.8 is not a man page"
+        );
+        assert!(
+            main.contains(&format!("\\fB{cmd}\\fR")),
+            "skiff.8 does not list {cmd}"
+        );
         // clap repeats the global flags in each subcommand's help; they are
         // documented once, in skiff.8.
-        for f in long_flags(&help(&[&cmd])).into_iter().filter(|f| f == "--help" || !globals.contains(f)) {
-            assert!(text.contains(&f.replace('-', "\\-")), "skiff-{cmd}.8 lacks {f}");
+        for f in long_flags(&help(&[&cmd]))
+            .into_iter()
+            .filter(|f| f == "--help" || !globals.contains(f))
+        {
+            assert!(
+                text.contains(&f.replace('-', "\\-")),
+                "skiff-{cmd}.8 lacks {f}"
+            );
         }
     }
 }

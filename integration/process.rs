@@ -37,7 +37,16 @@ fn args_are_passed_verbatim() {
     require_root!();
     let rt = Rt::new();
     let b = Bundle::new();
-    b.args(&["sh", "-c", "for a in \"$@\"; do echo \"[$a]\"; done", "argv0", "one", "two words", "", "*"]);
+    b.args(&[
+        "sh",
+        "-c",
+        "for a in \"$@\"; do echo \"[$a]\"; done",
+        "argv0",
+        "one",
+        "two words",
+        "",
+        "*",
+    ]);
     let id = rt.id("args");
     let o = rt.run(&b, &id, &[]).check("run");
     assert_eq!(o.stdout, "[one]\n[two words]\n[]\n[*]\n");
@@ -94,17 +103,33 @@ fn user_ids_and_groups() {
     require_root!();
     let rt = Rt::new();
     let b = Bundle::new();
-    b.edit(|c| c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [2000, 2001]}));
-    let o = rt.sh(&b, "id -u; id -g; id -G; grep -E '^(Uid|Gid|Groups):' /proc/self/status").check("run");
+    b.edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "additionalGids": [2000, 2001]})
+    });
+    let o = rt
+        .sh(
+            &b,
+            "id -u; id -g; id -G; grep -E '^(Uid|Gid|Groups):' /proc/self/status",
+        )
+        .check("run");
     let l: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(l[0], "1000");
     assert_eq!(l[1], "1001");
     let mut groups: Vec<&str> = l[2].split_whitespace().collect();
     groups.sort();
     assert_eq!(groups, ["1001", "2000", "2001"]);
-    assert_eq!(l[3].split_whitespace().collect::<Vec<_>>(), ["Uid:", "1000", "1000", "1000", "1000"]);
-    assert_eq!(l[4].split_whitespace().collect::<Vec<_>>(), ["Gid:", "1001", "1001", "1001", "1001"]);
-    assert_eq!(l[5].split_whitespace().collect::<Vec<_>>(), ["Groups:", "2000", "2001"]);
+    assert_eq!(
+        l[3].split_whitespace().collect::<Vec<_>>(),
+        ["Uid:", "1000", "1000", "1000", "1000"]
+    );
+    assert_eq!(
+        l[4].split_whitespace().collect::<Vec<_>>(),
+        ["Gid:", "1001", "1001", "1001", "1001"]
+    );
+    assert_eq!(
+        l[5].split_whitespace().collect::<Vec<_>>(),
+        ["Groups:", "2000", "2001"]
+    );
 }
 
 #[test]
@@ -116,7 +141,10 @@ fn umask() {
     assert_eq!(rt.sh(&b, "umask").check("run").stdout, "0027\n");
     // Without umask in the config, runc uses 0022.
     b.edit(|c| {
-        c["process"]["user"].as_object_mut().unwrap().remove("umask");
+        c["process"]["user"]
+            .as_object_mut()
+            .unwrap()
+            .remove("umask");
     });
     assert_eq!(rt.sh(&b, "umask").check("run").stdout, "0022\n");
 }
@@ -131,7 +159,11 @@ fn default_capabilities() {
     assert_eq!(caps_of(&o.stdout, "CapBnd"), def);
     assert_eq!(caps_of(&o.stdout, "CapEff"), def);
     assert_eq!(caps_of(&o.stdout, "CapPrm"), def);
-    assert_eq!(caps_of(&o.stdout, "CapInh"), 0, "the default spec grants no inheritable caps");
+    assert_eq!(
+        caps_of(&o.stdout, "CapInh"),
+        0,
+        "the default spec grants no inheritable caps"
+    );
     // Ambient caps need the inheritable bit, which the default spec lacks.
     assert_eq!(caps_of(&o.stdout, "CapAmb"), 0);
 }
@@ -141,7 +173,12 @@ fn capability_sets_for_non_root() {
     require_root!();
     let rt = Rt::new();
     let b = Bundle::new();
-    let bnd = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW"];
+    let bnd = [
+        "CAP_CHOWN",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_RAW",
+    ];
     let set = ["CAP_KILL", "CAP_NET_BIND_SERVICE"];
     b.edit(|c| {
         c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
@@ -166,7 +203,9 @@ fn capability_bounding_for_root() {
     b.edit(|c| {
         c["process"]["capabilities"] = json!({"bounding": set, "effective": set, "permitted": set});
     });
-    let o = rt.sh(&b, "cat /proc/self/status; kill -0 1 && echo kill-ok").check("run");
+    let o = rt
+        .sh(&b, "cat /proc/self/status; kill -0 1 && echo kill-ok")
+        .check("run");
     assert_eq!(caps_of(&o.stdout, "CapBnd"), cap_bits(&set));
     assert_eq!(caps_of(&o.stdout, "CapEff"), cap_bits(&set));
     assert_eq!(caps_of(&o.stdout, "CapInh"), 0);
@@ -183,7 +222,12 @@ fn rlimit_lowered() {
             {"type": "RLIMIT_CORE", "soft": 0, "hard": 0},
         ]);
     });
-    let o = rt.sh(&b, "ulimit -n; grep -E '^Max (open files|core file size)' /proc/self/limits").check("run");
+    let o = rt
+        .sh(
+            &b,
+            "ulimit -n; grep -E '^Max (open files|core file size)' /proc/self/limits",
+        )
+        .check("run");
     let l: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(l[0], "100");
     let core: Vec<&str> = l[1].split_whitespace().collect();
@@ -206,10 +250,17 @@ fn rlimit_raised_above_host_hard_limit() {
     }
     let rt = Rt::new();
     let b = Bundle::new();
-    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap().1;
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap()
+        .1;
     let want = hard.saturating_add(1000).min(1 << 20);
-    b.edit(|c| c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": want, "hard": want}]));
-    assert_eq!(rt.sh(&b, "ulimit -n").check("run").stdout.trim(), want.to_string());
+    b.edit(|c| {
+        c["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": want, "hard": want}])
+    });
+    assert_eq!(
+        rt.sh(&b, "ulimit -n").check("run").stdout.trim(),
+        want.to_string()
+    );
 }
 
 #[test]
@@ -231,7 +282,12 @@ fn oom_score_adj_positive() {
     let rt = Rt::new();
     let b = Bundle::new();
     b.edit(|c| c["process"]["oomScoreAdj"] = json!(500));
-    assert_eq!(rt.sh(&b, "cat /proc/self/oom_score_adj").check("run").stdout, "500\n");
+    assert_eq!(
+        rt.sh(&b, "cat /proc/self/oom_score_adj")
+            .check("run")
+            .stdout,
+        "500\n"
+    );
 }
 
 #[test]
@@ -243,5 +299,10 @@ fn oom_score_adj_negative() {
     let rt = Rt::new();
     let b = Bundle::new();
     b.edit(|c| c["process"]["oomScoreAdj"] = json!(-100));
-    assert_eq!(rt.sh(&b, "cat /proc/self/oom_score_adj").check("run").stdout, "-100\n");
+    assert_eq!(
+        rt.sh(&b, "cat /proc/self/oom_score_adj")
+            .check("run")
+            .stdout,
+        "-100\n"
+    );
 }

@@ -14,7 +14,10 @@ fn tmpfs_mount_with_size() {
     assert_eq!(m.len(), 1, "{}", o.stdout);
     let line = m[0].join(" ");
     assert!(line.contains("tmpfs"), "{line}");
-    assert!(line.contains("size=1024k"), "size option not applied: {line}");
+    assert!(
+        line.contains("size=1024k"),
+        "size option not applied: {line}"
+    );
     assert!(m[0][5].contains("nosuid"), "{line}");
     assert!(o.stdout.ends_with("750\nhi\n"), "{}", o.stdout);
 }
@@ -35,12 +38,19 @@ fn bind_mounts_read_only() {
         "cat /hostdir/data /etc/single; touch /hostdir/new 2>&1 && echo WROTE-DIR; echo x 2>&1 > /etc/single && echo WROTE-FILE; grep -E ' /hostdir | /etc/single ' /proc/self/mountinfo",
     );
     assert!(o.stdout.starts_with("host-data\nsingle-file\n"), "{o:?}");
-    assert!(!o.stdout.contains("WROTE"), "a ro bind mount was writable: {o:?}");
+    assert!(
+        !o.stdout.contains("WROTE"),
+        "a ro bind mount was writable: {o:?}"
+    );
     assert!(o.stdout.contains("Read-only"), "{o:?}");
     for dst in ["/hostdir", "/etc/single"] {
         let m = mountinfo_at(&o.stdout, dst);
         assert_eq!(m.len(), 1, "{dst}: {}", o.stdout);
-        assert!(m[0][5].split(',').any(|o| o == "ro"), "{dst} is not ro: {:?}", m[0]);
+        assert!(
+            m[0][5].split(',').any(|o| o == "ro"),
+            "{dst} is not ro: {:?}",
+            m[0]
+        );
     }
     assert!(!host.path().join("new").exists());
     assert_eq!(fs::read_to_string(&hostfile).unwrap(), "single-file\n");
@@ -54,7 +64,10 @@ fn bind_mount_read_write() {
     let host = TempDir::new("rwdir");
     b.mount(json!({"destination": "/out", "type": "bind", "source": host.path(), "options": ["rbind", "rw"]}));
     rt.sh(&b, "echo written > /out/file").check("run");
-    assert_eq!(fs::read_to_string(host.path().join("file")).unwrap(), "written\n");
+    assert_eq!(
+        fs::read_to_string(host.path().join("file")).unwrap(),
+        "written\n"
+    );
 }
 
 #[test]
@@ -62,8 +75,15 @@ fn readonly_root() {
     require_root!();
     let rt = Rt::new();
     let b = Bundle::new();
-    assert_eq!(b.config()["root"]["readonly"], true, "the default spec has a read-only root");
-    let o = rt.sh(&b, "touch /x 2>&1; echo rc=$?; touch /tmp/y 2>&1; echo rc=$?");
+    assert_eq!(
+        b.config()["root"]["readonly"],
+        true,
+        "the default spec has a read-only root"
+    );
+    let o = rt.sh(
+        &b,
+        "touch /x 2>&1; echo rc=$?; touch /tmp/y 2>&1; echo rc=$?",
+    );
     assert!(o.stdout.contains("Read-only"), "{o:?}");
     assert!(o.stdout.contains("rc=1\n"), "{o:?}");
     assert!(!b.rootfs().join("x").exists());
@@ -102,7 +122,10 @@ fn masked_paths() {
     assert_eq!(l[3].trim(), "0", "masked file is readable: {o:?}");
     let m = mountinfo_at(&o.stdout, "/secret");
     assert!(m[0].join(" ").contains("tmpfs"), "{o:?}");
-    assert!(m[0][5].split(',').any(|o| o == "ro"), "masked dir tmpfs must be ro: {o:?}");
+    assert!(
+        m[0][5].split(',').any(|o| o == "ro"),
+        "masked dir tmpfs must be ro: {o:?}"
+    );
 }
 
 #[test]
@@ -114,9 +137,16 @@ fn readonly_paths() {
     assert!(!o.stdout.contains("WROTE"), "/proc/sys is writable");
     let m = mountinfo_at(&o.stdout, "/proc/sys");
     assert!(!m.is_empty(), "/proc/sys is not a mount: {}", o.stdout);
-    assert!(m.last().unwrap()[5].split(',').any(|o| o == "ro"), "{:?}", m);
+    assert!(
+        m.last().unwrap()[5].split(',').any(|o| o == "ro"),
+        "{:?}",
+        m
+    );
     let m = mountinfo_at(&o.stdout, "/proc");
-    assert!(m.last().unwrap()[5].split(',').any(|o| o == "rw"), "/proc itself stays rw: {m:?}");
+    assert!(
+        m.last().unwrap()[5].split(',').any(|o| o == "rw"),
+        "/proc itself stays rw: {m:?}"
+    );
 }
 
 #[test]
@@ -139,7 +169,10 @@ fn dev_contents_and_devices() {
         .check("run");
     let (ls, rest) = o.stdout.split_once("==\n").unwrap();
     let names: Vec<&str> = ls.split_whitespace().collect();
-    for want in ["null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "fd", "stdin", "stdout", "stderr", "shm", "mqueue", "fuse", "sub"] {
+    for want in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "fd", "stdin", "stdout",
+        "stderr", "shm", "mqueue", "fuse", "sub",
+    ] {
         assert!(names.contains(&want), "/dev lacks {want}: {names:?}");
     }
     let l: Vec<&str> = rest.lines().collect();
@@ -150,8 +183,21 @@ fn dev_contents_and_devices() {
     assert_eq!(l[4], "/dev/urandom character special file 1:9 666");
     assert_eq!(l[5], "/dev/tty character special file 5:0 666");
     assert_eq!(l[6], "/dev/fuse character special file a:e5 600");
-    assert!(l[7].starts_with("/dev/sub/mydisk block special file 7:0"), "{}", l[7]);
-    assert_eq!(&l[8..13], ["/proc/self/fd", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2", "pts/ptmx"]);
+    assert!(
+        l[7].starts_with("/dev/sub/mydisk block special file 7:0"),
+        "{}",
+        l[7]
+    );
+    assert_eq!(
+        &l[8..13],
+        [
+            "/proc/self/fd",
+            "/proc/self/fd/0",
+            "/proc/self/fd/1",
+            "/proc/self/fd/2",
+            "pts/ptmx"
+        ]
+    );
     assert_eq!(l[13].trim(), "3");
 }
 
@@ -160,11 +206,18 @@ fn no_pivot() {
     require_root!();
     let rt = Rt::new();
     let b = Bundle::new();
-    b.args(&["sh", "-c", "echo pid=$$; ls /; grep -c . /proc/self/mountinfo"]);
+    b.args(&[
+        "sh",
+        "-c",
+        "echo pid=$$; ls /; grep -c . /proc/self/mountinfo",
+    ]);
     let id = rt.id("nopivot");
     let o = rt.run(&b, &id, &["--no-pivot"]).check("run --no-pivot");
     assert!(o.stdout.starts_with("pid=1\n"), "{o:?}");
-    assert!(o.stdout.contains("busybox") || o.stdout.contains("bin\n"), "{o:?}");
+    assert!(
+        o.stdout.contains("busybox") || o.stdout.contains("bin\n"),
+        "{o:?}"
+    );
     assert!(!o.stdout.contains("skiff-it-"), "host paths visible: {o:?}");
 }
 
@@ -175,10 +228,21 @@ fn sysctl_applied() {
     let b = Bundle::new();
     let host = fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let want = if host.trim() == "1" { "0" } else { "1" };
-    b.edit(|c| c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": want, "kernel.shmmni": "2048"}));
-    let o = rt.sh(&b, "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni").check("run");
+    b.edit(|c| {
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": want, "kernel.shmmni": "2048"})
+    });
+    let o = rt
+        .sh(
+            &b,
+            "cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni",
+        )
+        .check("run");
     assert_eq!(o.stdout, format!("{want}\n2048\n"));
-    assert_eq!(fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host, "the host's sysctl changed");
+    assert_eq!(
+        fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host,
+        "the host's sysctl changed"
+    );
 }
 
 #[test]
@@ -195,15 +259,34 @@ fn symlink_mount_destination_stays_in_rootfs() {
     b.edit(|c| c["root"]["readonly"] = json!(false));
     let inside = target.to_str().unwrap().to_string();
     let o = rt
-        .sh(&b, &format!("touch /evil/pwned; grep -c ' {inside} .* tmpfs ' /proc/self/mountinfo; ls {inside}"))
+        .sh(
+            &b,
+            &format!(
+                "touch /evil/pwned; grep -c ' {inside} .* tmpfs ' /proc/self/mountinfo; ls {inside}"
+            ),
+        )
         .check("run");
-    assert!(!target.exists(), "the runtime created the mount point on the host: {}", target.display());
+    assert!(
+        !target.exists(),
+        "the runtime created the mount point on the host: {}",
+        target.display()
+    );
     assert!(!host.path().join("sub/pwned").exists());
-    assert_eq!(o.stdout, "1\npwned\n", "the mount is not at the in-rootfs resolution of the link: {o:?}");
+    assert_eq!(
+        o.stdout, "1\npwned\n",
+        "the mount is not at the in-rootfs resolution of the link: {o:?}"
+    );
     let escaped = b.rootfs().join(inside.trim_start_matches('/'));
-    assert!(escaped.is_dir(), "mount point not created inside the rootfs at {}", escaped.display());
+    assert!(
+        escaped.is_dir(),
+        "mount point not created inside the rootfs at {}",
+        escaped.display()
+    );
     let host_mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!host_mounts.contains(host.path().to_str().unwrap()), "mount leaked to the host");
+    assert!(
+        !host_mounts.contains(host.path().to_str().unwrap()),
+        "mount leaked to the host"
+    );
 }
 
 #[test]
@@ -213,8 +296,13 @@ fn mount_propagation_private_rootfs() {
     let b = Bundle::new();
     b.edit(|c| c["linux"]["rootfsPropagation"] = json!("private"));
     b.mount(json!({"destination": "/m", "type": "tmpfs", "source": "tmpfs"}));
-    let o = rt.sh(&b, "grep -c ' /m ' /proc/self/mountinfo").check("run");
+    let o = rt
+        .sh(&b, "grep -c ' /m ' /proc/self/mountinfo")
+        .check("run");
     assert_eq!(o.stdout, "1\n");
     let host = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!host.contains(b.path().to_str().unwrap()), "container mounts visible on the host");
+    assert!(
+        !host.contains(b.path().to_str().unwrap()),
+        "container mounts visible on the host"
+    );
 }

@@ -22,11 +22,15 @@ mod sync;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// `--version` prints "skiff version X" like runc: docker parses that form.
+const VERSION: &str = concat!("version ", env!("CARGO_PKG_VERSION"), "\nspec: 1.3.0");
+
 /// The command line, flag for flag runc's (containerd and podman parse it).
 #[derive(Parser, Debug)]
 #[command(
     name = "skiff",
-    version,
+    version = VERSION,
+    long_version = VERSION,
     about = "Run OCI containers: a drop-in replacement for runc"
 )]
 pub struct Cli {

@@ -40,16 +40,20 @@ pub fn run(args: Args, g: &Globals) -> Result<i32> {
     set.remove(Signal::SIGKILL);
     set.remove(Signal::SIGSTOP);
     set.thread_block()?;
-    let started = super::start::start(&c);
-    let code = match started {
-        Ok(()) => wait_forwarding(Pid::from_raw(pid), &set)?,
-        Err(e) => {
-            let _ = super::delete::delete(c, true);
-            return Err(e);
-        }
-    };
+    if let Err(e) = super::start::start(&c) {
+        let _ = super::delete::delete(c, true);
+        return Err(e);
+    }
+    // Not locked while waiting: kill, state and ps must work meanwhile.
+    drop(c);
+    let code = wait_forwarding(Pid::from_raw(pid), &set)?;
     if !args.keep {
-        super::delete::delete(c, true)?;
+        match Container::load(&g.root, &args.opts.id) {
+            Ok(c) => super::delete::delete(c, true)?,
+            // Someone else deleted it while we waited: nothing left to do.
+            Err(_) if !g.root.join(&args.opts.id).exists() => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(code)
 }

@@ -7,7 +7,7 @@ use nix::fcntl::{OFlag, open};
 use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use nix::sys::stat::Mode;
 use std::io::IoSlice;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
 nix::ioctl_write_ptr_bad!(set_lock, libc::TIOCSPTLCK, libc::c_int);
 nix::ioctl_read_bad!(get_ptn, libc::TIOCGPTN, libc::c_uint);
@@ -65,7 +65,9 @@ pub fn setup(socket: &OwnedFd, size: Option<(u64, u64)>) -> Result<()> {
     drop(master);
     for target in 0..=2 {
         // SAFETY: dup2 onto 0-2 replaces our stdio, which nothing else in init holds as an OwnedFd.
-        unsafe { nix::unistd::dup2_raw(&slave, target) }.context("dup pty onto stdio")?;
+        let fd = unsafe { nix::unistd::dup2_raw(&slave, target) }.context("dup pty onto stdio")?;
+        // Stdio stays open: dropping the OwnedFd would close it again.
+        let _ = fd.into_raw_fd();
     }
     // SAFETY: TIOCSCTTY with argument 0 on our stdin, after setsid made us a session leader.
     if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {

@@ -39,6 +39,29 @@ pub fn find_program(arg0: &CStr, env: &[CString]) -> Result<CString> {
     bail!("exec: {name:?}: executable file not found in $PATH")
 }
 
+/// Adds HOME from the container's /etc/passwd when the spec has none
+/// ("/" if the user is not listed), as runc does.
+pub fn with_home(env: &[CString], uid: u32) -> Vec<CString> {
+    let mut env = env.to_vec();
+    if env.iter().any(|e| e.to_bytes().starts_with(b"HOME=")) {
+        return env;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let home = home_of(&passwd, uid).unwrap_or("/");
+    if let Ok(c) = CString::new(format!("HOME={home}")) {
+        env.push(c);
+    }
+    env
+}
+
+/// The home field of `uid`'s line in passwd text.
+fn home_of(passwd: &str, uid: u32) -> Option<&str> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[2].parse() == Ok(uid)).then_some(f[5])
+    })
+}
+
 /// Marks every fd from 3 + preserve_fds upwards close-on-exec, and clears
 /// the flag on the preserved ones: only stdio and those reach the program.
 pub fn seal_fds(preserve_fds: i32) -> Result<()> {
@@ -70,6 +93,14 @@ pub fn execve(prog: &CStr, args: &[CString], env: &[CString]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn home_comes_from_passwd() {
+        let pw = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n";
+        assert_eq!(home_of(pw, 1000), Some("/home/bob"));
+        assert_eq!(home_of(pw, 0), Some("/root"));
+        assert_eq!(home_of(pw, 5), None);
+    }
 
     #[test]
     fn finds_programs_like_lookpath() {

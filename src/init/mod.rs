@@ -94,14 +94,14 @@ fn write_time_offsets(plan: &Plan) -> Result<()> {
 /// Init (I): pid 1 of the container.
 fn run(plan: &Plan, fds: &ChildFds) -> ! {
     set_name("skiff:[2:INIT]");
-    let (prog, state) = match init_steps(plan, fds) {
+    let ready = match init_steps(plan, fds) {
         Ok(r) => r,
         Err(e) => fail(&fds.sync, e),
     };
     // Closing our end tells the runtime that setup is over.
     // SAFETY: the fd is ours; nothing uses it after this point.
     unsafe { libc::close(fds.sync.0.as_raw_fd()) };
-    if let Err(e) = wait_start_and_exec(plan, fds, &prog, &state) {
+    if let Err(e) = wait_start_and_exec(plan, fds, &ready) {
         let _ = writeln!(std::io::stderr(), "skiff init: {e:#}");
         // SAFETY: as in `fail`.
         unsafe { libc::_exit(1) }
@@ -109,7 +109,7 @@ fn run(plan: &Plan, fds: &ChildFds) -> ! {
     unreachable!("execve returned without error")
 }
 
-fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<(CString, serde_json::Value)> {
+fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     let state = match fds.sync.recv()? {
         Some(Msg::Proceed(s)) => serde_json::from_str::<serde_json::Value>(&s)?,
         Some(m) => bail!("sync: expected Proceed, got {m:?}"),
@@ -128,6 +128,9 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<(CString, serde_json::Value
     }
     crate::hooks::run_all(hooks.create_container(), &state, "createContainer")?;
     crate::rootfs::pivot(&plan.rootfs_plan)?;
+    // runc creates a missing cwd, before the root may turn read-only.
+    std::fs::create_dir_all(process.cwd())
+        .with_context(|| format!("process.cwd: create {}", process.cwd().display()))?;
     if plan.terminal {
         let sock = fds
             .console
@@ -145,18 +148,21 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<(CString, serde_json::Value
         .with_context(|| format!("process.cwd: chdir {}", process.cwd().display()))?;
     user::switch_user_and_caps(process, !plan.ns.new_user)?;
     user::set_no_new_privs(process)?;
-    let prog = exec::find_program(&plan.args[0], &plan.env)?;
+    let env = exec::with_home(&plan.env, process.user().uid());
+    let prog = exec::find_program(&plan.args[0], &env)?;
     fds.sync.send(&Msg::Done)?;
-    Ok((prog, state))
+    Ok(Ready { prog, env, state })
+}
+
+/// What init needs after setup to exec the entrypoint.
+struct Ready {
+    prog: CString,
+    env: Vec<CString>,
+    state: serde_json::Value,
 }
 
 /// Blocks on the exec fifo until `start` writes a byte, then execs.
-fn wait_start_and_exec(
-    plan: &Plan,
-    fds: &ChildFds,
-    prog: &CString,
-    state: &serde_json::Value,
-) -> Result<()> {
+fn wait_start_and_exec(plan: &Plan, fds: &ChildFds, ready: &Ready) -> Result<()> {
     let mut b = [0u8; 1];
     loop {
         match nix::unistd::read(&fds.fifo, &mut b) {
@@ -166,11 +172,11 @@ fn wait_start_and_exec(
         }
     }
     let hooks = plan.spec.hooks().clone().unwrap_or_default();
-    let mut state = state.clone();
+    let mut state = ready.state.clone();
     state["status"] = "created".into();
     crate::hooks::run_all(hooks.start_container(), &state, "startContainer")?;
     exec::seal_fds(plan.preserve_fds)?;
-    exec::execve(prog, &plan.args, &plan.env)
+    exec::execve(&ready.prog, &plan.args, &ready.env)
 }
 
 fn set_sysctls(plan: &Plan) -> Result<()> {

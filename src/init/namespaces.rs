@@ -23,14 +23,6 @@ impl Namespaces {
     pub fn new_uts(&self) -> bool {
         self.new.contains(CloneFlags::CLONE_NEWUTS)
     }
-    /// In a user namespace (new or joined): devices must be bind-mounted.
-    pub fn in_userns(&self) -> bool {
-        self.new_user
-            || self
-                .join
-                .iter()
-                .any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER)
-    }
 }
 
 /// nix has no CLONE_NEWTIME constant; the kernel's value is kept as is.
@@ -160,7 +152,7 @@ mod tests {
         assert_eq!(ns.new, CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS);
         assert_eq!(ns.join[0].0, CloneFlags::CLONE_NEWUSER);
         assert_eq!(ns.join[1].1, PathBuf::from("/proc/1/ns/net"));
-        assert!(ns.in_userns() && !ns.new_user);
+        assert!(!ns.new_user);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! The rootfs is compiled into a `Plan` before the first fork, so every
 //! config error fails `create` early; init only executes it. The order of
 //! operations follows runc 1.1's prepareRootfs/finalizeRootfs.
-#![allow(dead_code)]
 
 mod devices;
 mod mount;

@@ -300,7 +300,8 @@ fn check_proc_mount(dest: &Path, source: Option<&Path>) -> Result<(), String> {
 pub fn mount_step(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
     let what = || {
         format!(
-            "mount {} on {}",
+            "mounts[{}]: mount {} on {}",
+            m.index,
             m.source
                 .as_deref()
                 .unwrap_or(Path::new(&m.fstype))

@@ -92,6 +92,16 @@ pub enum Leaf {
 /// Opens `path` (absolute, in container terms) under `root` as O_PATH,
 /// creating missing directories component by component, and the leaf as `leaf`.
 pub fn mkdir_all(root: BorrowedFd, path: &Path, leaf: Leaf) -> Result<OwnedFd> {
+    mkdir_all_depth(root, path, leaf, 0)
+}
+
+/// A dangling symlink on the way is followed *inside* the root (as runc's
+/// securejoin.MkdirAll does): its target is created under the rootfs, so a
+/// link to a host path can never place a mount outside.
+fn mkdir_all_depth(root: BorrowedFd, path: &Path, leaf: Leaf, depth: u32) -> Result<OwnedFd> {
+    if depth > 40 {
+        bail!("{}: too many levels of symbolic links", path.display());
+    }
     let path = clean(path);
     let rel = path.strip_prefix("/").unwrap_or(&path).to_path_buf();
     let mut prefix = PathBuf::new();
@@ -106,9 +116,20 @@ pub fn mkdir_all(root: BorrowedFd, path: &Path, leaf: Leaf) -> Result<OwnedFd> {
             Err(Errno::ENOENT) => {
                 create_at(parent.as_fd(), name.as_os_str(), last, leaf)
                     .with_context(|| format!("create {}", prefix.display()))?;
-                // ENOENT here means a dangling symlink: refuse rather than guess.
-                openat2(root, &prefix, OFlag::O_PATH)
-                    .with_context(|| format!("open {} after creating it", prefix.display()))?
+                match openat2(root, &prefix, OFlag::O_PATH) {
+                    Ok(fd) => fd,
+                    // ENOENT now means a dangling symlink: create its target in the root.
+                    Err(Errno::ENOENT) => {
+                        let link = nix::fcntl::readlinkat(parent.as_fd(), name.as_os_str())
+                            .with_context(|| format!("readlink {}", prefix.display()))?;
+                        let mut next =
+                            Path::new("/").join(prefix.parent().unwrap_or(Path::new("")));
+                        next.push(link);
+                        next.extend(names);
+                        return mkdir_all_depth(root, &next, leaf, depth + 1);
+                    }
+                    Err(e) => return Err(e).with_context(|| format!("open {}", prefix.display())),
+                }
             }
             Err(e) => return Err(e).with_context(|| format!("open {}", prefix.display())),
         };
