@@ -64,3 +64,24 @@ if $S pause --help >/dev/null 2>&1; then
 else
     echo "SKIP freeze: skiff has no pause command yet"
 fi
+
+# update: new limits reach the kernel; zeros leave the others alone.
+$S run -d --bundle /bundles/sleep upd >/dev/null 2>&1
+$S update --memory 32m --pids-limit 5 --cpu-quota 0 upd
+eq "update memory.max" "33554432" "$(cat $CG/sleep/memory.max 2>&1)"
+eq "update pids.max" "5" "$(cat $CG/sleep/pids.max 2>&1)"
+echo '{"memory":{"limit":0},"cpu":{"quota":20000,"period":100000}}' | $S update --resources - upd
+eq "update from stdin cpu.max" "20000 100000" "$(cat $CG/sleep/cpu.max 2>&1)"
+eq "update zero leaves memory.max" "33554432" "$(cat $CG/sleep/memory.max 2>&1)"
+if $S events --stats upd | grep -q '"type":"stats".*"memory"'; then pass "events --stats"; else fail "events --stats" "$($S events --stats upd 2>&1)"; fi
+$S delete --force upd
+
+# events reports an OOM kill as it happens (the watch is set up before start).
+$S create --bundle /bundles/oom oomev >/dev/null 2>&1
+$S events --interval 60s oomev > /tmp/oomev.json 2>&1 &
+evpid=$!
+i=0; while ! ls -l /proc/$evpid/fd 2>/dev/null | grep -q inotify && [ $i -lt 500 ]; do i=$((i+1)); done
+$S start oomev
+wait $evpid
+if grep -q '"type":"oom"' /tmp/oomev.json; then pass "events reports OOM"; else fail "events reports OOM" "$(cat /tmp/oomev.json)"; fi
+$S delete --force oomev

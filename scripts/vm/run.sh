@@ -51,5 +51,5 @@ if ! tr -d '\r' < "$log" | grep -q '^VM: checks finished'; then
     tr -d '\r' < "$log" | tail -30
     failed=$((failed + 1))
 fi
-echo "cgroup v2 VM: $passed passed, $failed failed"
+echo "cgroup-v2-vm: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
