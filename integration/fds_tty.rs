@@ -82,7 +82,7 @@ fn preserve_fds() {
 }
 
 /// Receives one fd sent with SCM_RIGHTS over a connection to `listener`.
-fn receive_fd(listener: &UnixListener) -> RawFd {
+pub fn receive_fd(listener: &UnixListener) -> RawFd {
     let (stream, _) = listener.accept().unwrap();
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
@@ -103,7 +103,7 @@ fn receive_fd(listener: &UnixListener) -> RawFd {
 }
 
 /// Reads a pty master until the slave side is gone (EIO) or EOF.
-fn read_master(fd: RawFd) -> String {
+pub fn read_master(fd: RawFd) -> String {
     // SAFETY: we own the received fd.
     let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
     let mut out = Vec::new();

@@ -12,6 +12,7 @@
 
 mod cgroup;
 mod cli;
+mod exec;
 mod failures;
 mod fds_tty;
 mod hooks;

@@ -6,6 +6,7 @@ use crate::Globals;
 use crate::cmd::create::CreateOpts;
 use crate::container::{Container, State, proc_start_time};
 use crate::init::ChildFds;
+use crate::init::attach::ExecPlan;
 use crate::spec::Plan;
 use crate::sync::{Msg, SyncSocket};
 use anyhow::{Context, Result, bail};
@@ -230,4 +231,50 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
     std::fs::write(&tmp, pid.to_string()).with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("--pid-file: rename to {}", path.display()))
+}
+
+/// Runs the exec protocol: fork exec stage-1, learn the new process's pid,
+/// then EOF (it exec'd) or `Failed`. Returns the pid.
+pub fn exec(plan: &ExecPlan, console: Option<OwnedFd>, lock_fd: i32) -> Result<i32> {
+    let (ours, theirs) = SyncSocket::pair()?;
+    // SAFETY: skiff is single-threaded; the child runs the exec spine and ends in _exit or execve.
+    let child = match unsafe { nix::unistd::fork() }.context("fork exec stage-1")? {
+        ForkResult::Child => {
+            // SAFETY: raw fds we own in this process; nothing uses them afterwards.
+            unsafe {
+                libc::close(lock_fd);
+                libc::close(ours.0.as_raw_fd());
+            }
+            crate::init::attach::stage1(plan, &theirs, console.as_ref())
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(theirs);
+    drop(console);
+    let pid = match ours.recv() {
+        Ok(Some(Msg::InitPid(p))) => Ok(p),
+        Ok(Some(Msg::Failed(e))) => Err(anyhow::anyhow!("{e}")),
+        Ok(Some(m)) => Err(anyhow::anyhow!("sync: unexpected {m:?} from exec stage-1")),
+        Ok(None) => Err(anyhow::anyhow!("exec failed: stage-1 exited early")),
+        Err(e) => Err(e),
+    };
+    let _ = nix::sys::wait::waitpid(child, None);
+    let pid = pid?;
+    match ours.recv()? {
+        None => Ok(pid),
+        Some(Msg::Failed(e)) => {
+            // It reports, then exits by itself; reap it if it is ours (run-like exec).
+            let _ = nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+            bail!("{e}")
+        }
+        Some(m) => bail!("sync: unexpected {m:?} from the exec'd process"),
+    }
+}
+
+/// Written atomically: engines poll for this file and must never see it half-written.
+pub fn write_pid_file_at(path: &Path, pid: i32) -> Result<()> {
+    write_pid_file(&absolute(path)?, pid)
 }

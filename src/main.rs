@@ -78,6 +78,8 @@ pub enum Command {
     List(cmd::list::Args),
     /// Create a new specification file
     Spec(cmd::spec::Args),
+    /// Execute new process inside the container
+    Exec(cmd::exec::Args),
     /// Suspend all processes inside the container
     Pause(cmd::pause::Args),
     /// Resume all processes that have been previously paused
@@ -131,6 +133,7 @@ fn dispatch(command: Command, g: &Globals) -> anyhow::Result<i32> {
         Command::Delete(a) => cmd::delete::run(a, g).map(|_| 0),
         Command::List(a) => cmd::list::run(a, g).map(|_| 0),
         Command::Spec(a) => cmd::spec::run(a, g).map(|_| 0),
+        Command::Exec(a) => cmd::exec::run(a, g),
         Command::Pause(a) => cmd::pause::pause(a, g).map(|_| 0),
         Command::Resume(a) => cmd::pause::resume(a, g).map(|_| 0),
         Command::Ps(a) => cmd::ps::run(a, g).map(|_| 0),

@@ -147,7 +147,7 @@ fn check_sysctls(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<()
     Ok(())
 }
 
-fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
+pub fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
     v.iter()
         .map(|s| CString::new(s.as_bytes()).with_context(|| format!("{what}: NUL byte in {s:?}")))
         .collect()

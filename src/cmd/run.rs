@@ -59,7 +59,7 @@ pub fn run(args: Args, g: &Globals) -> Result<i32> {
 }
 
 /// Reaps children until init exits, passing every other signal on to init.
-fn wait_forwarding(init: Pid, set: &SigSet) -> Result<i32> {
+pub fn wait_forwarding(init: Pid, set: &SigSet) -> Result<i32> {
     loop {
         if let Some(code) = reap(init)? {
             return Ok(code);

@@ -39,9 +39,12 @@ fn open_pty() -> Result<(OwnedFd, OwnedFd, String)> {
     Ok((master, slave, format!("/dev/pts/{n}")))
 }
 
-pub fn setup(socket: &OwnedFd, size: Option<(u64, u64)>) -> Result<()> {
+/// `bind_console`: init binds the slave onto /dev/console; exec'd processes do not.
+pub fn setup(socket: &OwnedFd, size: Option<(u64, u64)>, bind_console: bool) -> Result<()> {
     let (master, slave, name) = open_pty()?;
-    crate::rootfs::mount_console(slave.as_fd())?;
+    if bind_console {
+        crate::rootfs::mount_console(slave.as_fd())?;
+    }
     if let Some((h, w)) = size {
         let ws = libc::winsize {
             ws_row: h as u16,

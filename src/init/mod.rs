@@ -4,6 +4,7 @@
 //! protocol with the runtime. Both end in `_exit` or `execve`: a child
 //! never returns into the runtime's code.
 //! Runs in: stage-1 and init.
+pub mod attach;
 pub mod console;
 pub mod exec;
 pub mod namespaces;
@@ -26,14 +27,14 @@ pub struct ChildFds {
     pub console: Option<OwnedFd>,
 }
 
-fn set_name(name: &str) {
+pub(crate) fn set_name(name: &str) {
     if let Ok(n) = CString::new(name) {
         let _ = nix::sys::prctl::set_name(&n);
     }
 }
 
 /// Reports a setup error to the runtime and exits: the one way out of a failed child.
-fn fail(sync: &SyncSocket, e: anyhow::Error) -> ! {
+pub(crate) fn fail(sync: &SyncSocket, e: anyhow::Error) -> ! {
     let _ = sync.send(&Msg::Failed(format!("{e:#}")));
     // SAFETY: _exit ends the process without running the parent's atexit or destructors.
     unsafe { libc::_exit(1) }
@@ -137,7 +138,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
             .as_ref()
             .context("process.terminal: no --console-socket")?;
         let size = process.console_size().map(|b| (b.height(), b.width()));
-        console::setup(sock, size)?;
+        console::setup(sock, size, true)?;
     }
     // Before finalize: readonlyPaths makes /proc/sys read-only.
     set_sysctls(plan)?;
@@ -146,7 +147,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     user::set_oom_score_adj(process)?;
     nix::unistd::chdir(process.cwd())
         .with_context(|| format!("process.cwd: chdir {}", process.cwd().display()))?;
-    user::switch_user_and_caps(process, !plan.ns.new_user)?;
+    user::switch_user_and_caps(process)?;
     user::set_no_new_privs(process)?;
     let env = exec::with_home(&plan.env, process.user().uid());
     let prog = exec::find_program(&plan.args[0], &env)?;

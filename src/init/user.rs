@@ -85,7 +85,11 @@ fn to_caps(set: &Option<Capabilities>) -> Result<CapsHashSet> {
 
 /// Bounding set first (needs CAP_SETPCAP), then the user switch with
 /// KEEPCAPS so the permitted set survives setuid, then E/P/I and ambient.
-pub fn switch_user_and_caps(p: &Process, userns_setgroups: bool) -> Result<()> {
+pub fn switch_user_and_caps(p: &Process) -> Result<()> {
+    // A rootless user namespace has setgroups denied: groups cannot change there.
+    let userns_setgroups = std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true);
     let c = p.capabilities().clone().unwrap_or_default();
     let bounding = to_caps(c.bounding())?;
     for cap in caps::all() {

@@ -1,0 +1,257 @@
+//! `skiff exec`: run a new process inside a running container: its
+//! namespaces, its cgroup, and the process settings of config.json (or of
+//! a `--process` file), with runc's overrides from the flags.
+//! Runs in: the runtime process.
+use crate::Globals;
+use crate::container::{Container, Status, proc_start_time};
+use crate::init::attach::ExecPlan;
+use anyhow::{Context, Result, bail};
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{Capabilities, Capability, LinuxNamespaceType, Process};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
+    #[arg(long = "console-socket", value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Current working directory in the container
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Set environment variables (NAME=value), repeatable
+    #[arg(short, long, value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    pub tty: bool,
+    /// UID (format: <uid>[:<gid>])
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// Additional gids, repeatable
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    pub additional_gids: Vec<u32>,
+    /// Path to the process.json
+    #[arg(short, long, value_name = "FILE")]
+    pub process: Option<PathBuf>,
+    /// Detach from the container's process
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Specify the file to write the process id to
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Set the asm process label for the process commonly used with selinux (not supported)
+    #[arg(long = "process-label", value_name = "LABEL")]
+    pub process_label: Option<String>,
+    /// Set the apparmor profile for the process (not supported)
+    #[arg(long, value_name = "PROFILE")]
+    pub apparmor: Option<String>,
+    /// Set the no new privileges value for the process
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// Add a capability to the bounding set for the process, repeatable
+    #[arg(short, long = "cap", value_name = "CAP")]
+    pub cap: Vec<String>,
+    /// Pass N additional file descriptors to the process
+    #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
+    pub preserve_fds: i32,
+    /// Allow exec in a paused container
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// The container id
+    pub id: String,
+    /// The command and its arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// runc's getProcess: a --process file as is, or config.json's process
+/// with the command, env, cwd, user, caps, tty and NNP flags applied.
+fn build_process(a: &Args, spec_process: Option<Process>) -> Result<Process> {
+    if let Some(f) = &a.process {
+        let text = std::fs::read(f).with_context(|| format!("read --process {}", f.display()))?;
+        let mut p: Process = serde_json::from_slice(&text)
+            .with_context(|| format!("parse --process {}", f.display()))?;
+        if a.tty {
+            p.set_terminal(Some(true));
+        }
+        return Ok(p);
+    }
+    let mut p = spec_process.context("config.json has no process")?;
+    if a.command.is_empty() {
+        bail!("exec: no command given");
+    }
+    p.set_args(Some(a.command.clone()));
+    let mut env = p.env().clone().unwrap_or_default();
+    env.extend(a.env.iter().cloned());
+    p.set_env(Some(env));
+    if let Some(cwd) = &a.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if let Some(u) = &a.user {
+        let (uid, gid) = u.split_once(':').unwrap_or((u, ""));
+        p.user_mut().set_uid(
+            uid.parse()
+                .with_context(|| format!("--user: bad uid {uid:?}"))?,
+        );
+        if !gid.is_empty() {
+            p.user_mut().set_gid(
+                gid.parse()
+                    .with_context(|| format!("--user: bad gid {gid:?}"))?,
+            );
+        }
+    }
+    if !a.additional_gids.is_empty() {
+        p.user_mut()
+            .set_additional_gids(Some(a.additional_gids.clone()));
+    }
+    add_caps(&mut p, &a.cap)?;
+    p.set_terminal(Some(a.tty));
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}
+
+/// --cap adds to bounding, effective and permitted (and ambient when the
+/// spec has inheritable caps, since ambient needs them), as in runc.
+fn add_caps(p: &mut Process, caps: &[String]) -> Result<()> {
+    if caps.is_empty() {
+        return Ok(());
+    }
+    let parsed: Vec<Capability> = caps
+        .iter()
+        .map(|c| {
+            let n = c.to_ascii_uppercase();
+            Capability::from_str(n.strip_prefix("CAP_").unwrap_or(&n))
+                .with_context(|| format!("--cap: unknown capability {c:?}"))
+        })
+        .collect::<Result<_>>()?;
+    let mut c = p.capabilities().clone().unwrap_or_default();
+    let add = |s: &Option<Capabilities>| -> Option<Capabilities> {
+        let mut s = s.clone().unwrap_or_default();
+        s.extend(parsed.iter().copied());
+        Some(s)
+    };
+    c.set_bounding(add(c.bounding()));
+    c.set_effective(add(c.effective()));
+    c.set_permitted(add(c.permitted()));
+    if c.inheritable().as_ref().is_some_and(|i| !i.is_empty()) {
+        c.set_ambient(add(c.ambient()));
+    }
+    p.set_capabilities(Some(c));
+    Ok(())
+}
+
+fn ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Opens the init's namespaces (user first), skipping any we already share.
+fn open_namespaces(pid: i32, types: &[LinuxNamespaceType]) -> Result<Vec<(CloneFlags, OwnedFd)>> {
+    let mut out = Vec::new();
+    let mut types = types.to_vec();
+    types.sort_by_key(|t| *t != LinuxNamespaceType::User);
+    for t in types {
+        let name = ns_name(t);
+        let path = format!("/proc/{pid}/ns/{name}");
+        let theirs = std::fs::metadata(&path)
+            .with_context(|| format!("stat {path}"))?
+            .ino();
+        if std::fs::metadata(format!("/proc/self/ns/{name}")).is_ok_and(|m| m.ino() == theirs) {
+            continue;
+        }
+        let fd = nix::fcntl::open(
+            path.as_str(),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .with_context(|| format!("open {path}"))?;
+        out.push((CloneFlags::from_bits_retain(t as i32), fd));
+    }
+    Ok(out)
+}
+
+pub fn run(a: Args, g: &Globals) -> Result<i32> {
+    if a.process_label.is_some() || a.apparmor.is_some() {
+        bail!("--process-label and --apparmor are not supported by skiff yet");
+    }
+    let c = Container::load(&g.root, &a.id)?;
+    let status = c.status();
+    match status {
+        Status::Running | Status::Created => {}
+        Status::Paused if a.ignore_paused => {}
+        Status::Paused => bail!("cannot exec in a paused container (use --ignore-paused)"),
+        s => bail!("cannot exec in a {} container", s.as_str()),
+    }
+    let spec = crate::spec::load(&c.state.bundle)?;
+    let process = build_process(&a, spec.process().clone())?;
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && a.console_socket.is_none() {
+        bail!("cannot allocate tty if skiff will detach without setting console socket");
+    }
+    if !terminal && a.console_socket.is_some() {
+        bail!("cannot use console socket if skiff will not detach or allocate tty");
+    }
+    let pid = c.state.pid.context("container has no init pid")?;
+    let types: Vec<LinuxNamespaceType> = spec
+        .linux()
+        .iter()
+        .flat_map(|l| l.namespaces().iter().flatten().map(|n| n.typ()))
+        .collect();
+    let joins = open_namespaces(pid, &types)?;
+    // The fds pin the namespaces; this check makes sure they were the init's.
+    if proc_start_time(pid) != c.state.pid_start {
+        bail!("container {} is not running", a.id);
+    }
+    let args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        bail!("process.args: must not be empty");
+    }
+    let plan = ExecPlan {
+        args: crate::spec::cstrings(&args, "process.args")?,
+        env: crate::spec::cstrings(process.env().as_deref().unwrap_or_default(), "process.env")?,
+        process,
+        joins,
+        cgroup: c.state.cgroup.clone(),
+        join_cgroup: status != Status::Paused,
+        preserve_fds: a.preserve_fds,
+    };
+    let console = match &a.console_socket {
+        Some(p) => Some(OwnedFd::from(
+            std::os::unix::net::UnixStream::connect(p)
+                .with_context(|| format!("connect to --console-socket {}", p.display()))?,
+        )),
+        None => None,
+    };
+    if !a.detach {
+        nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
+    }
+    let child = crate::launch::exec(&plan, console, c.lock_fd())?;
+    if !plan.join_cgroup {
+        plan.cgroup.add_task(child)?;
+    }
+    if let Some(p) = &a.pid_file {
+        crate::launch::write_pid_file_at(p, child)?;
+    }
+    drop(c);
+    if a.detach {
+        return Ok(0);
+    }
+    let mut set = nix::sys::signal::SigSet::all();
+    set.remove(nix::sys::signal::Signal::SIGKILL);
+    set.remove(nix::sys::signal::Signal::SIGSTOP);
+    set.thread_block()?;
+    super::run::wait_forwarding(nix::unistd::Pid::from_raw(child), &set)
+}

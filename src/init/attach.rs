@@ -1,0 +1,81 @@
+//! The child spine of `skiff exec`: stage-1 joins the running container's
+//! cgroup and namespaces and forks the new process, which sets up its
+//! terminal, cwd, identity and privileges and execs. The sync socket is
+//! close-on-exec, so a successful execve shows up in the runtime as EOF
+//! after `InitPid`; any earlier failure is sent as `Failed`.
+//! Runs in: exec stage-1 and the exec'd process.
+use super::{console, exec, fail, set_name, user};
+use crate::cgroup::Cgroup;
+use crate::sync::{Msg, SyncSocket};
+use anyhow::{Context, Result};
+use nix::sched::CloneFlags;
+use nix::unistd::ForkResult;
+use oci_spec::runtime::Process;
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+
+/// Everything decided by the runtime before it forks.
+pub struct ExecPlan {
+    pub process: Process,
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    /// The init's namespaces, opened (and so pinned) by the runtime, user first.
+    pub joins: Vec<(CloneFlags, OwnedFd)>,
+    pub cgroup: Cgroup,
+    /// False for `--ignore-paused` on a frozen container: a child joining it
+    /// would freeze before exec, so the runtime moves the process in afterwards.
+    pub join_cgroup: bool,
+    pub preserve_fds: i32,
+}
+
+pub fn stage1(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>) -> ! {
+    match stage1_steps(plan, sync, console) {
+        // SAFETY: _exit ends the process without running the parent's destructors.
+        Ok(()) => unsafe { libc::_exit(0) },
+        Err(e) => fail(sync, e),
+    }
+}
+
+fn stage1_steps(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>) -> Result<()> {
+    set_name("skiff:[1:EXEC]");
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+    if plan.join_cgroup {
+        plan.cgroup.add_task(nix::unistd::getpid().as_raw())?;
+    }
+    user::set_rlimits(&plan.process)?;
+    for (f, fd) in &plan.joins {
+        nix::sched::setns(fd, *f).with_context(|| format!("setns {f:?}"))?;
+    }
+    // SAFETY: single-threaded; the child ends in execve or _exit.
+    match unsafe { nix::unistd::fork() }.context("fork exec process")? {
+        ForkResult::Child => {
+            if let Err(e) = process_steps(plan, console) {
+                fail(sync, e);
+            }
+            unreachable!("execve returned without error")
+        }
+        ForkResult::Parent { child } => sync.send(&Msg::InitPid(child.as_raw())),
+    }
+}
+
+fn process_steps(plan: &ExecPlan, console_sock: Option<&OwnedFd>) -> Result<()> {
+    set_name("skiff:[2:EXEC]");
+    let p = &plan.process;
+    if p.terminal().unwrap_or(false) {
+        nix::unistd::setsid().context("setsid")?;
+        let sock = console_sock.context("process.terminal: no console socket")?;
+        console::setup(
+            sock,
+            p.console_size().map(|b| (b.height(), b.width())),
+            false,
+        )?;
+    }
+    nix::unistd::chdir(p.cwd()).with_context(|| format!("cwd: chdir {}", p.cwd().display()))?;
+    user::set_oom_score_adj(p)?;
+    user::switch_user_and_caps(p)?;
+    user::set_no_new_privs(p)?;
+    let env = exec::with_home(&plan.env, p.user().uid());
+    let prog = exec::find_program(&plan.args[0], &env)?;
+    exec::seal_fds(plan.preserve_fds)?;
+    exec::execve(&prog, &plan.args, &env)
+}
