@@ -210,7 +210,18 @@ fn write_id_maps(plan: &Plan, pid: i32) -> Result<()> {
 fn init_messages(plan: &Plan, sock: &SyncSocket, state: &serde_json::Value) -> Result<()> {
     let hooks = plan.spec.hooks().clone().unwrap_or_default();
     loop {
-        match sock.recv()? {
+        let (msg, fd) = match sock.recv_fd()? {
+            Some((m, fd)) => (Some(m), fd),
+            None => (None, None),
+        };
+        match msg {
+            Some(Msg::SeccompFd) => {
+                let fd = fd.context("sync: SeccompFd without a file descriptor")?;
+                let l = plan.seccomp.as_ref().and_then(|f| f.listener.as_ref());
+                let l = l.context("sync: SeccompFd without a listenerPath")?;
+                crate::seccomp::notify::send_to_agent(l, state, &fd)?;
+                sock.send(&Msg::SeccompFdDone)?;
+            }
             Some(Msg::RunHooks) => {
                 crate::hooks::run_all(hooks.prestart(), state, "prestart")?;
                 crate::hooks::run_all(hooks.create_runtime(), state, "createRuntime")?;
