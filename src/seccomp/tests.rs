@@ -290,7 +290,12 @@ fn bench_docker_profile() {
         len = compile(&s).unwrap().program.len();
     }
     let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-    println!("seccomp docker-default: {len} instructions, compile {us:.0} us");
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!("seccomp docker-default: {len} instructions, compile {us:.0} us ({build} build)");
 }
 
 /// Installs a filter in a forked child (no root needed with NNP) and
