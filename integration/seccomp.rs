@@ -1,6 +1,6 @@
 //! linux.seccomp: Docker's default profile, actions, errno values,
 //! argument rules, the notify agent hand-over, profile errors.
-use crate::{Bundle, Rt, TempDir, is_skiff, require_root};
+use crate::{Bundle, Rt, TempDir, is_skiff, require_root, skip};
 use serde_json::{Value, json};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
@@ -69,6 +69,46 @@ fn docker_profile_denies_mount_and_unshare() {
     });
     let o = rt.sh(&b, "mount -t tmpfs t /tmp && unshare -m true && echo end");
     assert_eq!(o.check("run without seccomp").stdout, "end\n");
+}
+
+/// With noNewPrivileges the filter goes in last: after it, init only
+/// reports Done, closes the sync socket, reads the exec fifo, marks fds
+/// CLOEXEC and execs. A deny-by-default profile needs nothing else beyond
+/// what the program itself (static busybox `echo`) calls.
+#[test]
+fn nnp_filter_needs_only_the_last_setup_calls() {
+    require_root!();
+    if !is_skiff() {
+        skip!("runc's Go init makes many more calls after loading the filter");
+    }
+    let rt = Rt::new();
+    let init = ["sendto", "close", "read", "close_range", "execve", "fcntl"];
+    let echo = [
+        "arch_prctl",
+        "brk",
+        "exit_group",
+        "getrandom",
+        "getuid",
+        "mprotect",
+        "prctl",
+        "prlimit64",
+        "readlink",
+        "rseq",
+        "set_robust_list",
+        "set_tid_address",
+        "write",
+        "mmap",
+        "munmap",
+    ];
+    let names: Vec<&str> = init.iter().chain(echo.iter()).copied().collect();
+    let b = bundle(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]}),
+        true,
+    );
+    b.args(&["echo", "minimal"]);
+    let id = rt.id("minimal");
+    assert_eq!(rt.run(&b, &id, &[]).check("run").stdout, "minimal\n");
 }
 
 #[test]
@@ -173,8 +213,12 @@ type AgentLog = (Value, Vec<i32>);
 /// A seccomp agent: receives the listener from the runtime, then answers
 /// every notification (mkdir → ENAMETOOLONG, anything else → success
 /// without running it) until the container is gone.
-fn agent(sock: UnixListener) -> std::thread::JoinHandle<AgentLog> {
-    std::thread::spawn(move || {
+fn agent(sock: UnixListener, containers: usize) -> std::thread::JoinHandle<Vec<AgentLog>> {
+    std::thread::spawn(move || (0..containers).map(|_| serve(&sock)).collect())
+}
+
+fn serve(sock: &UnixListener) -> AgentLog {
+    {
         let (conn, _) = sock.accept().unwrap();
         let mut buf = vec![0u8; 65536];
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
@@ -197,7 +241,7 @@ fn agent(sock: UnixListener) -> std::thread::JoinHandle<AgentLog> {
         let state: Value = serde_json::from_slice(&buf[..n]).unwrap();
         let fd = fd.expect("no listener fd");
         (state, answer(&fd))
-    })
+    }
 }
 
 #[repr(C)]
@@ -255,18 +299,26 @@ fn notify_hands_the_listener_to_the_agent() {
     let rt = Rt::new();
     let dir = TempDir::new("agent");
     let path = dir.path().join("agent.sock");
-    let handle = agent(UnixListener::bind(&path).unwrap());
+    let handle = agent(UnixListener::bind(&path).unwrap(), 2);
     let mut profile = allow_all_but(json!([
         {"names": ["mkdir", "rmdir"], "action": "SCMP_ACT_NOTIFY"}
     ]));
     profile["listenerPath"] = json!(path);
     profile["listenerMetadata"] = json!("test-metadata");
-    let b = bundle(profile, true);
-    let o = rt.sh(&b, "mkdir /tmp/x; rmdir /no/such/dir && echo rmdir-ok");
-    let o = o.check("run with an agent");
-    assert_eq!(o.stdout, "rmdir-ok\n");
-    assert!(o.stderr.contains("File name too long"), "{o:?}");
-    let (state, seen) = handle.join().unwrap();
+    // Without NNP the filter (and the hand-over) come before the caps switch.
+    for nnp in [true, false] {
+        let b = bundle(profile.clone(), nnp);
+        let o = rt.sh(&b, "mkdir /tmp/x; rmdir /no/such/dir && echo rmdir-ok");
+        let o = o.check("run with an agent");
+        assert_eq!(o.stdout, "rmdir-ok\n");
+        assert!(o.stderr.contains("File name too long"), "{o:?}");
+    }
+    for (state, seen) in handle.join().unwrap() {
+        check_agent_log(&state, &seen);
+    }
+}
+
+fn check_agent_log(state: &Value, seen: &[i32]) {
     assert_eq!(state["fds"], json!(["seccompFd"]), "{state}");
     assert_eq!(state["metadata"], "test-metadata", "{state}");
     assert!(state["pid"].as_i64().unwrap() > 0, "{state}");
