@@ -162,7 +162,7 @@ impl Asm {
             match to {
                 To::Next => Ok(0),
                 To::L(l) if at[l.0] > pc => Ok((at[l.0] - pc - 1) as u32),
-                To::L(_) => bail!("seccomp: internal error: backward or unbound jump"),
+                To::L(_) => bail!("internal error: backward or unbound jump"),
             }
         };
         for it in self.items {
@@ -179,7 +179,7 @@ impl Asm {
                 Item::J(code, k, jt, jf) => {
                     let (t, f) = (off(jt, pc)?, off(jf, pc)?);
                     if t > 255 || f > 255 {
-                        bail!("seccomp: a rule is too long for a conditional jump ({t}, {f})");
+                        bail!("a rule is too long for a conditional jump ({t}, {f})");
                     }
                     Insn {
                         code,

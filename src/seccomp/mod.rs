@@ -239,7 +239,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter> {
         calls,
         enosys: enosys(s),
     };
-    let program = bpf::emit(&profile)?;
+    let program = bpf::emit(&profile).context("linux.seccomp")?;
     if program.len() > MAX_INSNS {
         bail!(
             "linux.seccomp: the filter has {} instructions, the kernel allows {MAX_INSNS}",
