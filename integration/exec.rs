@@ -227,3 +227,26 @@ fn exec_tty_through_console_socket() {
     assert_eq!(text.trim_end(), "all-tty", "{text:?}");
     assert!(text.contains("\r\n"), "output did not pass a tty: {text:?}");
 }
+
+#[test]
+fn exec_applies_the_container_seccomp_profile() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["root"]["readonly"] = serde_json::json!(false);
+        c["linux"]["seccomp"] = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 36}]
+        });
+    });
+    let id = rt.sleeper(&b);
+    let o = exec(&rt, &[&id, "mkdir", "/exec-made-this"]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    assert!(
+        o.stderr.contains("too long"),
+        "mkdir did not fail with the profile's errno: {o:?}"
+    );
+    assert!(!b.rootfs().join("exec-made-this").exists());
+}

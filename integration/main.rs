@@ -21,6 +21,7 @@ mod man;
 mod namespaces;
 mod process;
 mod rootfs;
+mod seccomp;
 
 use serde_json::{Value, json};
 use std::fs;

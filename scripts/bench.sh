@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark skiff against runc (and crun) on one busybox bundle, side by side:
 #   run /bin/true | create+start+delete | state
-# prints mean milliseconds, the ratios skiff/runc and skiff/crun, and the peak
+# plus the size and compile time of Docker's default seccomp profile
+# (integration/fixtures/docker-default-seccomp.json), and prints mean milliseconds, the ratios skiff/runc and skiff/crun, and the peak
 # RSS of `run`. A runtime or operation that fails shows "failed" (skiff while
 # partly unimplemented) or "n/a" (crun 1.8 refuses cgroup v1/hybrid hosts).
 # Not a test. Usage: bash scripts/bench.sh [RUNS]   (as root; default 30 runs)
@@ -109,3 +110,10 @@ for op in "${ops[@]}"; do
     printf '%-22s %10s %10s %10s %11s %11s\n' "$label" "$(num "$s")" "$(num "$u")" "$(num "$c")" "$(ratio "$s" "$u")" "$(ratio "$s" "$c")"
 done
 printf '%-22s %10s %10s %10s\n' "peak RSS of run" "${rss[skiff]}" "${rss[runc]}" "${rss[crun]}"
+
+# Seccomp: BPF size (the kernel allows 4096 instructions per filter) and
+# compile time of Docker's default profile, from an ignored unit test (a
+# debug test build: no extra CLI flag that runc lacks, no release test build).
+echo
+cargo test -q --bin skiff bench_docker_profile -- --ignored --nocapture 2>/dev/null |
+    grep '^seccomp' || echo "seccomp docker-default: failed"

@@ -211,7 +211,12 @@ fn write_id_maps(plan: &Plan, pid: i32) -> Result<()> {
 fn init_messages(plan: &Plan, sock: &SyncSocket, state: &serde_json::Value) -> Result<()> {
     let hooks = plan.spec.hooks().clone().unwrap_or_default();
     loop {
-        match sock.recv()? {
+        let (msg, fd) = match sock.recv_fd()? {
+            Some((m, fd)) => (Some(m), fd),
+            None => (None, None),
+        };
+        match msg {
+            Some(Msg::SeccompFd) => pass_listener(plan.seccomp.as_ref(), state, fd, sock)?,
             Some(Msg::RunHooks) => {
                 crate::hooks::run_all(hooks.prestart(), state, "prestart")?;
                 crate::hooks::run_all(hooks.create_runtime(), state, "createRuntime")?;
@@ -225,6 +230,21 @@ fn init_messages(plan: &Plan, sock: &SyncSocket, state: &serde_json::Value) -> R
     }
 }
 
+/// Passes a seccomp notify listener from init (or an exec'd process) on to
+/// the agent at listenerPath, then lets the child go on.
+fn pass_listener(
+    filter: Option<&crate::seccomp::Filter>,
+    state: &serde_json::Value,
+    fd: Option<OwnedFd>,
+    sock: &SyncSocket,
+) -> Result<()> {
+    let fd = fd.context("sync: SeccompFd without a file descriptor")?;
+    let l = filter.and_then(|f| f.listener.as_ref());
+    let l = l.context("sync: SeccompFd without a listenerPath")?;
+    crate::seccomp::notify::send_to_agent(l, state, &fd)?;
+    sock.send(&Msg::SeccompFdDone)
+}
+
 /// Written atomically: engines poll for this file and must never see it half-written.
 fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let name = path.file_name().context("--pid-file: no file name")?;
@@ -235,7 +255,12 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 
 /// Runs the exec protocol: fork exec stage-1, learn the new process's pid,
 /// then EOF (it exec'd) or `Failed`. Returns the pid.
-pub fn exec(plan: &ExecPlan, console: Option<OwnedFd>, lock_fd: i32) -> Result<i32> {
+pub fn exec(
+    plan: &ExecPlan,
+    console: Option<OwnedFd>,
+    lock_fd: i32,
+    state: &serde_json::Value,
+) -> Result<i32> {
     let (ours, theirs) = SyncSocket::pair()?;
     // SAFETY: skiff is single-threaded; the child runs the exec spine and ends in _exit or execve.
     let child = match unsafe { nix::unistd::fork() }.context("fork exec stage-1")? {
@@ -260,17 +285,14 @@ pub fn exec(plan: &ExecPlan, console: Option<OwnedFd>, lock_fd: i32) -> Result<i
     };
     let _ = nix::sys::wait::waitpid(child, None);
     let pid = pid?;
-    match ours.recv()? {
-        None => Ok(pid),
-        Some(Msg::Failed(e)) => {
-            // It reports, then exits by itself; reap it if it is ours (run-like exec).
-            let _ = nix::sys::wait::waitpid(
-                nix::unistd::Pid::from_raw(pid),
-                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-            );
-            bail!("{e}")
+    loop {
+        match ours.recv_fd()? {
+            None => return Ok(pid),
+            Some((Msg::SeccompFd, fd)) => pass_listener(plan.seccomp.as_ref(), state, fd, &ours)?,
+            // It reports, then exits by itself.
+            Some((Msg::Failed(e), _)) => bail!("{e}"),
+            Some((m, _)) => bail!("sync: unexpected {m:?} from the exec'd process"),
         }
-        Some(m) => bail!("sync: unexpected {m:?} from the exec'd process"),
     }
 }
 

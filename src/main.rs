@@ -16,6 +16,7 @@ mod launch;
 mod log;
 mod pidfd;
 mod rootfs;
+mod seccomp;
 mod spec;
 mod sync;
 

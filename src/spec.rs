@@ -25,6 +25,8 @@ pub struct Plan {
     pub terminal: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: i32,
+    /// The compiled `linux.seccomp` filter, installed by init.
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 /// Reads and parses `<bundle>/config.json`, failing on fields oci-spec does not know.
@@ -85,7 +87,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         "uidMappings",
     );
     if let Some(l) = spec.linux() {
-        check(l.seccomp().is_some(), "linux.seccomp");
         check(l.intel_rdt().is_some(), "linux.intelRdt");
         check(l.memory_policy().is_some(), "linux.memoryPolicy");
         check(l.personality().is_some(), "linux.personality");
@@ -205,6 +206,11 @@ pub fn plan(
     let rootfs_plan = crate::rootfs::plan(&spec, &rootfs, no_pivot)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), id)?;
     let cgroup_writes = cgroup.plan(linux.resources().as_ref())?;
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(crate::seccomp::compile)
+        .transpose()?;
     Ok(Plan {
         id: id.to_string(),
         args: cstrings(&args, "process.args")?,
@@ -218,6 +224,7 @@ pub fn plan(
         cgroup_writes,
         no_new_keyring,
         preserve_fds,
+        seccomp,
         spec,
     })
 }

@@ -20,14 +20,26 @@
 //!        ── HooksDone ─────────────────────────────────────────▶ createContainer,
 //!                                                                 pivot, console,
 //!                                                                 user, caps, …
+//!                                                                 [seccomp: install]
+//!        ◀──────────────────────────── SeccompFd + SCM_RIGHTS ── (only with NOTIFY rules)
+//!  send fd + state to listenerPath
+//!        ── SeccompFdDone ─────────────────────────────────────▶ close the listener
 //!        ◀─────────────────────────────────────────────── Done ── wait on exec.fifo
 //! ```
+//! `SeccompFd` is the one message that carries a file descriptor: the
+//! seccomp notify listener, which only init can create (it belongs to its
+//! filter). The runtime, not init, talks to the agent, so init never blocks
+//! on an agent that may be waiting on a call the filter intercepts.
 //! Any failure in S or I sends `Failed(msg)` and exits 1. EOF before `Done`
 //! means the child died during setup. P then kills what it started and
 //! removes what it made.
 use anyhow::{Context, Result, bail};
-use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, recv, send, socketpair};
-use std::os::fd::{AsRawFd, OwnedFd};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
+    send, sendmsg, socketpair,
+};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Msg {
@@ -40,6 +52,9 @@ pub enum Msg {
     HooksDone,
     Done,
     Failed(String),
+    /// Sent with the notify listener fd attached (SCM_RIGHTS).
+    SeccompFd,
+    SeccompFdDone,
 }
 
 impl Msg {
@@ -53,6 +68,8 @@ impl Msg {
             Msg::HooksDone => (6, vec![]),
             Msg::Done => (7, vec![]),
             Msg::Failed(s) => (8, s.as_bytes().to_vec()),
+            Msg::SeccompFd => (9, vec![]),
+            Msg::SeccompFdDone => (10, vec![]),
         };
         let mut out = Vec::with_capacity(1 + payload.len());
         out.push(tag);
@@ -73,6 +90,8 @@ impl Msg {
             6 => Msg::HooksDone,
             7 => Msg::Done,
             8 => Msg::Failed(String::from_utf8_lossy(rest).into_owned()),
+            9 => Msg::SeccompFd,
+            10 => Msg::SeccompFdDone,
             t => bail!("sync: unknown message tag {t}"),
         })
     }
@@ -103,16 +122,54 @@ impl SyncSocket {
         Ok(())
     }
 
-    /// Ok(None) on EOF: the other side has exited.
+    /// Sends `m` with `fd` attached (SCM_RIGHTS).
+    pub fn send_fd(&self, m: &Msg, fd: &OwnedFd) -> Result<()> {
+        let b = m.encode();
+        let fds = [fd.as_raw_fd()];
+        sendmsg::<()>(
+            self.0.as_raw_fd(),
+            &[IoSlice::new(&b)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .context("sync: send fd")?;
+        Ok(())
+    }
+
+    /// Ok(None) on EOF: the other side has exited. A passed fd is dropped.
     pub fn recv(&self) -> Result<Option<Msg>> {
+        Ok(self.recv_fd()?.map(|(m, _)| m))
+    }
+
+    /// Like `recv`, also returning the fd a message carried, if any.
+    pub fn recv_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
         let mut buf = [0u8; MAX_MSG];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         loop {
-            match recv(self.0.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Ok(0) => return Ok(None),
-                Ok(n) => return Msg::decode(&buf[..n]).map(Some),
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let r = recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            );
+            let r = match r {
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e).context("sync: recv"),
+                r => r.context("sync: recv")?,
+            };
+            let mut fd = None;
+            for c in r.cmsgs().context("sync: recv")? {
+                if let ControlMessageOwned::ScmRights(v) = c {
+                    // SAFETY: SCM_RIGHTS installed these fds in our table; we own them now.
+                    fd = v.first().map(|&f| unsafe { OwnedFd::from_raw_fd(f) });
+                }
             }
+            let n = r.bytes;
+            if n == 0 {
+                return Ok(None);
+            }
+            return Msg::decode(&buf[..n]).map(|m| Some((m, fd)));
         }
     }
 
@@ -142,6 +199,8 @@ mod tests {
             Msg::HooksDone,
             Msg::Done,
             Msg::Failed("mount /x: no such file".into()),
+            Msg::SeccompFd,
+            Msg::SeccompFdDone,
         ] {
             assert_eq!(Msg::decode(&m.encode()).unwrap(), m);
         }
@@ -159,5 +218,17 @@ mod tests {
         assert_eq!(b.expect(Msg::Done).unwrap_err().to_string(), "boom");
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn a_message_carries_an_fd() {
+        let (a, b) = SyncSocket::pair().unwrap();
+        let f = OwnedFd::from(std::fs::File::open("/proc/self/status").unwrap());
+        a.send_fd(&Msg::SeccompFd, &f).unwrap();
+        let (m, fd) = b.recv_fd().unwrap().unwrap();
+        assert_eq!(m, Msg::SeccompFd);
+        let fd = fd.unwrap();
+        let got = std::fs::read_to_string(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        assert!(got.unwrap().contains("Name:"));
     }
 }

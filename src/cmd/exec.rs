@@ -227,6 +227,10 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         cgroup: c.state.cgroup.clone(),
         join_cgroup: status != Status::Paused,
         preserve_fds: a.preserve_fds,
+        seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(crate::seccomp::compile(s).context("linux.seccomp")?),
+            None => None,
+        },
     };
     let console = match &a.console_socket {
         Some(p) => Some(OwnedFd::from(
@@ -238,7 +242,8 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     if !a.detach {
         nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     }
-    let child = crate::launch::exec(&plan, console, c.lock_fd())?;
+    let state = c.oci_state(status);
+    let child = crate::launch::exec(&plan, console, c.lock_fd(), &state)?;
     if !plan.join_cgroup {
         plan.cgroup.add_task(child)?;
     }

@@ -26,6 +26,8 @@ pub struct ExecPlan {
     /// would freeze before exec, so the runtime moves the process in afterwards.
     pub join_cgroup: bool,
     pub preserve_fds: i32,
+    /// The container's seccomp profile, compiled by the runtime.
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 pub fn stage1(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>) -> ! {
@@ -49,7 +51,7 @@ fn stage1_steps(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>) -
     // SAFETY: single-threaded; the child ends in execve or _exit.
     match unsafe { nix::unistd::fork() }.context("fork exec process")? {
         ForkResult::Child => {
-            if let Err(e) = process_steps(plan, console) {
+            if let Err(e) = process_steps(plan, sync, console) {
                 fail(sync, e);
             }
             unreachable!("execve returned without error")
@@ -58,7 +60,7 @@ fn stage1_steps(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>) -
     }
 }
 
-fn process_steps(plan: &ExecPlan, console_sock: Option<&OwnedFd>) -> Result<()> {
+fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&OwnedFd>) -> Result<()> {
     set_name("skiff:[2:EXEC]");
     let p = &plan.process;
     if p.terminal().unwrap_or(false) {
@@ -72,10 +74,18 @@ fn process_steps(plan: &ExecPlan, console_sock: Option<&OwnedFd>) -> Result<()> 
     }
     nix::unistd::chdir(p.cwd()).with_context(|| format!("cwd: chdir {}", p.cwd().display()))?;
     user::set_oom_score_adj(p)?;
+    // The same two install points as init (see init::init_steps).
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    if let Some(f) = plan.seccomp.as_ref().filter(|_| !nnp) {
+        crate::seccomp::install_and_hand_over(f, sync)?;
+    }
     user::switch_user_and_caps(p)?;
     user::set_no_new_privs(p)?;
     let env = exec::with_home(&plan.env, p.user().uid());
     let prog = exec::find_program(&plan.args[0], &env)?;
+    if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
+        crate::seccomp::install_and_hand_over(f, sync)?;
+    }
     exec::seal_fds(plan.preserve_fds)?;
     exec::execve(&prog, &plan.args, &env)
 }

@@ -147,10 +147,19 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     user::set_oom_score_adj(process)?;
     nix::unistd::chdir(process.cwd())
         .with_context(|| format!("process.cwd: chdir {}", process.cwd().display()))?;
+    // Without NNP, loading a filter needs CAP_SYS_ADMIN: before the caps go (runc's order).
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let Some(f) = plan.seccomp.as_ref().filter(|_| !nnp) {
+        crate::seccomp::install_and_hand_over(f, &fds.sync)?;
+    }
     user::switch_user_and_caps(process)?;
     user::set_no_new_privs(process)?;
     let env = exec::with_home(&plan.env, process.user().uid());
     let prog = exec::find_program(&plan.args[0], &env)?;
+    // With NNP: as late as possible, so the profile needs to allow few calls (runc's order).
+    if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
+        crate::seccomp::install_and_hand_over(f, &fds.sync)?;
+    }
     fds.sync.send(&Msg::Done)?;
     Ok(Ready { prog, env, state })
 }
