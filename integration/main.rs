@@ -22,6 +22,7 @@ mod namespaces;
 mod process;
 mod rootfs;
 mod seccomp;
+mod terminal;
 
 use serde_json::{Value, json};
 use std::fs;

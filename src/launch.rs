@@ -44,7 +44,14 @@ impl Drop for Cleanup<'_> {
 
 /// Creates the container; returns the init's pid. With `run`, the caller
 /// has made itself a subreaper, so init becomes its child.
-pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<i32> {
+/// What `create` leaves for `run`: the init's pid and, for a foreground
+/// run with a terminal, the pty master to proxy.
+pub struct Created {
+    pub pid: i32,
+    pub master: Option<OwnedFd>,
+}
+
+pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     let bundle = std::fs::canonicalize(&opts.bundle)
         .with_context(|| format!("bundle {}", opts.bundle.display()))?;
     let spec = crate::spec::load(&bundle)?;
@@ -73,20 +80,31 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<i32> {
     made?;
     c.state.cgroup = plan.cgroup.clone();
     c.save()?;
-    let fds = child_fds(&c, opts)?;
-    let pid = spawn(&plan, fds, &mut guard, &mut c)?;
+    let (fifo, mut console) = child_fds(&c, opts)?;
+    // A foreground run with a terminal is its own console socket.
+    let own_console = match console {
+        None if plan.terminal => {
+            let (ours, theirs) = crate::tty::console_pair()?;
+            console = Some(theirs);
+            Some(ours)
+        }
+        _ => None,
+    };
+    let pid = spawn(&plan, (fifo, console), &mut guard, &mut c)?;
+    let master = own_console
+        .as_ref()
+        .map(crate::tty::recv_master)
+        .transpose()?;
     if let Some(p) = pid_file {
         write_pid_file(&p, pid)?;
     }
     guard.armed = false;
-    Ok(pid)
+    Ok(Created { pid, master })
 }
 
 fn check_terminal(plan: &Plan, opts: &CreateOpts, run: bool) -> Result<()> {
     match (plan.terminal, opts.console_socket.is_some()) {
-        (true, false) if run => bail!(
-            "process.terminal: a foreground run with a terminal is not supported yet; use --console-socket"
-        ),
+        (true, false) if run => Ok(()),
         (true, false) => {
             bail!("cannot allocate tty if skiff will detach without setting console socket")
         }

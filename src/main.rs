@@ -19,6 +19,7 @@ mod rootfs;
 mod seccomp;
 mod spec;
 mod sync;
+mod tty;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -198,7 +198,7 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     let spec = crate::spec::load(&c.state.bundle)?;
     let process = build_process(&a, spec.process().clone())?;
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && a.console_socket.is_none() {
+    if terminal && a.console_socket.is_none() && a.detach {
         bail!("cannot allocate tty if skiff will detach without setting console socket");
     }
     if !terminal && a.console_socket.is_some() {
@@ -232,11 +232,18 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
             None => None,
         },
     };
+    // A foreground exec with a terminal is its own console socket.
+    let mut own_console = None;
     let console = match &a.console_socket {
         Some(p) => Some(OwnedFd::from(
             std::os::unix::net::UnixStream::connect(p)
                 .with_context(|| format!("connect to --console-socket {}", p.display()))?,
         )),
+        None if terminal => {
+            let (ours, theirs) = crate::tty::console_pair()?;
+            own_console = Some(ours);
+            Some(theirs)
+        }
         None => None,
     };
     if !a.detach {
@@ -254,9 +261,14 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    let mut set = nix::sys::signal::SigSet::all();
-    set.remove(nix::sys::signal::Signal::SIGKILL);
-    set.remove(nix::sys::signal::Signal::SIGSTOP);
-    set.thread_block()?;
-    super::run::wait_forwarding(nix::unistd::Pid::from_raw(child), &set)
+    let master = own_console
+        .as_ref()
+        .map(crate::tty::recv_master)
+        .transpose()?;
+    let set = super::run::block_signals()?;
+    let child = nix::unistd::Pid::from_raw(child);
+    match master {
+        Some(m) => crate::tty::proxy(m, child, &set),
+        None => super::run::wait_forwarding(child, &set),
+    }
 }

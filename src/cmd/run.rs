@@ -30,23 +30,24 @@ pub fn run(args: Args, g: &Globals) -> Result<i32> {
         // Init's parent (stage-1) exits by design; as subreaper we inherit init and can wait for it.
         nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     }
-    let pid = crate::launch::create(&args.opts, g, foreground)?;
+    let created = crate::launch::create(&args.opts, g, foreground)?;
+    let pid = created.pid;
     let c = Container::load(&g.root, &args.opts.id)?;
     if !foreground {
         return super::start::start(&c).map(|_| 0);
     }
     // Blocked now, not earlier: init must not inherit a blocked mask.
-    let mut set = SigSet::all();
-    set.remove(Signal::SIGKILL);
-    set.remove(Signal::SIGSTOP);
-    set.thread_block()?;
+    let set = block_signals()?;
     if let Err(e) = super::start::start(&c) {
         let _ = super::delete::delete(c, true);
         return Err(e);
     }
     // Not locked while waiting: kill, state and ps must work meanwhile.
     drop(c);
-    let code = wait_forwarding(Pid::from_raw(pid), &set)?;
+    let code = match created.master {
+        Some(m) => crate::tty::proxy(m, Pid::from_raw(pid), &set)?,
+        None => wait_forwarding(Pid::from_raw(pid), &set)?,
+    };
     if !args.keep {
         match Container::load(&g.root, &args.opts.id) {
             Ok(c) => super::delete::delete(c, true)?,
@@ -56,6 +57,16 @@ pub fn run(args: Args, g: &Globals) -> Result<i32> {
         }
     }
     Ok(code)
+}
+
+/// Blocks every signal we forward (all but SIGKILL/SIGSTOP), so they are
+/// taken by sigwait or a signalfd instead of their default actions.
+pub fn block_signals() -> Result<SigSet> {
+    let mut set = SigSet::all();
+    set.remove(Signal::SIGKILL);
+    set.remove(Signal::SIGSTOP);
+    set.thread_block()?;
+    Ok(set)
 }
 
 /// Reaps children until init exits, passing every other signal on to init.
@@ -74,7 +85,7 @@ pub fn wait_forwarding(init: Pid, set: &SigSet) -> Result<i32> {
 }
 
 /// Collects every exited child; returns init's exit code once it is among them.
-fn reap(init: Pid) -> Result<Option<i32>> {
+pub fn reap(init: Pid) -> Result<Option<i32>> {
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(p, code)) if p == init => return Ok(Some(code)),
