@@ -346,11 +346,26 @@ fn hugetlb_goes_to_the_unified_hierarchy() {
     b.args(&["sh", "-c", "grep '^0::' /proc/self/cgroup"]);
     let out = create_check_start(&rt, &b, &id, || {
         assert_eq!(host("unified", &cg, "hugetlb.2MB.max"), limit.to_string());
+        let file = rt.root.path().join("huge.json");
+        fs::write(
+            &file,
+            r#"{"hugepageLimits":[{"pageSize":"2MB","limit":8388608}]}"#,
+        )
+        .unwrap();
+        rt.out(&["update", "--resources", file.to_str().unwrap(), &id])
+            .check("update hugepageLimits");
+        assert_eq!(host("unified", &cg, "hugetlb.2MB.max"), "8388608");
     });
     assert_eq!(
         out.trim(),
         format!("0::{cg}"),
         "init not in the unified cgroup"
+    );
+    rt.out(&["delete", &id]).check("delete");
+    assert!(
+        cgroup_dirs_left(&cg).is_empty(),
+        "{:?}",
+        cgroup_dirs_left(&cg)
     );
 }
 

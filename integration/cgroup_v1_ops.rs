@@ -291,6 +291,11 @@ fn pause_stops_progress_and_resume_restarts_it() {
     // The counter ticks every 20ms: half a second without change is a stop.
     assert!(!changes(&n, &frozen, 0.5), "counter moved while paused");
     assert!(!rt.out(&["pause", &id]).ok(), "second pause must fail");
+    // Limits can change while paused (runc allows it).
+    rt.out(&["update", "--pids-limit", "33", &id])
+        .check("update while paused");
+    assert_eq!(host("pids", &cg, "pids.max"), "33");
+    assert_eq!(rt.status(&id).as_deref(), Some("paused"));
     rt.out(&["resume", &id]).check("resume");
     assert_eq!(rt.status(&id).as_deref(), Some("running"));
     assert_eq!(host("freezer", &cg, "freezer.state"), "THAWED");
@@ -388,6 +393,18 @@ fn ps_lists_exactly_the_cgroup_pids() {
             "{pid} is not a child of init"
         );
     }
+    let custom = rt
+        .out(&["ps", &id, "-o", "pid,comm"])
+        .check("ps -o pid,comm");
+    let rows: Vec<&str> = custom.stdout.lines().collect();
+    assert_eq!(rows.len(), 4, "{}", custom.stdout);
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r.contains("sleep") || r.contains("sh")),
+        "{}",
+        custom.stdout
+    );
     let t = rt.out(&["ps", &id]).check("ps");
     let header = t.stdout.lines().next().unwrap_or_default();
     assert!(
@@ -408,7 +425,7 @@ fn events_stats_report_limits_and_pids() {
         &rt,
         &b,
         "stats",
-        json!({"memory": {"limit": 48 * MIB}, "pids": {"limit": 30}}),
+        json!({"memory": {"limit": 48 * MIB, "swap": 96 * MIB}, "pids": {"limit": 30}}),
     );
     rt.run_detached(&b, &id, &[]).check("run --detach");
     let o = rt.out(&["events", "--stats", &id]).check("events --stats");
@@ -422,6 +439,9 @@ fn events_stats_report_limits_and_pids() {
     );
     assert!(v["data"]["pids"]["current"].as_u64() >= Some(1), "{v}");
     assert_eq!(v["data"]["pids"]["limit"], 30, "{v}");
+    // v1 "swap" is memsw: memory+swap, as runc reports it.
+    assert_eq!(v["data"]["memory"]["swap"]["limit"], 96 * MIB, "{v}");
+    assert!(v["data"]["cpu"]["usage"]["total"].as_u64() > Some(0), "{v}");
 }
 
 /// A 64M buffer under a 16M limit (swap = limit, so no swap to escape to).
@@ -485,4 +505,24 @@ fn oom_kill_exits_137_and_events_reports_it() {
         .parse()
         .unwrap();
     assert!(kills >= 1, "{ctl}");
+}
+
+/// A created (not yet started) container can be paused; resume returns it
+/// to "created" (the exec fifo still exists), as runc reports it.
+#[test]
+fn pause_and_resume_a_created_container() {
+    require_v1!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.args(&["true"]);
+    let (id, cg) = limited(&rt, &b, "pausecreated", json!({}));
+    rt.create(&b, &id, &[]).check("create");
+    rt.out(&["pause", &id]).check("pause created");
+    assert_eq!(rt.status(&id).as_deref(), Some("paused"));
+    assert_eq!(host("freezer", &cg, "freezer.state"), "FROZEN");
+    rt.out(&["resume", &id]).check("resume");
+    assert_eq!(rt.status(&id).as_deref(), Some("created"));
+    assert_eq!(host("freezer", &cg, "freezer.state"), "THAWED");
+    rt.out(&["start", &id]).check("start after resume");
+    rt.wait_status(&id, "stopped");
 }
