@@ -11,6 +11,8 @@
 //! Nothing here sleeps to synchronise: waits are bounded polling loops.
 
 mod cgroup;
+mod cgroup_v1;
+mod cgroup_v1_ops;
 mod cli;
 mod exec;
 mod failures;

@@ -47,12 +47,22 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
     if !args.all {
         return c.signal_init(sig);
     }
+    // As runc 1.1's signalAllProcesses: freeze so nothing forks past the
+    // list, signal, then always thaw (a paused container resumes too). A
+    // v1-frozen task never acts on a signal, and containerd sends
+    // `kill --all 9` to paused containers. A failed freeze only warns.
+    let cg = &c.state.cgroup;
+    if let Err(e) = cg.freeze(true) {
+        crate::log::warn(&format!("{e:#}"));
+    }
     let signal = nix::sys::signal::Signal::try_from(sig).ok();
-    for pid in c.state.cgroup.pids()? {
+    let pids = cg.pids();
+    for &pid in pids.iter().flatten() {
         // A process may exit between listing and signalling: not an error.
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
     }
-    Ok(())
+    let thawed = cg.freeze(false);
+    pids.and(thawed)
 }
 
 #[cfg(test)]
