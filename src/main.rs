@@ -135,7 +135,12 @@ fn dispatch(command: Command, g: &Globals) -> anyhow::Result<i32> {
         Command::Delete(a) => cmd::delete::run(a, g).map(|_| 0),
         Command::List(a) => cmd::list::run(a, g).map(|_| 0),
         Command::Spec(a) => cmd::spec::run(a, g).map(|_| 0),
-        Command::Exec(a) => cmd::exec::run(a, g),
+        // runc reports a failed exec as "exec failed: …" with status 255,
+        // so 1 stays free for the process's own exit code.
+        Command::Exec(a) => cmd::exec::run(a, g).or_else(|e| {
+            log::error(&format!("exec failed: {e:#}"));
+            Ok(255)
+        }),
         Command::Pause(a) => cmd::pause::pause(a, g).map(|_| 0),
         Command::Resume(a) => cmd::pause::resume(a, g).map(|_| 0),
         Command::Ps(a) => cmd::ps::run(a, g).map(|_| 0),

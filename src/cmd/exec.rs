@@ -192,7 +192,9 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     match status {
         Status::Running | Status::Created => {}
         Status::Paused if a.ignore_paused => {}
-        Status::Paused => bail!("cannot exec in a paused container (use --ignore-paused)"),
+        Status::Paused => {
+            bail!("cannot exec in a paused container (use --ignore-paused to override)")
+        }
         s => bail!("cannot exec in a {} container", s.as_str()),
     }
     let spec = crate::spec::load(&c.state.bundle)?;
