@@ -69,7 +69,17 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     let (dir, lock) = Container::create_dir(&g.root, &opts.id)?;
     let mut c = Container::new(dir.clone(), initial_state(&plan), lock);
     // The guard holds the plan read-only; cgroup creation happens first.
-    let made = plan.cgroup.create(&plan.cgroup_writes);
+    // runc: rootless errors are forgiven only without an explicit cgroupsPath.
+    let explicit = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref());
+    let made = if g.rootless_cgroups && explicit.is_none() {
+        plan.cgroup.create_rootless(&plan.cgroup_writes)
+    } else {
+        plan.cgroup.create(&plan.cgroup_writes)
+    };
     let mut guard = Cleanup {
         dir,
         plan: &plan,
@@ -220,10 +230,7 @@ fn stage1_messages(plan: &Plan, sock: &SyncSocket, stage1: i32) -> Result<i32> {
 /// Mapping ids other than our own needs CAP_SETUID in the parent user
 /// namespace, which the child no longer has: the runtime writes the maps.
 fn write_id_maps(plan: &Plan, pid: i32) -> Result<()> {
-    crate::init::proc_write(&format!("{pid}/uid_map"), &plan.ns.uid_map)
-        .context("linux.uidMappings")?;
-    crate::init::proc_write(&format!("{pid}/gid_map"), &plan.ns.gid_map)
-        .context("linux.gidMappings")
+    crate::idmap::write(pid, &plan.ns.uid_map, &plan.ns.gid_map)
 }
 
 fn init_messages(plan: &Plan, sock: &SyncSocket, state: &serde_json::Value) -> Result<()> {
