@@ -140,3 +140,56 @@ fn join_user_namespace_by_path() {
     );
     assert_eq!(l[2], host_ns(&pid, "user"));
 }
+
+/// A host dir with a file owned on disk by 1000:1000, idmapped into `b`.
+/// As in the kernel and runc 1.2, `containerID` is the id on disk and
+/// `hostID` the id it shows as outside any user namespace.
+fn idmapped_source(b: &Bundle, host_id: u32, opt: &str) -> crate::TempDir {
+    // Made here: root of a user namespace may not create it in a rootfs host root owns.
+    std::fs::create_dir_all(b.rootfs().join("mnt")).unwrap();
+    let src = crate::TempDir::new("idmap-src");
+    std::fs::write(src.path().join("f"), "x").unwrap();
+    chown(src.path().join("f"), Some(1000), Some(1000)).unwrap();
+    let map = json!([{"containerID": 1000, "hostID": host_id, "size": 1}]);
+    b.mount(
+        json!({"destination": "/mnt", "type": "bind", "source": src.path(),
+                   "options": ["rbind", opt], "uidMappings": map, "gidMappings": map}),
+    );
+    src
+}
+
+#[test]
+fn idmapped_mount_without_a_user_namespace() {
+    require_root!();
+    // runc 1.1.5 has no idmapped mounts (runc 1.2 added them).
+    if !crate::is_skiff() {
+        crate::skip!("runc 1.1.5 does not support idmapped mounts");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let src = idmapped_source(&b, 0, "ridmap");
+    let o = rt.sh(&b, "stat -c '%u %g' /mnt/f").check("run");
+    assert_eq!(o.stdout.trim(), "0 0");
+    // The host's view of the source is untouched.
+    let host = std::fs::metadata(src.path().join("f")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&host), 1000);
+}
+
+#[test]
+fn idmapped_mount_in_a_user_namespace() {
+    require_root!();
+    // runc 1.1.5 has no idmapped mounts (runc 1.2 added them).
+    if !crate::is_skiff() {
+        crate::skip!("runc 1.1.5 does not support idmapped mounts");
+    }
+    let rt = Rt::new();
+    let b = userns_bundle(json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+    let _src = idmapped_source(&b, 100000, "idmap");
+    let o = rt
+        .sh(&b, "stat -c '%u %g' /mnt/f; echo y > /mnt/f && cat /mnt/f")
+        .check("run");
+    assert_eq!(
+        o.stdout, "0 0\ny\n",
+        "container root owns the file through the idmap"
+    );
+}

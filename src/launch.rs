@@ -91,6 +91,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     c.state.cgroup = plan.cgroup.clone();
     c.save()?;
     let (fifo, mut console) = child_fds(&c, opts)?;
+    let idmapped = crate::rootfs::prepare_idmapped(&plan.rootfs_plan)?;
     // A foreground run with a terminal is its own console socket.
     let own_console = match console {
         None if plan.terminal => {
@@ -100,7 +101,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         }
         _ => None,
     };
-    let pid = spawn(&plan, (fifo, console), &mut guard, &mut c)?;
+    let pid = spawn(&plan, (fifo, console, idmapped), &mut guard, &mut c)?;
     let master = own_console
         .as_ref()
         .map(crate::tty::recv_master)
@@ -172,7 +173,7 @@ fn child_fds(c: &Container, opts: &CreateOpts) -> Result<(OwnedFd, Option<OwnedF
 /// Forks stage-1 and drives the protocol in `sync.rs` to the end.
 fn spawn(
     plan: &Plan,
-    (fifo, console): (OwnedFd, Option<OwnedFd>),
+    (fifo, console, idmapped): (OwnedFd, Option<OwnedFd>, crate::rootfs::Prepared),
     guard: &mut Cleanup,
     c: &mut Container,
 ) -> Result<i32> {
@@ -181,6 +182,7 @@ fn spawn(
         sync: theirs,
         fifo,
         console,
+        idmapped,
     };
     // SAFETY: skiff is single-threaded; the child runs stage-1 and ends in _exit.
     let child = match unsafe { nix::unistd::fork() }.context("fork stage-1")? {

@@ -25,6 +25,8 @@ pub struct ChildFds {
     pub sync: SyncSocket,
     pub fifo: OwnedFd,
     pub console: Option<OwnedFd>,
+    /// Detached idmapped mounts made by the runtime (rootfs/idmap.rs).
+    pub idmapped: crate::rootfs::Prepared,
 }
 
 pub(crate) fn set_name(name: &str) {
@@ -127,7 +129,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     if !plan.no_new_keyring {
         user::join_session_keyring(&plan.id)?;
     }
-    crate::rootfs::setup(&plan.rootfs_plan)?;
+    crate::rootfs::setup(&plan.rootfs_plan, &fds.idmapped)?;
     let hooks = plan.spec.hooks().clone().unwrap_or_default();
     if crate::hooks::any(&[hooks.prestart(), hooks.create_runtime()]) {
         fds.sync.send(&Msg::RunHooks)?;
