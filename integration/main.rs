@@ -23,8 +23,10 @@ mod man;
 mod namespaces;
 mod process;
 mod rootfs;
+mod rootless;
 mod seccomp;
 mod terminal;
+mod userns;
 
 use serde_json::{Value, json};
 use std::fs;

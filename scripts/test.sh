@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 apt_need busybox-static /bin/busybox
 apt_need runc runc
+# Rootless tests: newuidmap/newgidmap; setpriv and useradd are in essential packages.
+apt_need uidmap newuidmap
 if [ "$(id -u)" -eq 0 ]; then
     export REQUIRE_ROOT_TESTS=1
 fi

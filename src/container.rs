@@ -287,6 +287,7 @@ mod tests {
                 version: crate::cgroup::Version::V1,
                 hierarchies: vec![],
                 created: vec![],
+                rootless: false,
             },
             hooks: None,
         }

@@ -69,7 +69,17 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     let (dir, lock) = Container::create_dir(&g.root, &opts.id)?;
     let mut c = Container::new(dir.clone(), initial_state(&plan), lock);
     // The guard holds the plan read-only; cgroup creation happens first.
-    let made = plan.cgroup.create(&plan.cgroup_writes);
+    // runc: rootless errors are forgiven only without an explicit cgroupsPath.
+    let explicit = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref());
+    let made = if g.rootless_cgroups && explicit.is_none() {
+        plan.cgroup.create_rootless(&plan.cgroup_writes)
+    } else {
+        plan.cgroup.create(&plan.cgroup_writes)
+    };
     let mut guard = Cleanup {
         dir,
         plan: &plan,
@@ -81,6 +91,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     c.state.cgroup = plan.cgroup.clone();
     c.save()?;
     let (fifo, mut console) = child_fds(&c, opts)?;
+    let idmapped = crate::rootfs::prepare_idmapped(&plan.rootfs_plan)?;
     // A foreground run with a terminal is its own console socket.
     let own_console = match console {
         None if plan.terminal => {
@@ -90,7 +101,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         }
         _ => None,
     };
-    let pid = spawn(&plan, (fifo, console), &mut guard, &mut c)?;
+    let pid = spawn(&plan, (fifo, console, idmapped), &mut guard, &mut c)?;
     let master = own_console
         .as_ref()
         .map(crate::tty::recv_master)
@@ -162,7 +173,7 @@ fn child_fds(c: &Container, opts: &CreateOpts) -> Result<(OwnedFd, Option<OwnedF
 /// Forks stage-1 and drives the protocol in `sync.rs` to the end.
 fn spawn(
     plan: &Plan,
-    (fifo, console): (OwnedFd, Option<OwnedFd>),
+    (fifo, console, idmapped): (OwnedFd, Option<OwnedFd>, crate::rootfs::Prepared),
     guard: &mut Cleanup,
     c: &mut Container,
 ) -> Result<i32> {
@@ -171,6 +182,7 @@ fn spawn(
         sync: theirs,
         fifo,
         console,
+        idmapped,
     };
     // SAFETY: skiff is single-threaded; the child runs stage-1 and ends in _exit.
     let child = match unsafe { nix::unistd::fork() }.context("fork stage-1")? {
@@ -220,10 +232,7 @@ fn stage1_messages(plan: &Plan, sock: &SyncSocket, stage1: i32) -> Result<i32> {
 /// Mapping ids other than our own needs CAP_SETUID in the parent user
 /// namespace, which the child no longer has: the runtime writes the maps.
 fn write_id_maps(plan: &Plan, pid: i32) -> Result<()> {
-    crate::init::proc_write(&format!("{pid}/uid_map"), &plan.ns.uid_map)
-        .context("linux.uidMappings")?;
-    crate::init::proc_write(&format!("{pid}/gid_map"), &plan.ns.gid_map)
-        .context("linux.gidMappings")
+    crate::idmap::write(pid, &plan.ns.uid_map, &plan.ns.gid_map)
 }
 
 fn init_messages(plan: &Plan, sock: &SyncSocket, state: &serde_json::Value) -> Result<()> {

@@ -11,6 +11,7 @@ mod cgroup;
 mod cmd;
 mod container;
 mod hooks;
+mod idmap;
 mod init;
 mod launch;
 mod log;
@@ -46,8 +47,9 @@ pub struct Cli {
     #[arg(long = "log-format", global = true, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
     /// Root directory for storage of container state (this should be located in tmpfs)
-    #[arg(long, global = true, default_value = "/run/skiff", value_name = "DIR")]
-    pub root: PathBuf,
+    /// [default: /run/skiff, or $XDG_RUNTIME_DIR/skiff when not root]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Path to the criu binary used for checkpoint and restore (not supported)
     #[arg(long, global = true, value_name = "PATH")]
     pub criu: Option<PathBuf>,
@@ -98,15 +100,41 @@ pub enum Command {
 pub struct Globals {
     pub root: PathBuf,
     pub debug: bool,
+    /// Rootless cgroups: permission errors drop a hierarchy instead of
+    /// failing, unless limits need it (cgroup/rootless.rs).
+    pub rootless_cgroups: bool,
+}
+
+/// runc's default root: `$XDG_RUNTIME_DIR/<name>` for a non-root user
+/// (who cannot write /run), else /run/<name>.
+fn default_root(euid: u32, xdg: Option<std::ffi::OsString>) -> PathBuf {
+    match xdg.filter(|x| euid != 0 && !x.is_empty()) {
+        Some(x) => PathBuf::from(x).join("skiff"),
+        None => PathBuf::from("/run/skiff"),
+    }
+}
+
+/// `--rootless`: true or false as given; auto (runc's
+/// shouldUseRootlessCgroupManager) means not root, or root only inside a
+/// user namespace, where the host's cgroups are not ours either.
+fn rootless_cgroups(flag: &str, euid: u32, in_userns: bool) -> bool {
+    match flag {
+        "true" => true,
+        "false" => false,
+        _ => euid != 0 || in_userns,
+    }
 }
 
 fn main() {
     let cli = Cli::parse();
     let logger = log::Logger::new(cli.log.as_deref(), cli.log_format == "json", cli.debug);
     log::set(logger);
+    let euid = nix::unistd::geteuid().as_raw();
     let globals = Globals {
-        root: cli.root.clone(),
+        root: (cli.root.clone())
+            .unwrap_or_else(|| default_root(euid, std::env::var_os("XDG_RUNTIME_DIR"))),
         debug: cli.debug,
+        rootless_cgroups: rootless_cgroups(&cli.rootless, euid, rootfs::in_user_namespace()),
     };
     let result = if cli.systemd_cgroup {
         Err(anyhow::anyhow!(
@@ -164,8 +192,24 @@ mod tests {
         let a = Cli::try_parse_from(["skiff", "--log-format=json", "--root", "/x", "state", "c1"])
             .unwrap();
         assert_eq!(a.log_format, "json");
-        assert_eq!(a.root, PathBuf::from("/x"));
+        assert_eq!(a.root, Some(PathBuf::from("/x")));
         let b = Cli::try_parse_from(["skiff", "kill", "c1", "9"]).unwrap();
         assert!(matches!(b.command, Command::Kill(_)));
+    }
+
+    #[test]
+    fn root_and_rootless_defaults_follow_runc() {
+        let xdg = || Some("/run/user/1000".into());
+        assert_eq!(
+            default_root(1000, xdg()),
+            PathBuf::from("/run/user/1000/skiff")
+        );
+        assert_eq!(default_root(0, xdg()), PathBuf::from("/run/skiff"));
+        assert_eq!(default_root(1000, None), PathBuf::from("/run/skiff"));
+        assert!(rootless_cgroups("auto", 1000, false));
+        assert!(rootless_cgroups("auto", 0, true));
+        assert!(!rootless_cgroups("auto", 0, false));
+        assert!(rootless_cgroups("true", 0, false));
+        assert!(!rootless_cgroups("false", 1000, true));
     }
 }

@@ -10,44 +10,27 @@
 //! Every filesystem access goes through paths taken from the mountinfo text
 //! given to `resolve_with`, so unit tests run against tempdir fixture trees.
 //!
-//! NOT DONE: the systemd driver; rootless (permission errors are fatal);
+//! Rootless: see rootless.rs. NOT DONE: the systemd driver;
 //! runc's v1 device emulator (rules are written in order instead); hugetlb
 //! page sizes are not checked against /sys/kernel/mm/hugepages.
 
+mod detect;
 pub mod resources;
+mod rootless;
 mod stats;
 mod v1;
 mod v2;
 
 use anyhow::{Context, Result, bail};
+use detect::{clean, detect, parse_self_cgroup};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 pub use resources::{Version, Write};
 use serde::{Deserialize, Serialize};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// v1 controllers we place the container in (the kernel's list, minus the
-/// debug ones). Named hierarchies other than name=systemd are left alone.
-const V1_CONTROLLERS: &[&str] = &[
-    "cpu",
-    "cpuacct",
-    "cpuset",
-    "memory",
-    "devices",
-    "freezer",
-    "net_cls",
-    "net_prio",
-    "blkio",
-    "perf_event",
-    "hugetlb",
-    "pids",
-    "rdma",
-    "misc",
-    "name=systemd",
-];
 
 /// One hierarchy the container lives in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +52,9 @@ pub struct Cgroup {
     pub hierarchies: Vec<Hierarchy>,
     /// Directories skiff made, in creation order; `destroy` removes only these.
     pub created: Vec<PathBuf>,
+    /// Rootless mode (see rootless.rs): joining may fail with a permission error.
+    #[serde(default)]
+    pub rootless: bool,
 }
 
 impl Cgroup {
@@ -149,6 +135,7 @@ impl Cgroup {
             version,
             hierarchies,
             created: Vec::new(),
+            rootless: false,
         })
     }
 
@@ -201,22 +188,28 @@ impl Cgroup {
     }
 
     fn create_dirs(&mut self, writes: &[Write]) -> Result<()> {
-        for i in 0..self.hierarchies.len() {
-            let h = self.hierarchies[i].clone();
+        for h in self.hierarchies.clone() {
+            self.create_dir(&h, writes)?;
+        }
+        Ok(())
+    }
+
+    fn create_dir(&mut self, h: &Hierarchy, writes: &[Write]) -> Result<()> {
+        {
             match (self.version, h.version) {
-                (_, Version::V1) => v1::create(&h, &mut self.created)?,
+                (_, Version::V1) => v1::create(h, &mut self.created)?,
                 // Pure v2: enable every available controller on the way down, as
                 // runc does, so a later `update` can set any of them.
-                (Version::V2, _) => v2::create(&h, None, &mut self.created)?,
+                (Version::V2, _) => v2::create(h, None, &mut self.created)?,
                 // Hybrid unified dir: enable only what we write there (hugetlb),
                 // so the host's unified tree is otherwise left as it was.
                 (Version::V1, Version::V2) => {
                     let need: Vec<String> = writes
                         .iter()
-                        .filter(|w| self.target(&w.controller) == Some(&h))
+                        .filter(|w| self.target(&w.controller) == Some(h))
                         .map(|w| w.controller.clone())
                         .collect();
-                    v2::create(&h, Some(&need), &mut self.created)?
+                    v2::create(h, Some(&need), &mut self.created)?
                 }
             }
         }
@@ -226,7 +219,13 @@ impl Cgroup {
     /// Move `pid` into the cgroup in every hierarchy.
     pub fn add_task(&self, pid: i32) -> Result<()> {
         for dir in self.dirs() {
-            write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
+            match write_file(&dir.join("cgroup.procs"), &pid.to_string()) {
+                // Rootless: a cgroup we could make but not join (runc ignores it too).
+                Err(e) if self.rootless && rootless::is_permission(&e) => {
+                    crate::log::debug(&format!("rootless: {e:#}"))
+                }
+                r => r?,
+            }
         }
         Ok(())
     }
@@ -256,9 +255,8 @@ impl Cgroup {
 
     /// All host pids in the cgroup, including its sub-cgroups.
     pub fn pids(&self) -> Result<Vec<i32>> {
-        let dir = self.primary();
         let mut out = Vec::new();
-        if dir.exists() {
+        if let Some(dir) = self.primary().filter(|d| d.exists()) {
             collect_pids(dir, &mut out)?;
         }
         out.sort_unstable();
@@ -270,14 +268,14 @@ impl Cgroup {
     pub fn freeze(&self, frozen: bool) -> Result<()> {
         match self.version {
             Version::V1 => v1::freeze(&self.freezer()?.dir, frozen),
-            Version::V2 => v2::freeze(&self.hierarchies[0].dir, frozen),
+            Version::V2 => v2::freeze(&self.first()?.dir, frozen),
         }
     }
 
     pub fn is_frozen(&self) -> bool {
         match self.version {
             Version::V1 => self.freezer().is_ok_and(|h| v1::is_frozen(&h.dir)),
-            Version::V2 => v2::is_frozen(&self.hierarchies[0].dir),
+            Version::V2 => self.first().is_ok_and(|h| v2::is_frozen(&h.dir)),
         }
     }
 
@@ -289,10 +287,10 @@ impl Cgroup {
     }
 
     fn kill_all(&self) -> Result<()> {
-        if !self.primary().exists() {
+        let Some(primary) = self.primary().filter(|d| d.exists()) else {
             return Ok(());
-        }
-        if self.version == Version::V2 && v2::kill(&self.hierarchies[0].dir)? {
+        };
+        if self.version == Version::V2 && v2::kill(primary)? {
             return self.wait_empty();
         }
         let me = std::process::id() as i32;
@@ -316,7 +314,7 @@ impl Cgroup {
         }
         bail!(
             "processes in cgroup {} did not exit after SIGKILL",
-            self.primary().display()
+            primary.display()
         )
     }
 
@@ -328,8 +326,8 @@ impl Cgroup {
             std::thread::sleep(POLL);
         }
         bail!(
-            "processes in cgroup {} did not exit after cgroup.kill",
-            self.primary().display()
+            "processes in cgroup {:?} did not exit after cgroup.kill",
+            self.primary()
         )
     }
 
@@ -381,13 +379,18 @@ impl Cgroup {
 
     /// The directory whose cgroup.procs lists the container (runc reads the
     /// pids, devices or freezer hierarchy on v1).
-    fn primary(&self) -> &Path {
+    /// None only for a rootless container that got no cgroup at all.
+    fn primary(&self) -> Option<&Path> {
         let h = ["pids", "devices", "freezer"]
             .iter()
             .find_map(|c| self.v1(c));
-        &h.or(self.hierarchies.first())
-            .expect("resolve always finds a hierarchy")
-            .dir
+        h.or(self.hierarchies.first()).map(|h| h.dir.as_path())
+    }
+
+    fn first(&self) -> Result<&Hierarchy> {
+        self.hierarchies
+            .first()
+            .context("the container has no cgroup (rootless, not permitted)")
     }
 
     /// Unique directories (co-mounted v1 controllers share one).
@@ -405,115 +408,6 @@ impl Cgroup {
 const POLL: Duration = Duration::from_millis(10);
 /// 200 rounds of 10ms: two seconds for SIGKILLed processes to leave.
 const KILL_ROUNDS: usize = 200;
-
-/// One mount from mountinfo that holds a hierarchy.
-struct Mount {
-    root: String,
-    point: PathBuf,
-    controllers: Vec<String>, // empty for cgroup2
-}
-
-/// Find the hierarchies. Any v1 mount makes the layout V1 (hybrid included).
-fn detect(mountinfo: &str) -> Result<(Version, Vec<Mount>)> {
-    let mut v1: Vec<Mount> = Vec::new();
-    let mut v2: Option<Mount> = None;
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        let (root, point) = (unescape(pre[3]), PathBuf::from(unescape(pre[4])));
-        match post[0] {
-            "cgroup" => {
-                let controllers: Vec<String> = post[2]
-                    .split(',')
-                    .filter(|o| V1_CONTROLLERS.contains(o))
-                    .map(String::from)
-                    .collect();
-                // The same hierarchy may be mounted twice (bind mounts): keep the first.
-                if !controllers.is_empty() && !v1.iter().any(|m| m.controllers == controllers) {
-                    v1.push(Mount {
-                        root,
-                        point,
-                        controllers,
-                    });
-                }
-            }
-            "cgroup2" if v2.is_none() => {
-                v2 = Some(Mount {
-                    root,
-                    point,
-                    controllers: Vec::new(),
-                })
-            }
-            _ => {}
-        }
-    }
-    if !v1.is_empty() {
-        v1.extend(v2);
-        return Ok((Version::V1, v1));
-    }
-    match v2 {
-        Some(m) => Ok((Version::V2, vec![m])),
-        None => bail!("no cgroup filesystem is mounted (see /proc/self/mountinfo)"),
-    }
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `/proc/self/cgroup` → (controllers, path); the v2 line has no controllers.
-fn parse_self_cgroup(text: &str) -> Vec<(Vec<String>, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.splitn(3, ':');
-            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
-            let ctrls = if ctrls.is_empty() {
-                vec![String::new()]
-            } else {
-                ctrls.split(',').map(String::from).collect()
-            };
-            Some((ctrls, path.to_string()))
-        })
-        .collect()
-}
-
-/// runc's CleanPath: lexical cleaning where ".." never climbs above the start,
-/// so a config cannot name a directory outside the hierarchy.
-fn clean(p: &Path) -> (bool, PathBuf) {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    (p.is_absolute(), out)
-}
 
 /// Cgroup files want one write(2) per value; never create them (O_CREAT on
 /// cgroupfs fails with a confusing error, and in fixtures it would hide typos).

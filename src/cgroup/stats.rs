@@ -171,6 +171,7 @@ mod tests {
                 dir: t.clone(),
             }],
             created: vec![],
+            rootless: false,
         };
         let s = cg.stats();
         assert_eq!(s["cpu"]["usage"]["total"], 1_500_000);

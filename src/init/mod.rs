@@ -25,6 +25,8 @@ pub struct ChildFds {
     pub sync: SyncSocket,
     pub fifo: OwnedFd,
     pub console: Option<OwnedFd>,
+    /// Detached idmapped mounts made by the runtime (rootfs/idmap.rs).
+    pub idmapped: crate::rootfs::Prepared,
 }
 
 pub(crate) fn set_name(name: &str) {
@@ -63,8 +65,14 @@ fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER).context("unshare user namespace")?;
         fds.sync.send(&Msg::MapIds)?;
         fds.sync.expect(Msg::IdsMapped)?;
-        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))?;
-        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))?;
+    }
+    if plan.ns.new_user || plan.ns.joins_user() {
+        // Our host ids mean nothing in there (files we made would fail
+        // with EOVERFLOW): become the namespace's root.
+        nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
+            .context("setresgid to root of the user namespace")?;
+        nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
+            .context("setresuid to root of the user namespace")?;
     }
     nix::sched::unshare(plan.ns.new).with_context(|| format!("unshare {:?}", plan.ns.new))?;
     if plan.ns.new.contains(namespaces::CLONE_NEWTIME) {
@@ -121,7 +129,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     if !plan.no_new_keyring {
         user::join_session_keyring(&plan.id)?;
     }
-    crate::rootfs::setup(&plan.rootfs_plan)?;
+    crate::rootfs::setup(&plan.rootfs_plan, &fds.idmapped)?;
     let hooks = plan.spec.hooks().clone().unwrap_or_default();
     if crate::hooks::any(&[hooks.prestart(), hooks.create_runtime()]) {
         fds.sync.send(&Msg::RunHooks)?;

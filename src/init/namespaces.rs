@@ -23,6 +23,12 @@ impl Namespaces {
     pub fn new_uts(&self) -> bool {
         self.new.contains(CloneFlags::CLONE_NEWUTS)
     }
+
+    pub fn joins_user(&self) -> bool {
+        self.join
+            .iter()
+            .any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER)
+    }
 }
 
 /// nix has no CLONE_NEWTIME constant; the kernel's value is kept as is.
@@ -101,9 +107,11 @@ pub fn plan(linux: &Linux) -> Result<Namespaces> {
         }
         ns.uid_map = id_map_text(uids);
         ns.gid_map = id_map_text(gids);
-    } else if !uids.is_empty() || !gids.is_empty() {
+    } else if (!uids.is_empty() || !gids.is_empty()) && !ns.joins_user() {
         bail!("linux.uidMappings: mappings given without a new user namespace");
     }
+    // Joining a user namespace by path: its maps are already written; runc
+    // 1.1 insists on being given them anyway, so they are accepted.
     if !seen.contains(CloneFlags::CLONE_NEWNS) {
         bail!("linux.namespaces: skiff requires a mount namespace");
     }

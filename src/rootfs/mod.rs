@@ -6,6 +6,7 @@
 //! operations follows runc 1.1's prepareRootfs/finalizeRootfs.
 
 mod devices;
+mod idmap;
 mod mount;
 mod paths;
 mod pivot;
@@ -19,6 +20,8 @@ use paths::{Leaf, fd_path, mkdir_all};
 use pivot::{MountInfo, parse_mountinfo};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
+
+pub use idmap::{Prepared, prepare as prepare_idmapped};
 
 /// One v1 cgroup hierarchy as mounted on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,10 +80,15 @@ pub fn plan(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<Plan> {
     };
     let cwd = std::env::current_dir().context("get current directory")?;
     let mounts = spec.mounts().clone().unwrap_or_default();
+    let text =
+        |m: &Option<Vec<_>>| crate::init::namespaces::id_map_text(m.as_deref().unwrap_or(&[]));
+    let maps = (text(linux.uid_mappings()), text(linux.gid_mappings()));
+    let userns =
+        (has(LinuxNamespaceType::User) && !maps.0.is_empty()).then_some((&*maps.0, &*maps.1));
     let mounts = mounts
         .iter()
         .enumerate()
-        .map(|(i, m)| mount::compile(i, m, &cwd))
+        .map(|(i, m)| mount::compile(i, m, &cwd, userns))
         .collect::<Result<Vec<_>>>()?;
     let cgroup = if mounts.iter().any(|m| m.kind == mount::Kind::Cgroup) {
         let text =
@@ -134,7 +142,7 @@ fn abs_paths(field: &str, paths: Option<&[String]>) -> Result<Vec<PathBuf>> {
 
 /// True if the runtime itself already runs in a user namespace (then mknod
 /// fails even without one in the config); same test as runc's RunningInUserNS.
-fn in_user_namespace() -> bool {
+pub fn in_user_namespace() -> bool {
     let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
     let f: Vec<&str> = map.split_whitespace().collect();
     !(f.is_empty() || f == ["0", "0", "4294967295"])
@@ -142,12 +150,12 @@ fn in_user_namespace() -> bool {
 
 /// Init, in its new mount namespace, before pivot: root propagation, the
 /// rootfs self-bind, every spec mount in order, then /dev.
-pub fn setup(plan: &Plan) -> Result<()> {
+pub fn setup(plan: &Plan, idmapped: &Prepared) -> Result<()> {
     pivot::prepare_root(plan)?;
     // Opened after the self-bind so the fd is on the new mount.
     let root = paths::open_root(&plan.rootfs)?;
     for m in &plan.mounts {
-        mount::mount_step(root.as_fd(), m, plan)?;
+        mount::mount_step(root.as_fd(), m, plan, idmapped)?;
     }
     if plan.setup_dev {
         devices::setup_dev(root.as_fd(), plan).context("set up /dev")?;

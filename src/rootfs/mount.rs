@@ -5,6 +5,7 @@
 //! Targets are always reached through an fd from `paths::mkdir_all`.
 
 use super::Plan;
+use super::idmap::Prepared;
 use super::paths::{self, Leaf, fd_path, mkdir_all};
 use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
@@ -16,11 +17,11 @@ use std::path::{Path, PathBuf};
 
 /// The kernel's mount_setattr(2) argument (linux/mount.h).
 #[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
+pub(super) struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
 }
 
 // MOUNT_ATTR_* from linux/mount.h.
@@ -43,6 +44,8 @@ pub struct Opts {
     /// mount_setattr(AT_RECURSIVE) attributes to set and clear ("rro", ...).
     pub rec_set: u64,
     pub rec_clr: u64,
+    /// "idmap" (false) or "ridmap" (true, recursive).
+    pub idmap: Option<bool>,
 }
 
 impl Default for Opts {
@@ -53,6 +56,7 @@ impl Default for Opts {
             propagation: Vec::new(),
             rec_set: 0,
             rec_clr: 0,
+            idmap: None,
         }
     }
 }
@@ -160,9 +164,7 @@ pub fn parse_options(options: &[String]) -> Result<Opts, String> {
         } else if opt == "tmpcopyup" {
             return Err("mount option \"tmpcopyup\" is not supported yet".into());
         } else if opt == "idmap" || opt == "ridmap" {
-            return Err(format!(
-                "mount option {opt:?} (idmapped mounts) is not supported yet"
-            ));
+            o.idmap = Some(opt == "ridmap");
         } else if opt.is_empty() || opt.contains(',') {
             return Err(format!("invalid mount option {opt:?}"));
         } else {
@@ -197,15 +199,20 @@ pub struct MountStep {
     pub opts: Opts,
     /// Bind source is a directory (else a file is created as the mountpoint).
     pub src_is_dir: bool,
+    /// An idmapped bind mount, made by the runtime (idmap.rs).
+    pub idmap: Option<super::idmap::Idmap>,
 }
 
 /// Pure-ish (stats bind sources): validates and compiles `mounts[index]`.
 /// Relative bind sources are relative to `cwd` (runc runs in the bundle).
-pub fn compile(index: usize, m: &Mount, cwd: &Path) -> Result<MountStep> {
+/// `userns` is the container's (uid_map, gid_map) text, for a bare "idmap".
+pub fn compile(
+    index: usize,
+    m: &Mount,
+    cwd: &Path,
+    userns: Option<(&str, &str)>,
+) -> Result<MountStep> {
     let field = format!("mounts[{index}]");
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        bail!("{field}: uidMappings/gidMappings (idmapped mounts) are not supported yet");
-    }
     let mut opts = parse_options(m.options().as_deref().unwrap_or(&[]))
         .map_err(|e| anyhow!("{field}: {e}"))?;
     let fstype = m.typ().clone().unwrap_or_default();
@@ -250,6 +257,7 @@ pub fn compile(index: usize, m: &Mount, cwd: &Path) -> Result<MountStep> {
         check_proc_mount(&dest, source.as_deref())
             .map_err(|e| anyhow!("{field}.destination: {e}"))?;
     }
+    let idmap = super::idmap::compile(&field, m, &opts, kind, userns)?;
     Ok(MountStep {
         index,
         source,
@@ -258,6 +266,7 @@ pub fn compile(index: usize, m: &Mount, cwd: &Path) -> Result<MountStep> {
         kind,
         opts,
         src_is_dir,
+        idmap,
     })
 }
 
@@ -297,7 +306,7 @@ fn check_proc_mount(dest: &Path, source: Option<&Path>) -> Result<(), String> {
 }
 
 /// Carries out one spec mount (or the cgroup mounts it stands for).
-pub fn mount_step(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
+pub fn mount_step(root: BorrowedFd, m: &MountStep, plan: &Plan, idmapped: &Prepared) -> Result<()> {
     let what = || {
         format!(
             "mounts[{}]: mount {} on {}",
@@ -330,6 +339,13 @@ pub fn mount_step(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
             }
             r => r.with_context(what),
         },
+        _ if m.idmap.is_some() => {
+            let fd = idmapped.iter().find(|(i, _)| *i == m.index);
+            let fd = fd
+                .context("idmapped mount was not prepared")
+                .with_context(what)?;
+            mount_any(root, m, Some(fd.1.as_fd())).with_context(what)
+        }
         _ => mount_plain(root, m).with_context(what),
     }
 }
@@ -342,6 +358,11 @@ pub fn is_errno(e: &anyhow::Error, set: &[Errno]) -> bool {
 /// Mounts one filesystem or bind mount on its fd-resolved target, then
 /// applies propagation, the bind remount and recursive attributes.
 pub fn mount_plain(root: BorrowedFd, m: &MountStep) -> Result<()> {
+    mount_any(root, m, None)
+}
+
+/// `mount_plain`, or with `detached`, attaching that mount (move_mount) instead.
+fn mount_any(root: BorrowedFd, m: &MountStep, detached: Option<BorrowedFd>) -> Result<()> {
     let (target, old_mode) = open_target(root, m)?;
     let mut flags = m.opts.flags;
     // tmpfs and /dev stay writable until finalize: we still create files in them.
@@ -351,7 +372,10 @@ pub fn mount_plain(root: BorrowedFd, m: &MountStep) -> Result<()> {
     let data = (!m.opts.data.is_empty()).then_some(m.opts.data.as_str());
     let src = m.source.clone().unwrap_or_else(|| PathBuf::from(&m.fstype));
     let fstype = (m.kind != Kind::Bind).then_some(m.fstype.as_str());
-    mount(Some(&src), &fd_path(target.as_fd()), fstype, flags, data)?;
+    match detached {
+        Some(fd) => move_mount(fd, target.as_fd())?,
+        None => mount(Some(&src), &fd_path(target.as_fd()), fstype, flags, data)?,
+    }
     // The old fd is below the new mount; reopen to act on the mount itself.
     let target = paths::openat2(root, &rel(&m.dest), OFlag::O_PATH)?;
     let at = fd_path(target.as_fd());
@@ -428,6 +452,24 @@ fn bind_remount(target: BorrowedFd, flags: MsFlags) -> Result<()> {
     }
 }
 
+/// Attaches a detached mount (open_tree) on the resolved target fd.
+fn move_mount(from: BorrowedFd, to: BorrowedFd) -> Result<()> {
+    const F_EMPTY_PATH: libc::c_uint = 0x4;
+    const T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: two valid fds and empty NUL-terminated paths; the kernel only reads them.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            F_EMPTY_PATH | T_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop).context("move_mount")
+}
+
 /// mount_setattr(AT_RECURSIVE) for the "rro"-style options.
 fn set_rec_attr(target: BorrowedFd, set: u64, clr: u64) -> Result<()> {
     let attr = MountAttr {
@@ -499,7 +541,7 @@ mod tests {
     #[test]
     fn unsupported_options_are_rejected() {
         assert!(p("tmpcopyup").unwrap_err().contains("not supported yet"));
-        assert!(p("idmap").unwrap_err().contains("not supported yet"));
+        assert_eq!(p("ridmap").unwrap().idmap, Some(true));
         assert!(p("ro,,nodev").unwrap_err().contains("invalid mount option"));
     }
 
@@ -508,11 +550,13 @@ mod tests {
         let m: Mount =
             serde_json::from_str(r#"{"destination":"/x","type":"tmpfs","options":["tmpcopyup"]}"#)
                 .unwrap();
-        let e = compile(3, &m, Path::new("/")).unwrap_err().to_string();
+        let e = compile(3, &m, Path::new("/"), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("mounts[3]: "), "{e}");
         let m: Mount =
             serde_json::from_str(r#"{"destination":"/x","type":"bind","source":"/tmp"}"#).unwrap();
-        let s = compile(0, &m, Path::new("/")).unwrap();
+        let s = compile(0, &m, Path::new("/"), None).unwrap();
         assert_eq!(
             (s.kind, s.opts.flags, s.src_is_dir),
             (Kind::Bind, MsFlags::MS_BIND, true)
@@ -522,7 +566,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            compile(1, &m, Path::new("/"))
+            compile(1, &m, Path::new("/"), None)
                 .unwrap_err()
                 .to_string()
                 .contains("inside /proc")

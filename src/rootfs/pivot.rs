@@ -258,7 +258,7 @@ mod tests {
     fn child(p: &Plan, ns: CloneFlags, check: fn() -> Result<(), i32>) -> i32 {
         let r = (|| {
             nix::sched::unshare(ns).map_err(|_| 2)?;
-            setup(p).map_err(|e| report(3, e))?;
+            setup(p, &Vec::new()).map_err(|e| report(3, e))?;
             super::pivot(p).map_err(|e| report(4, e))?;
             // As runc does: the pty comes from the container's own devpts.
             let slave = p.terminal.then(open_pty_slave).transpose().map_err(|_| 6)?;

@@ -1,0 +1,195 @@
+//! User namespaces run by root: file ownership as the container sees it,
+//! several mapping ranges, exec into a user-namespaced container and
+//! joining an existing user namespace by path.
+use crate::{Bundle, Rt, host_ns, require_root};
+use serde_json::{Value, json};
+use std::os::unix::fs::chown;
+
+/// A user namespace with these maps (uid and gid alike), without the
+/// cgroup mount (cgroupfs cannot be mounted from a user namespace
+/// without a cgroup namespace of its own; the rootless tests cover it).
+fn userns_bundle(maps: Value) -> Bundle {
+    let b = Bundle::new();
+    b.namespace(json!({"type": "user"}));
+    b.edit(|c| {
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps;
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["type"] != "cgroup");
+    });
+    b
+}
+
+#[test]
+fn userns_file_ownership_as_the_container_sees_it() {
+    require_root!();
+    let rt = Rt::new();
+    let b = userns_bundle(json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+    b.edit(|c| c["root"]["readonly"] = json!(false));
+    let owned = b.rootfs().join("etc/owned");
+    std::fs::write(&owned, "x").unwrap();
+    chown(&owned, Some(100000), Some(100005)).unwrap();
+    let o = rt
+        .sh(
+            &b,
+            "stat -c '%u %g' /etc/owned /bin/busybox; id -u; id -g; cat /proc/self/uid_map; \
+             echo y > /etc/owned && cat /etc/owned",
+        )
+        .check("run");
+    let l: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(l[0], "0 5", "host 100000:100005 is 0:5 inside");
+    // Host root is not mapped: the kernel shows the overflow ids.
+    assert_eq!(l[1], "65534 65534");
+    assert_eq!((l[2], l[3]), ("0", "0"));
+    assert_eq!(
+        l[4].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    assert_eq!(l[5], "y", "root inside owns the file and may write it");
+}
+
+#[test]
+fn userns_with_several_mapping_ranges() {
+    require_root!();
+    let rt = Rt::new();
+    let b = userns_bundle(json!([
+        {"containerID": 0, "hostID": 100000, "size": 10},
+        {"containerID": 10, "hostID": 200010, "size": 10}
+    ]));
+    let owned = b.rootfs().join("etc/owned");
+    std::fs::write(&owned, "x").unwrap();
+    chown(&owned, Some(200012), Some(100003)).unwrap();
+    let o = rt
+        .sh(
+            &b,
+            "stat -c '%u %g' /etc/owned; cat /proc/self/uid_map /proc/self/gid_map",
+        )
+        .check("run");
+    let l: Vec<Vec<&str>> = o
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(l[0], ["12", "3"]);
+    for map in [&l[1..3], &l[3..5]] {
+        assert_eq!(map[0], ["0", "100000", "10"]);
+        assert_eq!(map[1], ["10", "200010", "10"]);
+    }
+}
+
+#[test]
+fn exec_joins_the_user_namespace_first() {
+    require_root!();
+    let rt = Rt::new();
+    let b = userns_bundle(json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+    let id = rt.sleeper(&b);
+    let pid = rt.pid(&id).to_string();
+    let o = rt
+        .out(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "id -u; readlink /proc/self/ns/user; readlink /proc/self/ns/mnt",
+        ])
+        .check("exec");
+    let l: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(l[0], "0");
+    assert_eq!(l[1], host_ns(&pid, "user"));
+    assert_eq!(l[2], host_ns(&pid, "mnt"));
+    // Seen from the host, the exec'd process runs as the mapped uid.
+    let o = rt
+        .out(&["exec", &id, "sh", "-c", "grep Uid /proc/self/status"])
+        .check("exec");
+    assert!(o.stdout.contains("0\t0\t0\t0"), "{}", o.stdout);
+    let host = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(host.contains("Uid:\t100000\t100000"), "{host}");
+}
+
+#[test]
+fn join_user_namespace_by_path() {
+    require_root!();
+    let rt = Rt::new();
+    let first = userns_bundle(json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+    let id = rt.sleeper(&first);
+    let pid = rt.pid(&id).to_string();
+    let second = Bundle::new();
+    second.namespace(json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
+    second.edit(|c| {
+        // runc 1.1 wants the mappings even when joining; they describe the joined namespace.
+        c["linux"]["uidMappings"] = first.config()["linux"]["uidMappings"].clone();
+        c["linux"]["gidMappings"] = first.config()["linux"]["gidMappings"].clone();
+        c["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["type"] != "cgroup");
+    });
+    let o = rt
+        .sh(
+            &second,
+            "id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user",
+        )
+        .check("run joining a user namespace");
+    let l: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(l[0], "0");
+    assert_eq!(
+        l[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "100000", "65536"]
+    );
+    assert_eq!(l[2], host_ns(&pid, "user"));
+}
+
+/// A host dir with a file owned on disk by 1000:1000, idmapped into `b`.
+/// As in the kernel and runc 1.2, `containerID` is the id on disk and
+/// `hostID` the id it shows as outside any user namespace.
+fn idmapped_source(b: &Bundle, host_id: u32, opt: &str) -> crate::TempDir {
+    // Made here: root of a user namespace may not create it in a rootfs host root owns.
+    std::fs::create_dir_all(b.rootfs().join("mnt")).unwrap();
+    let src = crate::TempDir::new("idmap-src");
+    std::fs::write(src.path().join("f"), "x").unwrap();
+    chown(src.path().join("f"), Some(1000), Some(1000)).unwrap();
+    let map = json!([{"containerID": 1000, "hostID": host_id, "size": 1}]);
+    b.mount(
+        json!({"destination": "/mnt", "type": "bind", "source": src.path(),
+                   "options": ["rbind", opt], "uidMappings": map, "gidMappings": map}),
+    );
+    src
+}
+
+#[test]
+fn idmapped_mount_without_a_user_namespace() {
+    require_root!();
+    // runc 1.1.5 has no idmapped mounts (runc 1.2 added them).
+    if !crate::is_skiff() {
+        crate::skip!("runc 1.1.5 does not support idmapped mounts");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let src = idmapped_source(&b, 0, "ridmap");
+    let o = rt.sh(&b, "stat -c '%u %g' /mnt/f").check("run");
+    assert_eq!(o.stdout.trim(), "0 0");
+    // The host's view of the source is untouched.
+    let host = std::fs::metadata(src.path().join("f")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&host), 1000);
+}
+
+#[test]
+fn idmapped_mount_in_a_user_namespace() {
+    require_root!();
+    // runc 1.1.5 has no idmapped mounts (runc 1.2 added them).
+    if !crate::is_skiff() {
+        crate::skip!("runc 1.1.5 does not support idmapped mounts");
+    }
+    let rt = Rt::new();
+    let b = userns_bundle(json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+    let _src = idmapped_source(&b, 100000, "idmap");
+    let o = rt
+        .sh(&b, "stat -c '%u %g' /mnt/f; echo y > /mnt/f && cat /mnt/f")
+        .check("run");
+    assert_eq!(
+        o.stdout, "0 0\ny\n",
+        "container root owns the file through the idmap"
+    );
+}
