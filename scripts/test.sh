@@ -9,8 +9,13 @@ cd "$(dirname "$0")/.."
 
 apt_need busybox-static /bin/busybox
 apt_need runc runc
+# The engines of the `engines` test target (integration/engines/).
+apt_need containerd containerd
+apt_need umoci umoci
+apt_need podman podman
+apt_need docker.io dockerd
 if [ "$(id -u)" -eq 0 ]; then
-    export REQUIRE_ROOT_TESTS=1
+    export REQUIRE_ROOT_TESTS=1 REQUIRE_ENGINES=1
 fi
 cargo test --all-targets "$@"
 # Pure cgroup v2 inside a small VM (this host is v1 hybrid): see scripts/vm/run.sh.

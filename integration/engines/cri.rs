@@ -1,0 +1,3 @@
+pub fn tests() -> Vec<(&'static str, crate::TestFn)> {
+    vec![]
+}
