@@ -3,6 +3,7 @@
 //! everything if any step fails.
 //! Runs in: the runtime process (P).
 use crate::Globals;
+use crate::cgroup::Write;
 use crate::cmd::create::CreateOpts;
 use crate::container::{Container, State, proc_start_time};
 use crate::init::ChildFds;
@@ -69,7 +70,8 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     let (dir, lock) = Container::create_dir(&g.root, &opts.id)?;
     let mut c = Container::new(dir.clone(), initial_state(&plan), lock);
     // The guard holds the plan read-only; cgroup creation happens first.
-    let made = plan.cgroup.create(&plan.cgroup_writes);
+    let (early, _) = split_pids_max(&plan.cgroup_writes);
+    let made = plan.cgroup.create(&early);
     let mut guard = Cleanup {
         dir,
         plan: &plan,
@@ -190,6 +192,8 @@ fn spawn(
     let _ = nix::sys::wait::waitpid(child, None);
     let pid = pid?;
     guard.init_pid = Some(pid);
+    let (_, late) = split_pids_max(&plan.cgroup_writes);
+    plan.cgroup.apply(&late)?;
     c.state.pid = Some(pid);
     c.state.pid_start = proc_start_time(pid);
     if c.state.pid_start.is_none() {
@@ -200,6 +204,16 @@ fn spawn(
     ours.send(&Msg::Proceed(state.to_string()))?;
     init_messages(plan, &ours, &state)?;
     Ok(pid)
+}
+
+/// Splits off `pids.max`, which is written only once stage-1 has exited:
+/// until then stage-1 and init are both in the cgroup, so `pids.limit: 1`
+/// (podman `--pids-limit 1`) would fail init's fork with EAGAIN. runc 1.1
+/// likewise sets limits only after its bootstrap processes are gone. Init
+/// runs nothing of the container's before `Proceed`, so the limit still
+/// holds from the container's first instruction.
+fn split_pids_max(writes: &[Write]) -> (Vec<Write>, Vec<Write>) {
+    writes.iter().cloned().partition(|w| w.file != "pids.max")
 }
 
 fn stage1_messages(plan: &Plan, sock: &SyncSocket, stage1: i32) -> Result<i32> {
