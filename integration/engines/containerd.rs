@@ -59,6 +59,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   sandbox_image = "localhost/busybox:pause"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
+  # Never below containerd's own oom_score_adj: lowering it (the pause
+  # container asks for -998) needs CAP_SYS_RESOURCE, which this sandbox's
+  # root lacks (runc fails the same way).
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{d}/cni"
@@ -187,7 +191,7 @@ impl Drop for Cleanup<'_> {
     }
 }
 
-fn containerd(ctx: &mut Ctx) -> &Containerd {
+pub fn containerd(ctx: &mut Ctx) -> &Containerd {
     if ctx.containerd.is_none() {
         let c = Containerd::start();
         let tar = ctx.images().oci_tar.clone();
