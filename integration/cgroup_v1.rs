@@ -432,6 +432,26 @@ fn fork_bomb_stops_at_pids_max() {
     assert_eq!(host("pids", &cg, "pids.peak"), "16");
 }
 
+/// `pids.limit: 1` (podman `--pids-limit 1`): the container's one process
+/// starts (the runtime's own helper processes must be gone before the limit
+/// is set, as in runc). Builtins only: the one process cannot fork.
+#[test]
+fn pids_limit_one_starts_and_cannot_fork() {
+    require_v1!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let (id, cg) = limited(&rt, &b, "pids1", json!({"pids": {"limit": 1}}));
+    b.args(&[
+        "sh",
+        "-c",
+        "read m </sys/fs/cgroup/pids/pids.max; echo started max=$m",
+    ]);
+    let out = create_check_start(&rt, &b, &id, || {
+        assert_eq!(host("pids", &cg, "pids.max"), "1");
+    });
+    assert_eq!(out, "started max=1\n");
+}
+
 /// Our own cgroup path in a v1 hierarchy (the runtime inherits it).
 fn own_cgroup(ctrl: &str) -> String {
     crate::cgroup::cgroup_of(std::process::id() as i32, ctrl).unwrap()

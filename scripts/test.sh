@@ -11,8 +11,17 @@ apt_need busybox-static /bin/busybox
 apt_need runc runc
 # Rootless tests: newuidmap/newgidmap; setpriv and useradd are in essential packages.
 apt_need uidmap newuidmap
+# The engines of the `engines` test target (integration/engines/).
+apt_need containerd containerd
+apt_need umoci umoci
+apt_need podman podman
+apt_need docker.io dockerd
+# The CRI test's client (integration/engines/cri/client.py).
+if [ "$(id -u)" -eq 0 ] && ! python3 -c 'import grpc, grpc_tools' 2>/dev/null; then
+    python3 -m pip install -q grpcio grpcio-tools >&2
+fi
 if [ "$(id -u)" -eq 0 ]; then
-    export REQUIRE_ROOT_TESTS=1
+    export REQUIRE_ROOT_TESTS=1 REQUIRE_ENGINES=1
 fi
 cargo test --all-targets "$@"
 # Pure cgroup v2 inside a small VM (this host is v1 hybrid): see scripts/vm/run.sh.

@@ -3,6 +3,7 @@
 //! everything if any step fails.
 //! Runs in: the runtime process (P).
 use crate::Globals;
+use crate::cgroup::Write;
 use crate::cmd::create::CreateOpts;
 use crate::container::{Container, State, proc_start_time};
 use crate::init::ChildFds;
@@ -75,15 +76,21 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref());
+    // pids.max waits until our own helper processes have left the cgroup.
+    let (early, _) = split_pids_max(&plan.cgroup_writes);
     let made = if g.rootless_cgroups && explicit.is_none() {
-        plan.cgroup.create_rootless(&plan.cgroup_writes)
+        // Checked against every write: pids.max is only deferred, not optional.
+        plan.cgroup
+            .create_rootless(&early)
+            .and_then(|_| plan.cgroup.check_targets(&plan.cgroup_writes))
     } else {
-        plan.cgroup.create(&plan.cgroup_writes)
+        plan.cgroup.create(&early)
     };
     let mut guard = Cleanup {
         dir,
         plan: &plan,
-        cgroup_made: made.is_ok(),
+        // create undoes its own failures; what is recorded here is ours to remove.
+        cgroup_made: !plan.cgroup.created.is_empty(),
         init_pid: None,
         armed: true,
     };
@@ -202,6 +209,8 @@ fn spawn(
     let _ = nix::sys::wait::waitpid(child, None);
     let pid = pid?;
     guard.init_pid = Some(pid);
+    let (_, late) = split_pids_max(&plan.cgroup_writes);
+    plan.cgroup.apply(&late)?;
     c.state.pid = Some(pid);
     c.state.pid_start = proc_start_time(pid);
     if c.state.pid_start.is_none() {
@@ -212,6 +221,16 @@ fn spawn(
     ours.send(&Msg::Proceed(state.to_string()))?;
     init_messages(plan, &ours, &state)?;
     Ok(pid)
+}
+
+/// Splits off `pids.max`, which is written only once stage-1 has exited:
+/// until then stage-1 and init are both in the cgroup, so `pids.limit: 1`
+/// (podman `--pids-limit 1`) would fail init's fork with EAGAIN. runc 1.1
+/// likewise sets limits only after its bootstrap processes are gone. Init
+/// runs nothing of the container's before `Proceed`, so the limit still
+/// holds from the container's first instruction.
+fn split_pids_max(writes: &[Write]) -> (Vec<Write>, Vec<Write>) {
+    writes.iter().cloned().partition(|w| w.file != "pids.max")
 }
 
 fn stage1_messages(plan: &Plan, sock: &SyncSocket, stage1: i32) -> Result<i32> {

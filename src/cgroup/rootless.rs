@@ -21,6 +21,23 @@ pub(super) fn is_permission(e: &anyhow::Error) -> bool {
 }
 
 impl Cgroup {
+    /// Fails, naming the field, if a limit needs a hierarchy a rootless
+    /// container could not get (device rules excepted: they are best effort).
+    pub fn check_targets(&self, writes: &[Write]) -> Result<()> {
+        let missing = writes
+            .iter()
+            .find(|w| w.controller != "devices" && self.target(&w.controller).is_none());
+        if let Some(w) = missing {
+            bail!(
+                "{}: cannot set {} limit: rootless container could not create or join a cgroup \
+                 (delegate one to the user, or remove the limit)",
+                resources::field(&w.controller),
+                w.controller
+            );
+        }
+        Ok(())
+    }
+
     /// `create` for a rootless container: see the module comment.
     pub fn create_rootless(&mut self, writes: &[Write]) -> Result<()> {
         self.rootless = true;
@@ -46,14 +63,7 @@ impl Cgroup {
             .iter()
             .cloned()
             .partition(|w| w.controller == "devices");
-        if let Some(w) = limits.iter().find(|w| self.target(&w.controller).is_none()) {
-            bail!(
-                "{}: cannot set {} limit: rootless container could not create or join a cgroup \
-                 (delegate one to the user, or remove the limit)",
-                resources::field(&w.controller),
-                w.controller
-            );
-        }
+        self.check_targets(&limits)?;
         self.apply(&limits)?;
         if self.target("devices").is_some()
             && let Err(e) = self.apply(&devices)
