@@ -416,12 +416,13 @@ fn main() {
     ctx.podman = None;
     ctx.containerd = None;
     drop(ctx);
+    // The closing line in the plain "N passed, N failed" form CI reads.
+    println!("\nengine tests took {:.1}s", start.elapsed().as_secs_f32());
     println!(
-        "\nengine tests: {} passed, {} failed, {} skipped in {:.1}s",
+        "engines: {} passed, {} failed, {} skipped",
         selected.len() - failed.len() - skipped.len(),
         failed.len(),
         skipped.len(),
-        start.elapsed().as_secs_f32()
     );
     if !failed.is_empty() {
         println!("failed: {failed:?}");
