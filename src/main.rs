@@ -10,6 +10,7 @@
 mod cgroup;
 mod cmd;
 mod container;
+mod fork;
 mod hooks;
 mod init;
 mod launch;
@@ -101,8 +102,14 @@ pub struct Globals {
 }
 
 fn main() {
+    let t0 = std::time::Instant::now();
     let cli = Cli::parse();
-    let logger = log::Logger::new(cli.log.as_deref(), cli.log_format == "json", cli.debug);
+    let trace = log::init_phases(cli.debug, t0);
+    let logger = log::Logger::new(
+        cli.log.as_deref(),
+        cli.log_format == "json",
+        cli.debug || trace,
+    );
     log::set(logger);
     let globals = Globals {
         root: cli.root.clone(),

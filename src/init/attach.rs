@@ -30,19 +30,24 @@ pub struct ExecPlan {
     pub seccomp: Option<crate::seccomp::Filter>,
 }
 
-pub fn stage1(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>) -> ! {
-    match stage1_steps(plan, sync, console) {
+pub fn stage1(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>, in_v2: bool) -> ! {
+    match stage1_steps(plan, sync, console, in_v2) {
         // SAFETY: _exit ends the process without running the parent's destructors.
         Ok(()) => unsafe { libc::_exit(0) },
         Err(e) => fail(sync, e),
     }
 }
 
-fn stage1_steps(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>) -> Result<()> {
+fn stage1_steps(
+    plan: &ExecPlan,
+    sync: &SyncSocket,
+    console: Option<&OwnedFd>,
+    in_v2: bool,
+) -> Result<()> {
     set_name("skiff:[1:EXEC]");
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
     if plan.join_cgroup {
-        plan.cgroup.add_task(nix::unistd::getpid().as_raw())?;
+        plan.cgroup.join_self(in_v2)?;
     }
     user::set_rlimits(&plan.process)?;
     for (f, fd) in &plan.joins {

@@ -25,6 +25,8 @@ pub struct ChildFds {
     pub sync: SyncSocket,
     pub fifo: OwnedFd,
     pub console: Option<OwnedFd>,
+    /// Stage-1 was cloned straight into the cgroup v2 directory.
+    pub in_v2: bool,
 }
 
 pub(crate) fn set_name(name: &str) {
@@ -52,10 +54,11 @@ pub fn stage1(plan: &Plan, fds: &ChildFds) -> ! {
 
 fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
     set_name("skiff:[1:STAGE1]");
+    crate::log::phase("stage1");
     // If the runtime dies now, nobody is left to finish or clean up.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
     // Join the cgroup first: init starts inside the limits, before cgroupns.
-    plan.cgroup.add_task(nix::unistd::getpid().as_raw())?;
+    plan.cgroup.join_self(fds.in_v2)?;
     let process = plan.spec.process().as_ref().context("process")?;
     user::set_rlimits(process)?;
     namespaces::join(namespaces::open_joins(&plan.ns)?)?;
@@ -67,6 +70,7 @@ fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
         nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))?;
     }
     nix::sched::unshare(plan.ns.new).with_context(|| format!("unshare {:?}", plan.ns.new))?;
+    crate::log::phase("stage1-unshare");
     if plan.ns.new.contains(namespaces::CLONE_NEWTIME) {
         write_time_offsets(plan)?;
     }
@@ -117,6 +121,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         None => bail!("runtime exited before the container was set up"),
     };
     let process = plan.spec.process().as_ref().context("process")?;
+    crate::log::phase("init");
     nix::unistd::setsid().context("setsid")?;
     if !plan.no_new_keyring {
         user::join_session_keyring(&plan.id)?;
@@ -128,7 +133,9 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         fds.sync.expect(Msg::HooksDone)?;
     }
     crate::hooks::run_all(hooks.create_container(), &state, "createContainer")?;
+    crate::log::phase("init-mounts");
     crate::rootfs::pivot(&plan.rootfs_plan)?;
+    crate::log::phase("init-pivot");
     // runc creates a missing cwd, before the root may turn read-only.
     std::fs::create_dir_all(process.cwd())
         .with_context(|| format!("process.cwd: create {}", process.cwd().display()))?;
@@ -160,6 +167,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
         crate::seccomp::install_and_hand_over(f, &fds.sync)?;
     }
+    crate::log::phase("init-ready");
     fds.sync.send(&Msg::Done)?;
     Ok(Ready { prog, env, state })
 }
