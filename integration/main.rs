@@ -24,6 +24,7 @@ mod namespaces;
 mod process;
 mod rootfs;
 mod seccomp;
+mod security;
 mod terminal;
 
 use serde_json::{Value, json};

@@ -17,6 +17,7 @@ mod launch;
 mod log;
 mod pidfd;
 mod rootfs;
+mod seal;
 mod seccomp;
 mod spec;
 mod sync;
@@ -104,6 +105,15 @@ pub struct Globals {
 fn main() {
     let t0 = std::time::Instant::now();
     let cli = Cli::parse();
+    // Before anything of ours can enter a container (CVE-2019-5736).
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) && let Err(e) = seal::ensure_sealed()
+    {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
     let trace = log::init_phases(cli.debug, t0);
     let logger = log::Logger::new(
         cli.log.as_deref(),

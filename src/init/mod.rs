@@ -137,7 +137,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     crate::rootfs::pivot(&plan.rootfs_plan)?;
     crate::log::phase("init-pivot");
     // runc creates a missing cwd, before the root may turn read-only.
-    std::fs::create_dir_all(process.cwd())
+    crate::rootfs::make_cwd(process.cwd())
         .with_context(|| format!("process.cwd: create {}", process.cwd().display()))?;
     if plan.terminal {
         let sock = fds
@@ -152,8 +152,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     set_hostnames(plan)?;
     crate::rootfs::finalize(&plan.rootfs_plan)?;
     user::set_oom_score_adj(process)?;
-    nix::unistd::chdir(process.cwd())
-        .with_context(|| format!("process.cwd: chdir {}", process.cwd().display()))?;
+    crate::rootfs::enter_cwd(process.cwd()).context("process.cwd")?;
     // Without NNP, loading a filter needs CAP_SYS_ADMIN: before the caps go (runc's order).
     let nnp = process.no_new_privileges().unwrap_or(false);
     if let Some(f) = plan.seccomp.as_ref().filter(|_| !nnp) {
@@ -167,6 +166,11 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
         crate::seccomp::install_and_hand_over(f, &fds.sync)?;
     }
+    // No container process may open /proc/1/{exe,fd,cwd} of ours while we
+    // wait for `start` (CVE-2016-9962, 2019-5736): non-dumpable, after the
+    // last /proc/self write (which non-dumpable would forbid in a user
+    // namespace). execve makes the entrypoint dumpable again.
+    nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
     crate::log::phase("init-ready");
     fds.sync.send(&Msg::Done)?;
     Ok(Ready { prog, env, state })
