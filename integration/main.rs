@@ -16,6 +16,7 @@ mod cgroup_v1_ops;
 mod cli;
 mod exec;
 mod failures;
+mod faults;
 mod fds_tty;
 mod hooks;
 mod lifecycle;

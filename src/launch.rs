@@ -69,6 +69,10 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
     let (dir, lock) = Container::create_dir(&g.root, &opts.id)?;
     let mut c = Container::new(dir.clone(), initial_state(&plan), lock);
+    // Recorded before it exists: a runtime killed from here on leaves a
+    // state.json from which `delete --force` finds the cgroup.
+    c.state.cgroup.created = plan.cgroup.pending();
+    c.save()?;
     crate::log::phase("statedir");
     // The guard holds the plan read-only; cgroup creation happens first.
     let made = plan.cgroup.create(&plan.cgroup_writes);
@@ -80,8 +84,8 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         armed: true,
     };
     made?;
+    // Saved again with the pid, once stage-1 reports it.
     c.state.cgroup = plan.cgroup.clone();
-    c.save()?;
     crate::log::phase("cgroup");
     let (fifo, mut console) = child_fds(&c, opts)?;
     crate::log::phase("fifo");
@@ -309,6 +313,7 @@ pub fn exec(
     };
     drop(theirs);
     drop(console);
+    crate::log::phase("exec-fork");
     let pid = match ours.recv() {
         Ok(Some(Msg::InitPid(p))) => Ok(p),
         Ok(Some(Msg::Failed(e))) => Err(anyhow::anyhow!("{e}")),
@@ -318,6 +323,7 @@ pub fn exec(
     };
     let _ = nix::sys::wait::waitpid(child, None);
     let pid = pid?;
+    crate::log::phase("exec-pid");
     loop {
         match ours.recv_fd()? {
             None => return Ok(pid),

@@ -14,6 +14,7 @@
 //! runc's v1 device emulator (rules are written in order instead); hugetlb
 //! page sizes are not checked against /sys/kernel/mm/hugepages.
 
+mod join;
 pub mod resources;
 mod stats;
 mod v1;
@@ -229,35 +230,6 @@ impl Cgroup {
             write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
-    }
-
-    /// Moves the calling (single-threaded) process into the cgroup. v1:
-    /// "0" into `tasks` moves only the caller, which the kernel does without
-    /// the global threadgroup lock (and its RCU grace period); the same
-    /// through `cgroup.procs` costs 10-20 ms. v2 has no such path:
-    /// `in_v2` says `fork::fork_into` already placed us there.
-    pub fn join_self(&self, in_v2: bool) -> Result<()> {
-        let mut done: Vec<&Path> = Vec::new();
-        for h in &self.hierarchies {
-            if done.contains(&h.dir.as_path()) {
-                continue;
-            }
-            done.push(&h.dir);
-            match h.version {
-                Version::V1 => write_file(&h.dir.join("tasks"), "0")?,
-                Version::V2 if in_v2 => {}
-                Version::V2 => write_file(&h.dir.join("cgroup.procs"), "0")?,
-            }
-        }
-        Ok(())
-    }
-
-    /// The container's cgroup v2 directory (pure v2, or a hybrid's unified one).
-    pub fn v2_dir(&self) -> Option<&Path> {
-        self.hierarchies
-            .iter()
-            .find(|h| h.version == Version::V2)
-            .map(|h| h.dir.as_path())
     }
 
     /// Apply writes to an existing cgroup (also used by `update`).
@@ -546,7 +518,7 @@ fn clean(p: &Path) -> (bool, PathBuf) {
 
 /// Cgroup files want one write(2) per value; never create them (O_CREAT on
 /// cgroupfs fails with a confusing error, and in fixtures it would hide typos).
-fn write_file(path: &Path, value: &str) -> Result<()> {
+pub(super) fn write_file(path: &Path, value: &str) -> Result<()> {
     use std::io::Write as _;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
