@@ -104,16 +104,18 @@ pub struct Globals {
 
 fn main() {
     let t0 = std::time::Instant::now();
-    let cli = Cli::parse();
-    // Before anything of ours can enter a container (CVE-2019-5736).
-    if matches!(
-        cli.command,
-        Command::Create(_) | Command::Run(_) | Command::Exec(_)
-    ) && let Err(e) = seal::ensure_sealed()
-    {
+    // Before anything of ours can enter a container (CVE-2019-5736), and
+    // before clap, whose work the re-exec would otherwise do twice. A
+    // plain scan of argv: sealing for `state run` (an id named "run") too
+    // costs time, never safety.
+    let enters = std::env::args_os()
+        .skip(1)
+        .any(|a| a == "create" || a == "run" || a == "exec");
+    if enters && let Err(e) = seal::ensure_sealed() {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+    let cli = Cli::parse();
     let trace = log::init_phases(cli.debug, t0);
     let logger = log::Logger::new(
         cli.log.as_deref(),
