@@ -16,6 +16,7 @@ mod cgroup_v1_ops;
 mod cli;
 mod exec;
 mod failures;
+mod faults;
 mod fds_tty;
 mod hooks;
 mod lifecycle;
@@ -25,6 +26,7 @@ mod process;
 mod rootfs;
 mod rootless;
 mod seccomp;
+mod security;
 mod terminal;
 mod userns;
 

@@ -1,38 +1,75 @@
 #!/usr/bin/env bash
-# Benchmark skiff against runc (and crun) on one busybox bundle, side by side:
-#   run /bin/true | create+start+delete | state
-# plus the size and compile time of Docker's default seccomp profile
-# (integration/fixtures/docker-default-seccomp.json), and prints mean milliseconds, the ratios skiff/runc and skiff/crun, and the peak
-# RSS of `run`. A runtime or operation that fails shows "failed" (skiff while
-# partly unimplemented) or "n/a" (crun 1.8 refuses cgroup v1/hybrid hosts).
-# Not a test. Usage: bash scripts/bench.sh [RUNS]   (as root; default 30 runs)
+# Benchmark skiff, runc and crun side by side on one busybox bundle:
+#   run /bin/true | create+start+delete | 50 concurrent `run /bin/true` | state
+# plus the peak RSS of `run` for each runtime, the binary size, and the
+# size and compile time of Docker's default seccomp profile. Prints mean
+# milliseconds and the ratios skiff/runc and skiff/crun.
+#
+# crun 1.8 refuses this host's hybrid cgroup layout, so crun's commands run
+# as `unshare -m sh -c 'umount /sys/fs/cgroup/unified; exec crun ...'`: a
+# private mount namespace where it sees a pure v1 layout. Each runtime's
+# --root is on the shared filesystem, so create/start/delete in separate
+# invocations find the same state. To keep the comparison fair, by default
+# skiff and runc are wrapped exactly the same way (BENCH_WRAP=all): same
+# wrapper cost, same cgroup layout. BENCH_WRAP=crun wraps only crun and
+# subtracts the wrapper's own cost (the same unshare+umount+exec of
+# /bin/true, measured separately) once per crun invocation. The output says
+# which mode ran and what the wrapper costs.
+# Not a test. Usage: bash scripts/bench.sh [RUNS] (as root; default 30 runs;
+# the 50-container row uses RUNS/5, at least 3). SKIFF=path benchmarks that
+# binary instead of building target/release/skiff.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 runs=${1:-30}
+conc_runs=$((runs / 5 < 3 ? 3 : runs / 5))
 apt_need busybox-static /bin/busybox
 apt_need jq jq
 apt_need bc bc
 apt_need hyperfine hyperfine
 apt_need time /usr/bin/time
-cargo build --release || exit 1
+if [ -z "${SKIFF:-}" ]; then
+    # Static: no dynamic loader, no shared libc pages (faster start, less
+    # RSS). --target keeps crt-static away from the host's proc-macros.
+    t=x86_64-unknown-linux-gnu
+    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target $t || exit 1
+    SKIFF=$PWD/target/$t/release/skiff
+fi
 
-declare -A bin=([skiff]=$PWD/target/release/skiff [runc]=$(command -v runc || true) [crun]=$(command -v crun || true))
+declare -A bin=([skiff]=$SKIFF [runc]=$(command -v runc || true) [crun]=$(command -v crun || true))
 names=(skiff runc crun)
-ops=(run lifecycle state)
+ops=(run lifecycle conc50 state)
+unified=/sys/fs/cgroup/unified
+wrap_mode=${BENCH_WRAP:-all}
+wrap_all=
+[ "$wrap_mode" = all ] && wrap_all=1
 
 work=$(mktemp -d /tmp/skiff-bench.XXXXXX)
 cleanup() {
     for n in "${names[@]}"; do
-        [ -n "${bin[$n]}" ] && "${bin[$n]}" --root "$work/root-$n" delete --force bench-state >/dev/null 2>&1
+        [ -n "${bin[$n]}" ] && sh -c "$(rt "$n") delete --force bench-state" >/dev/null 2>&1
     done
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-# One bundle for everyone; made with runc's spec when present, so the
-# benchmark works while `skiff spec` is not implemented yet.
+# wrapped RUNTIME: true when RUNTIME's commands run in the private mount namespace.
+wrapped() {
+    [ -n "$wrap_all" ] && return 0
+    [ "$1" = crun ] && mountpoint -q "$unified"
+}
+
+# rt RUNTIME: the shell prefix of one invocation (with --root).
+rt() {
+    local r="${bin[$1]} --root $work/root-$1"
+    if wrapped "$1"; then
+        echo "unshare -m sh -c 'umount $unified 2>/dev/null; exec \"\$0\" \"\$@\"' $r"
+    else
+        echo "$r"
+    fi
+}
+
 spec_rt=${bin[runc]:-${bin[skiff]}}
 make_bundle "$spec_rt" "$work/bundle" >/dev/null || exit 1
 set_args "$work/bundle" /bin/true
@@ -41,27 +78,30 @@ set_args "$work/sleeper" /bin/sleep 100000
 
 # cmd RUNTIME OP: the shell command measured (`$$` makes each id unique).
 cmd() {
-    local r=${bin[$1]} root=$work/root-$1 b=$work/bundle
+    local r b=$work/bundle
+    r=$(rt "$1")
     case $2 in
-        run) echo "$r --root $root run --bundle $b r\$\$" ;;
-        lifecycle) echo "$r --root $root create --bundle $b c\$\$ && $r --root $root start c\$\$ && $r --root $root delete --force c\$\$" ;;
-        state) echo "$r --root $root state bench-state" ;;
+        run) echo "$r run --bundle $b r\$\$" ;;
+        lifecycle) echo "$r create --bundle $b c\$\$ && $r start c\$\$ && $r delete --force c\$\$" ;;
+        conc50) echo "for i in \$(seq 50); do $r run --bundle $b p\$\$-\$i >/dev/null 2>&1 & done; wait" ;;
+        state) echo "$r state bench-state" ;;
     esac
 }
 
-# mean_ms CMD: mean wall time in ms with hyperfine, else a date loop.
+# calls OP: runtime invocations per measured command (for the wrapper cost).
+calls() { case $1 in lifecycle) echo 3 ;; *) echo 1 ;; esac; }
+
+# mean_ms CMD [RUNS]: mean wall time in ms (hyperfine subtracts its shell's startup).
 mean_ms() {
-    if command -v hyperfine >/dev/null; then
-        hyperfine --style none --warmup 3 --runs "$runs" --export-json "$work/h.json" "$1" >/dev/null 2>&1 || return 1
-        jq -r '.results[0].mean * 1000' "$work/h.json"
-    else
-        local start end i
-        start=$(date +%s%N)
-        for ((i = 0; i < runs; i++)); do sh -c "$1" >/dev/null 2>&1 || return 1; done
-        end=$(date +%s%N)
-        echo "scale=3; ($end - $start) / $runs / 1000000" | bc
-    fi
+    hyperfine --style none --warmup 2 --runs "${2:-$runs}" --export-json "$work/h.json" \
+        "$1" >/dev/null 2>"$work/herr" || { head -c 300 "$work/herr" >&2; return 1; }
+    jq -r '.results[0].mean * 1000' "$work/h.json"
 }
+
+# The wrapper's own cost: one call, and 50 in parallel.
+wrap1="unshare -m sh -c 'umount $unified 2>/dev/null; exec /bin/true'"
+wrap_ms=$(mean_ms "$wrap1")
+wrap50_ms=$(mean_ms "for i in \$(seq 50); do $wrap1 & done; wait" "$conc_runs")
 
 declare -A res rss
 for n in "${names[@]}"; do
@@ -70,24 +110,35 @@ for n in "${names[@]}"; do
     for op in "${ops[@]}"; do
         if [ -z "$r" ]; then res[$n.$op]="n/a"; continue; fi
         if [ "$op" = state ]; then
-            "$r" --root "$work/root-$n" run -d --bundle "$work/sleeper" bench-state >/dev/null 2>&1 </dev/null
+            sh -c "$(rt "$n") run -d --bundle $work/sleeper bench-state" >/dev/null 2>&1 </dev/null
         fi
         c=$(cmd "$n" "$op")
-        # One probe first: a failing runtime gets "failed" (crun: "n/a").
-        if ! sh -c "$c" >/dev/null 2>"$work/err" </dev/null; then
-            [ "$n" = crun ] && res[$n.$op]="n/a" || res[$n.$op]="failed"
+        probe=$c
+        [ "$op" = conc50 ] && probe=$(cmd "$n" run)
+        if ! sh -c "$probe" >/dev/null 2>"$work/err" </dev/null; then
+            res[$n.$op]="failed"
             echo "$n $op: $(head -c 200 "$work/err" | tr '\n' ' ')" >&2
             continue
         fi
-        res[$n.$op]=$(mean_ms "$c") || res[$n.$op]="failed"
+        k=$runs
+        [ "$op" = conc50 ] && k=$conc_runs
+        m=$(mean_ms "$c" "$k") || { res[$n.$op]="failed"; continue; }
+        if wrapped "$n" && [ -z "$wrap_all" ]; then
+            if [ "$op" = conc50 ]; then w=$wrap50_ms; else w="$(calls "$op") * $wrap_ms"; fi
+            m=$(echo "scale=3; $m - $w" | bc)
+        fi
+        res[$n.$op]=$m
     done
     rss[$n]="n/a"
-    if [ -n "$r" ] && [ -x /usr/bin/time ]; then
-        if /usr/bin/time -v "$r" --root "$work/root-$n" run --bundle "$work/bundle" "rss$$" >/dev/null 2>"$work/time" </dev/null; then
-            rss[$n]="$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time") KiB"
-        else
-            [ "$n" = crun ] || rss[$n]="failed"
-        fi
+    [ -n "$r" ] || continue
+    # /usr/bin/time inside the wrapper: the maximum over the runtime and
+    # every process it reaps (its stages, and the container's /bin/true).
+    tcmd="/usr/bin/time -f %M ${bin[$n]} --root $work/root-$n run --bundle $work/bundle rss$$"
+    if wrapped "$n"; then tcmd="unshare -m sh -c 'umount $unified 2>/dev/null; exec \"\$0\" \"\$@\"' $tcmd"; fi
+    if sh -c "$tcmd" >/dev/null 2>"$work/time" </dev/null; then
+        rss[$n]="$(tail -n 1 "$work/time") KiB"
+    else
+        rss[$n]="failed"
     fi
 done
 
@@ -100,20 +151,32 @@ ratio() {
 num() { case $1 in *[!0-9.]*|'') echo "$1" ;; *) printf '%.2f' "$1" ;; esac; }
 
 echo
-echo "mean wall time in ms over $runs runs ($(uname -r), $(nproc) cpus)"
+echo "mean wall time in ms ($runs runs, 50-container row $conc_runs runs; $(uname -r), $(nproc) cpus)"
+if [ -n "$wrap_all" ]; then
+    printf 'all three runtimes run in a private mount namespace without %s (BENCH_WRAP=all); that wrapper alone costs %.2f ms per call, %.2f ms for 50 in parallel\n' "$unified" "$wrap_ms" "$wrap50_ms"
+else
+    printf 'crun runs in a private mount namespace; its wrapper cost is subtracted: %.2f ms per call, %.2f ms for 50 in parallel\n' "$wrap_ms" "$wrap50_ms"
+fi
 printf '%-22s %10s %10s %10s %11s %11s\n' operation skiff runc crun skiff/runc skiff/crun
 for op in "${ops[@]}"; do
     s=${res[skiff.$op]} u=${res[runc.$op]} c=${res[crun.$op]}
-    label=$op
-    [ "$op" = run ] && label="run /bin/true"
-    [ "$op" = lifecycle ] && label="create+start+delete"
+    case $op in
+        run) label="run /bin/true" ;;
+        lifecycle) label="create+start+delete" ;;
+        conc50) label="50 x run, parallel" ;;
+        *) label=$op ;;
+    esac
     printf '%-22s %10s %10s %10s %11s %11s\n' "$label" "$(num "$s")" "$(num "$u")" "$(num "$c")" "$(ratio "$s" "$u")" "$(ratio "$s" "$c")"
 done
-printf '%-22s %10s %10s %10s\n' "peak RSS of run" "${rss[skiff]}" "${rss[runc]}" "${rss[crun]}"
+kib() { echo "${1% KiB}"; }
+printf '%-22s %10s %10s %10s %11s %11s\n' "peak RSS of run (KiB)" "$(kib "${rss[skiff]}")" "$(kib "${rss[runc]}")" "$(kib "${rss[crun]}")" \
+    "$(ratio "$(kib "${rss[skiff]}")" "$(kib "${rss[runc]}")")" "$(ratio "$(kib "${rss[skiff]}")" "$(kib "${rss[crun]}")")"
+for n in "${names[@]}"; do
+    [ -n "${bin[$n]}" ] && printf 'binary %-6s %9s bytes  %s\n' "$n" "$(stat -L -c %s "${bin[$n]}")" "$(file -bL "${bin[$n]}" | cut -d, -f1-2,4-5)"
+done
 
 # Seccomp: BPF size (the kernel allows 4096 instructions per filter) and
-# compile time of Docker's default profile, from an ignored unit test (a
-# debug test build: no extra CLI flag that runc lacks, no release test build).
+# compile time of Docker's default profile, from an ignored unit test.
 echo
 cargo test -q --bin skiff bench_docker_profile -- --ignored --nocapture 2>/dev/null |
     grep '^seccomp' || echo "seccomp docker-default: failed"

@@ -227,6 +227,7 @@ impl Container {
     /// mount namespace; processes with the cgroup.
     pub fn destroy(self) -> Result<()> {
         self.state.cgroup.destroy()?;
+        crate::log::phase("delete-cgroup");
         std::fs::remove_dir_all(&self.dir).with_context(|| format!("remove {}", self.dir.display()))
     }
 

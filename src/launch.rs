@@ -65,10 +65,16 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         opts.preserve_fds,
     )?;
     check_terminal(&plan, opts, run)?;
+    crate::log::phase("plan");
     // Resolve before any fork: the children may have another cwd.
     let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
     let (dir, lock) = Container::create_dir(&g.root, &opts.id)?;
     let mut c = Container::new(dir.clone(), initial_state(&plan), lock);
+    // Recorded before it exists: a runtime killed from here on leaves a
+    // state.json from which `delete --force` finds the cgroup.
+    c.state.cgroup.created = plan.cgroup.pending();
+    c.save()?;
+    crate::log::phase("statedir");
     // The guard holds the plan read-only; cgroup creation happens first.
     // runc: rootless errors are forgiven only without an explicit cgroupsPath.
     let explicit = plan
@@ -95,10 +101,12 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         armed: true,
     };
     made?;
+    // Saved again with the pid, once stage-1 reports it.
     c.state.cgroup = plan.cgroup.clone();
-    c.save()?;
+    crate::log::phase("cgroup");
     let (fifo, mut console) = child_fds(&c, opts)?;
     let idmapped = crate::rootfs::prepare_idmapped(&plan.rootfs_plan)?;
+    crate::log::phase("fifo");
     // A foreground run with a terminal is its own console socket.
     let own_console = match console {
         None if plan.terminal => {
@@ -117,6 +125,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         write_pid_file(&p, pid)?;
     }
     guard.armed = false;
+    crate::log::phase("done");
     Ok(Created { pid, master })
 }
 
@@ -185,14 +194,18 @@ fn spawn(
     c: &mut Container,
 ) -> Result<i32> {
     let (ours, theirs) = SyncSocket::pair()?;
-    let fds = ChildFds {
+    let mut fds = ChildFds {
         sync: theirs,
         fifo,
         console,
         idmapped,
+        in_v2: false,
     };
     // SAFETY: skiff is single-threaded; the child runs stage-1 and ends in _exit.
-    let child = match unsafe { nix::unistd::fork() }.context("fork stage-1")? {
+    let (forked, in_v2) =
+        unsafe { crate::fork::fork_into(plan.cgroup.v2_dir()) }.context("fork stage-1")?;
+    fds.in_v2 = in_v2;
+    let child = match forked {
         ForkResult::Child => {
             // Closing, not unlocking: the flock belongs to the shared open file.
             // SAFETY: raw fds we own in this process; nothing uses them afterwards.
@@ -205,9 +218,11 @@ fn spawn(
         ForkResult::Parent { child } => child,
     };
     drop(fds);
+    crate::log::phase("fork");
     let pid = stage1_messages(plan, &ours, child.as_raw());
     let _ = nix::sys::wait::waitpid(child, None);
     let pid = pid?;
+    crate::log::phase("stage1-msgs");
     guard.init_pid = Some(pid);
     let (_, late) = split_pids_max(&plan.cgroup_writes);
     plan.cgroup.apply(&late)?;
@@ -217,9 +232,11 @@ fn spawn(
         bail!("container init exited during setup");
     }
     c.save()?;
+    crate::log::phase("pid-saved");
     let state = c.oci_state(crate::container::Status::Creating);
     ours.send(&Msg::Proceed(state.to_string()))?;
     init_messages(plan, &ours, &state)?;
+    crate::log::phase("init-setup");
     Ok(pid)
 }
 
@@ -308,20 +325,23 @@ pub fn exec(
     state: &serde_json::Value,
 ) -> Result<i32> {
     let (ours, theirs) = SyncSocket::pair()?;
+    let v2 = plan.cgroup.v2_dir().filter(|_| plan.join_cgroup);
     // SAFETY: skiff is single-threaded; the child runs the exec spine and ends in _exit or execve.
-    let child = match unsafe { nix::unistd::fork() }.context("fork exec stage-1")? {
+    let (forked, in_v2) = unsafe { crate::fork::fork_into(v2) }.context("fork exec stage-1")?;
+    let child = match forked {
         ForkResult::Child => {
             // SAFETY: raw fds we own in this process; nothing uses them afterwards.
             unsafe {
                 libc::close(lock_fd);
                 libc::close(ours.0.as_raw_fd());
             }
-            crate::init::attach::stage1(plan, &theirs, console.as_ref())
+            crate::init::attach::stage1(plan, &theirs, console.as_ref(), in_v2)
         }
         ForkResult::Parent { child } => child,
     };
     drop(theirs);
     drop(console);
+    crate::log::phase("exec-fork");
     let pid = match ours.recv() {
         Ok(Some(Msg::InitPid(p))) => Ok(p),
         Ok(Some(Msg::Failed(e))) => Err(anyhow::anyhow!("{e}")),
@@ -331,6 +351,7 @@ pub fn exec(
     };
     let _ = nix::sys::wait::waitpid(child, None);
     let pid = pid?;
+    crate::log::phase("exec-pid");
     loop {
         match ours.recv_fd()? {
             None => return Ok(pid),

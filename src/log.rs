@@ -7,6 +7,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::OnceLock;
+use std::time::Instant;
 
 pub struct Logger {
     file: Option<File>,
@@ -35,6 +36,51 @@ impl Logger {
 
 pub fn set(logger: Logger) {
     let _ = LOGGER.set(logger);
+}
+
+/// Phase marks: a timing trace (`--debug` or `SKIFF_TRACE=1`) and a fault
+/// injection hook for tests (`SKIFF_TEST_DIE_AT=<phase>`: SIGKILL ourselves
+/// on reaching that phase). Both are decided once in `init_phases`; with
+/// neither, `phase` is one load and two `None` checks.
+struct Phases {
+    t0: Option<Instant>,
+    die_at: Option<String>,
+}
+
+static PHASES: OnceLock<Phases> = OnceLock::new();
+
+/// Reads the two switches once, at startup, before any fork.
+pub fn init_phases(debug: bool, t0: Instant) -> bool {
+    let trace = debug || std::env::var_os("SKIFF_TRACE").is_some_and(|v| v == "1");
+    let die_at = std::env::var("SKIFF_TEST_DIE_AT").ok();
+    let t0 = trace.then_some(t0);
+    let _ = PHASES.set(Phases { t0, die_at });
+    trace
+}
+
+/// Marks reaching `name`: logs the µs since startup when tracing, and
+/// dies here when the fault injection names this phase. Children inherit
+/// the start instant (monotonic clock), so their marks line up with ours.
+pub fn phase(name: &str) {
+    let Some(p) = PHASES.get() else { return };
+    if let Some(t0) = p.t0 {
+        let us = t0.elapsed().as_micros();
+        write(
+            "debug",
+            &format!("phase {name}: {us} us (pid {})", std::process::id()),
+        );
+    }
+    if p.die_at.as_deref() == Some(name) {
+        // kill(getpid()), not raise(3): after a raw clone3 glibc's cached
+        // thread id is the parent's.
+        // The container's init is pid 1 of its pid namespace, which ignores
+        // even its own SIGKILL: it dies the next most abrupt way.
+        // SAFETY: kill(2), getpid(2) and _exit(2) have no memory-safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+            libc::_exit(128 + libc::SIGKILL)
+        }
+    }
 }
 
 pub fn debug_enabled() -> bool {

@@ -10,6 +10,7 @@
 mod cgroup;
 mod cmd;
 mod container;
+mod fork;
 mod hooks;
 mod idmap;
 mod init;
@@ -17,6 +18,7 @@ mod launch;
 mod log;
 mod pidfd;
 mod rootfs;
+mod seal;
 mod seccomp;
 mod spec;
 mod sync;
@@ -126,8 +128,25 @@ fn rootless_cgroups(flag: &str, euid: u32, in_userns: bool) -> bool {
 }
 
 fn main() {
+    let t0 = std::time::Instant::now();
+    // Before anything of ours can enter a container (CVE-2019-5736), and
+    // before clap, whose work the re-exec would otherwise do twice. A
+    // plain scan of argv: sealing for `state run` (an id named "run") too
+    // costs time, never safety.
+    let enters = std::env::args_os()
+        .skip(1)
+        .any(|a| a == "create" || a == "run" || a == "exec");
+    if enters && let Err(e) = seal::ensure_sealed() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
     let cli = Cli::parse();
-    let logger = log::Logger::new(cli.log.as_deref(), cli.log_format == "json", cli.debug);
+    let trace = log::init_phases(cli.debug, t0);
+    let logger = log::Logger::new(
+        cli.log.as_deref(),
+        cli.log_format == "json",
+        cli.debug || trace,
+    );
     log::set(logger);
     let euid = nix::unistd::geteuid().as_raw();
     let globals = Globals {

@@ -33,8 +33,14 @@ pub struct Plan {
 pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+    parse(&text, &path)
+}
+
+/// Parses config.json text (`path` only names it in errors). Pure: the
+/// fuzz target (fuzz/fuzz_targets/config.rs) calls it directly.
+pub fn parse(text: &[u8], path: &Path) -> Result<Spec> {
     let raw: Value =
-        serde_json::from_slice(&text).with_context(|| format!("parse {}", path.display()))?;
+        serde_json::from_slice(text).with_context(|| format!("parse {}", path.display()))?;
     let spec: Spec =
         serde_json::from_value(raw.clone()).with_context(|| format!("parse {}", path.display()))?;
     // Anything that does not survive a round trip through the typed spec
@@ -163,7 +169,6 @@ pub fn plan(
     no_new_keyring: bool,
     preserve_fds: i32,
 ) -> Result<Plan> {
-    reject_unsupported(&spec)?;
     let root = spec
         .root()
         .as_ref()
@@ -174,6 +179,29 @@ pub fn plan(
     if !rootfs.is_dir() {
         bail!("root.path: {} is not a directory", rootfs.display());
     }
+    plan_at(
+        id,
+        bundle,
+        spec,
+        rootfs,
+        no_pivot,
+        no_new_keyring,
+        preserve_fds,
+    )
+}
+
+/// `plan` after the rootfs is resolved: pure but for reading this
+/// process's mountinfo and cgroup files (fuzzed directly).
+pub fn plan_at(
+    id: &str,
+    bundle: &Path,
+    spec: Spec,
+    rootfs: PathBuf,
+    no_pivot: bool,
+    no_new_keyring: bool,
+    preserve_fds: i32,
+) -> Result<Plan> {
+    reject_unsupported(&spec)?;
     let process = spec
         .process()
         .as_ref()

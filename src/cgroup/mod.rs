@@ -15,6 +15,7 @@
 //! page sizes are not checked against /sys/kernel/mm/hugepages.
 
 mod detect;
+mod join;
 pub mod resources;
 mod rootless;
 mod stats;
@@ -411,7 +412,7 @@ const KILL_ROUNDS: usize = 200;
 
 /// Cgroup files want one write(2) per value; never create them (O_CREAT on
 /// cgroupfs fails with a confusing error, and in fixtures it would hide typos).
-fn write_file(path: &Path, value: &str) -> Result<()> {
+pub(super) fn write_file(path: &Path, value: &str) -> Result<()> {
     use std::io::Write as _;
     let mut f = std::fs::OpenOptions::new()
         .write(true)

@@ -253,6 +253,7 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     }
     let state = c.oci_state(status);
     let child = crate::launch::exec(&plan, console, c.lock_fd(), &state)?;
+    crate::log::phase("exec-done");
     if !plan.join_cgroup {
         plan.cgroup.add_task(child)?;
     }

@@ -30,19 +30,27 @@ pub struct ExecPlan {
     pub seccomp: Option<crate::seccomp::Filter>,
 }
 
-pub fn stage1(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>) -> ! {
-    match stage1_steps(plan, sync, console) {
+pub fn stage1(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>, in_v2: bool) -> ! {
+    match stage1_steps(plan, sync, console, in_v2) {
         // SAFETY: _exit ends the process without running the parent's destructors.
         Ok(()) => unsafe { libc::_exit(0) },
         Err(e) => fail(sync, e),
     }
 }
 
-fn stage1_steps(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>) -> Result<()> {
+fn stage1_steps(
+    plan: &ExecPlan,
+    sync: &SyncSocket,
+    console: Option<&OwnedFd>,
+    in_v2: bool,
+) -> Result<()> {
     set_name("skiff:[1:EXEC]");
+    // Invisible to the container's processes until execve (see init::init_steps).
+    // Our uid is still the host's, so /proc/self stays writable for us.
+    nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
     if plan.join_cgroup {
-        plan.cgroup.add_task(nix::unistd::getpid().as_raw())?;
+        plan.cgroup.join_self(in_v2)?;
     }
     user::set_rlimits(&plan.process)?;
     for (f, fd) in &plan.joins {
@@ -72,7 +80,7 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
             false,
         )?;
     }
-    nix::unistd::chdir(p.cwd()).with_context(|| format!("cwd: chdir {}", p.cwd().display()))?;
+    crate::rootfs::enter_cwd(p.cwd()).context("cwd")?;
     user::set_oom_score_adj(p)?;
     // The same two install points as init (see init::init_steps).
     let nnp = p.no_new_privileges().unwrap_or(false);

@@ -27,6 +27,8 @@ pub struct ChildFds {
     pub console: Option<OwnedFd>,
     /// Detached idmapped mounts made by the runtime (rootfs/idmap.rs).
     pub idmapped: crate::rootfs::Prepared,
+    /// Stage-1 was cloned straight into the cgroup v2 directory.
+    pub in_v2: bool,
 }
 
 pub(crate) fn set_name(name: &str) {
@@ -54,10 +56,11 @@ pub fn stage1(plan: &Plan, fds: &ChildFds) -> ! {
 
 fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
     set_name("skiff:[1:STAGE1]");
+    crate::log::phase("stage1");
     // If the runtime dies now, nobody is left to finish or clean up.
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
     // Join the cgroup first: init starts inside the limits, before cgroupns.
-    plan.cgroup.add_task(nix::unistd::getpid().as_raw())?;
+    plan.cgroup.join_self(fds.in_v2)?;
     let process = plan.spec.process().as_ref().context("process")?;
     user::set_rlimits(process)?;
     namespaces::join(namespaces::open_joins(&plan.ns)?)?;
@@ -75,6 +78,7 @@ fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
             .context("setresuid to root of the user namespace")?;
     }
     nix::sched::unshare(plan.ns.new).with_context(|| format!("unshare {:?}", plan.ns.new))?;
+    crate::log::phase("stage1-unshare");
     if plan.ns.new.contains(namespaces::CLONE_NEWTIME) {
         write_time_offsets(plan)?;
     }
@@ -125,6 +129,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         None => bail!("runtime exited before the container was set up"),
     };
     let process = plan.spec.process().as_ref().context("process")?;
+    crate::log::phase("init");
     nix::unistd::setsid().context("setsid")?;
     if !plan.no_new_keyring {
         user::join_session_keyring(&plan.id)?;
@@ -136,9 +141,11 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         fds.sync.expect(Msg::HooksDone)?;
     }
     crate::hooks::run_all(hooks.create_container(), &state, "createContainer")?;
+    crate::log::phase("init-mounts");
     crate::rootfs::pivot(&plan.rootfs_plan)?;
+    crate::log::phase("init-pivot");
     // runc creates a missing cwd, before the root may turn read-only.
-    std::fs::create_dir_all(process.cwd())
+    crate::rootfs::make_cwd(process.cwd())
         .with_context(|| format!("process.cwd: create {}", process.cwd().display()))?;
     if plan.terminal {
         let sock = fds
@@ -153,8 +160,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     set_hostnames(plan)?;
     crate::rootfs::finalize(&plan.rootfs_plan)?;
     user::set_oom_score_adj(process)?;
-    nix::unistd::chdir(process.cwd())
-        .with_context(|| format!("process.cwd: chdir {}", process.cwd().display()))?;
+    crate::rootfs::enter_cwd(process.cwd()).context("process.cwd")?;
     // Without NNP, loading a filter needs CAP_SYS_ADMIN: before the caps go (runc's order).
     let nnp = process.no_new_privileges().unwrap_or(false);
     if let Some(f) = plan.seccomp.as_ref().filter(|_| !nnp) {
@@ -168,6 +174,12 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
         crate::seccomp::install_and_hand_over(f, &fds.sync)?;
     }
+    // No container process may open /proc/1/{exe,fd,cwd} of ours while we
+    // wait for `start` (CVE-2016-9962, 2019-5736): non-dumpable, after the
+    // last /proc/self write (which non-dumpable would forbid in a user
+    // namespace). execve makes the entrypoint dumpable again.
+    nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    crate::log::phase("init-ready");
     fds.sync.send(&Msg::Done)?;
     Ok(Ready { prog, env, state })
 }

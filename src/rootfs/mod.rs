@@ -169,6 +169,8 @@ pub fn pivot(plan: &Plan) -> Result<()> {
     pivot::pivot(plan)
 }
 
+pub use paths::{enter_cwd, make_cwd};
+
 /// Init, after pivot, when process.terminal: bind the pty slave over /dev/console.
 pub fn mount_console(slave: std::os::fd::BorrowedFd) -> Result<()> {
     devices::mount_console(slave)

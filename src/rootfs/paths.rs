@@ -248,6 +248,38 @@ pub fn mask_paths(paths: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
+/// Creates process.cwd (runc does) inside the current root, never through
+/// a symlink or magic link leading out of it.
+pub fn make_cwd(cwd: &Path) -> Result<()> {
+    let root = open_root(Path::new("/"))?;
+    mkdir_all(root.as_fd(), cwd, Leaf::Dir).map(drop)
+}
+
+/// Enters process.cwd resolved inside the current root with magic links
+/// refused, then proves the kernel agrees the cwd is under the root: a
+/// leaked host fd reached through `/proc/self/fd/N` can never become the
+/// process's cwd (CVE-2024-21626).
+pub fn enter_cwd(cwd: &Path) -> Result<()> {
+    let root = open_root(Path::new("/"))?;
+    let fd = openat2(
+        root.as_fd(),
+        &clean(cwd),
+        OFlag::O_PATH | OFlag::O_DIRECTORY,
+    )
+    .with_context(|| format!("open {}", cwd.display()))?;
+    nix::unistd::fchdir(&fd).with_context(|| format!("chdir {}", cwd.display()))?;
+    // getcwd(2) fails (or says "(unreachable)") for a cwd outside the root.
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        Ok(p) => bail!(
+            "cwd {} is outside the container ({})",
+            cwd.display(),
+            p.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("cwd {} is outside the container", cwd.display())),
+    }
+}
+
 /// Makes each path read-only: a recursive self-bind, then a remount that adds
 /// ro and keeps nosuid/nodev/noexec from the underlying mount (runc's readonlyPath;
 /// dropping a locked flag would fail with EPERM in a user namespace).
