@@ -1,6 +1,6 @@
 //! Failures: exit status 1, one line on stderr, and nothing left behind.
 use crate::cgroup::{cgroup_dirs_left, unique_cgroup};
-use crate::{Bundle, Out, Rt, is_skiff, require_root};
+use crate::{Bundle, Out, Rt, is_skiff, require_root, skip};
 use serde_json::{Value, json};
 use std::fs;
 
@@ -226,4 +226,40 @@ fn log_text_and_flag_equals_form() {
     let text = fs::read_to_string(&log).expect("--log file was not written");
     assert!(text.contains("level=error"), "{text}");
     assert!(text.contains("/nope"), "{text}");
+}
+
+/// An LSM label for an LSM the host does not run cannot be honoured: create
+/// fails (runc too) and names it. Skipped where the LSM is really enabled.
+#[test]
+fn lsm_labels_without_the_lsm_fail() {
+    require_root!();
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y");
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    if apparmor || selinux {
+        skip!("this host runs AppArmor or SELinux: the failure path does not apply");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.args(&["true"]);
+    b.edit(|c| c["process"]["apparmorProfile"] = json!("docker-default"));
+    let o = failed_create(&rt, &b, "aa");
+    assert!(o.stderr.to_lowercase().contains("apparmor"), "{o:?}");
+    b.edit(|c| {
+        c["process"]
+            .as_object_mut()
+            .unwrap()
+            .remove("apparmorProfile");
+        c["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0");
+    });
+    let o = failed_create(&rt, &b, "se");
+    assert!(o.stderr.to_lowercase().contains("selinux"), "{o:?}");
+    // exec --apparmor on a running container: runc's exec failure status.
+    b.edit(|c| {
+        c["process"].as_object_mut().unwrap().remove("selinuxLabel");
+    });
+    let id = rt.sleeper(&b);
+    let o = rt.out(&["exec", "--apparmor", "docker-default", &id, "true"]);
+    assert_eq!(o.code, Some(255), "{o:?}");
+    assert!(o.stderr.to_lowercase().contains("apparmor"), "{o:?}");
 }

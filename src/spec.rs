@@ -103,14 +103,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         );
     }
     if let Some(p) = spec.process() {
-        check(
-            p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty()),
-            "process.apparmorProfile",
-        );
-        check(
-            p.selinux_label().as_ref().is_some_and(|s| !s.is_empty()),
-            "process.selinuxLabel",
-        );
         check(p.scheduler().is_some(), "process.scheduler");
         check(p.io_priority().is_some(), "process.ioPriority");
         check(p.exec_cpu_affinity().is_some(), "process.execCPUAffinity");
@@ -202,6 +194,9 @@ pub fn plan_at(
     preserve_fds: i32,
 ) -> Result<Plan> {
     reject_unsupported(&spec)?;
+    if let Some(p) = spec.process() {
+        crate::init::user::check_lsm_labels(p)?;
+    }
     let process = spec
         .process()
         .as_ref()

@@ -42,10 +42,10 @@ pub struct Args {
     /// Specify the file to write the process id to
     #[arg(long = "pid-file", value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
-    /// Set the asm process label for the process commonly used with selinux (not supported)
+    /// Set the asm process label for the process commonly used with selinux
     #[arg(long = "process-label", value_name = "LABEL")]
     pub process_label: Option<String>,
-    /// Set the apparmor profile for the process (not supported)
+    /// Set the apparmor profile for the process
     #[arg(long, value_name = "PROFILE")]
     pub apparmor: Option<String>,
     /// Set the no new privileges value for the process
@@ -184,9 +184,6 @@ fn open_namespaces(pid: i32, types: &[LinuxNamespaceType]) -> Result<Vec<(CloneF
 }
 
 pub fn run(a: Args, g: &Globals) -> Result<i32> {
-    if a.process_label.is_some() || a.apparmor.is_some() {
-        bail!("--process-label and --apparmor are not supported by skiff yet");
-    }
     let c = Container::load(&g.root, &a.id)?;
     let status = c.status();
     match status {
@@ -198,7 +195,14 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         s => bail!("cannot exec in a {} container", s.as_str()),
     }
     let spec = crate::spec::load(&c.state.bundle)?;
-    let process = build_process(&a, spec.process().clone())?;
+    let mut process = build_process(&a, spec.process().clone())?;
+    if let Some(l) = &a.apparmor {
+        process.set_apparmor_profile(Some(l.clone()));
+    }
+    if let Some(l) = &a.process_label {
+        process.set_selinux_label(Some(l.clone()));
+    }
+    crate::init::user::check_lsm_labels(&process)?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && a.console_socket.is_none() && a.detach {
         bail!("cannot allocate tty if skiff will detach without setting console socket");

@@ -87,6 +87,7 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     if let Some(f) = plan.seccomp.as_ref().filter(|_| !nnp) {
         crate::seccomp::install_and_hand_over(f, sync)?;
     }
+    user::set_lsm_labels(p)?;
     user::switch_user_and_caps(p)?;
     user::set_no_new_privs(p)?;
     let env = exec::with_home(&plan.env, p.user().uid());

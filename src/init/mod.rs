@@ -166,6 +166,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     if let Some(f) = plan.seccomp.as_ref().filter(|_| !nnp) {
         crate::seccomp::install_and_hand_over(f, &fds.sync)?;
     }
+    user::set_lsm_labels(process)?;
     user::switch_user_and_caps(process)?;
     user::set_no_new_privs(process)?;
     let env = exec::with_home(&plan.env, process.user().uid());

@@ -148,6 +148,40 @@ pub fn switch_user_and_caps(p: &Process) -> Result<()> {
     Ok(())
 }
 
+fn label(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
+/// Whether the host runs the LSM a label is for: a label for an LSM that is
+/// not there cannot be honoured, so `create` fails naming the field.
+pub fn check_lsm_labels(p: &Process) -> Result<()> {
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y");
+    if label(p.apparmor_profile()).is_some() && !apparmor {
+        bail!("process.apparmorProfile: AppArmor is not enabled on this host");
+    }
+    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
+    if label(p.selinux_label()).is_some() && !selinux {
+        bail!("process.selinuxLabel: SELinux is not enabled on this host");
+    }
+    Ok(())
+}
+
+/// Asks the LSMs to switch labels at the coming execve (runc's order: before
+/// the user switch), through procfs-checked writes to our own attr files.
+pub fn set_lsm_labels(p: &Process) -> Result<()> {
+    if let Some(profile) = label(p.apparmor_profile()) {
+        let text = format!("exec {profile}");
+        crate::init::proc_write("thread-self/attr/apparmor/exec", &text)
+            .or_else(|_| crate::init::proc_write("thread-self/attr/exec", &text))
+            .context("process.apparmorProfile")?;
+    }
+    if let Some(l) = label(p.selinux_label()) {
+        crate::init::proc_write("thread-self/attr/exec", l).context("process.selinuxLabel")?;
+    }
+    Ok(())
+}
+
 pub fn set_no_new_privs(p: &Process) -> Result<()> {
     if p.no_new_privileges().unwrap_or(false) {
         nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")?;
