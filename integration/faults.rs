@@ -206,6 +206,11 @@ fn hundred_concurrent_lifecycles() {
 #[test]
 fn twenty_racing_commands_on_one_id() {
     require_root!();
+    if !is_skiff() {
+        skip!(
+            "runc 1.1.5 leaks the cgroup when create and delete --force race on one id: this test fails against it (checked)"
+        );
+    }
     let rt = Rt::new();
     let tag = format!("{}-race", std::process::id());
     let marker = format!("{}", 6_000_000 + std::process::id());
