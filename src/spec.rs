@@ -184,23 +184,16 @@ pub fn plan(
 
 /// `plan` after the rootfs is resolved: pure but for reading this
 /// process's mountinfo and cgroup files (fuzzed directly).
-pub fn plan_at(
-    id: &str,
-    bundle: &Path,
-    spec: Spec,
-    rootfs: PathBuf,
-    no_pivot: bool,
-    no_new_keyring: bool,
+/// process: present, with args, an absolute cwd and honourable LSM labels.
+fn check_process(
+    spec: &Spec,
     preserve_fds: i32,
-) -> Result<Plan> {
-    reject_unsupported(&spec)?;
-    if let Some(p) = spec.process() {
-        crate::init::user::check_lsm_labels(p)?;
-    }
+) -> Result<(&oci_spec::runtime::Process, Vec<String>)> {
     let process = spec
         .process()
         .as_ref()
         .context("process: missing in config.json")?;
+    crate::init::user::check_lsm_labels(process)?;
     let args = process.args().clone().unwrap_or_default();
     if args.is_empty() {
         bail!("process.args: must not be empty");
@@ -214,17 +207,37 @@ pub fn plan_at(
     if preserve_fds < 0 {
         bail!("--preserve-fds: must not be negative");
     }
-    let linux = spec
-        .linux()
-        .as_ref()
-        .context("linux: missing in config.json")?;
-    let ns = namespaces::plan(linux)?;
+    Ok((process, args))
+}
+
+/// hostname and domainname need a UTS namespace of the container's own.
+fn check_uts(spec: &Spec, ns: &Namespaces) -> Result<()> {
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.new_uts() {
         bail!("hostname: unable to set hostname without a private UTS namespace");
     }
     if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.new_uts() {
         bail!("domainname: unable to set domainname without a private UTS namespace");
     }
+    Ok(())
+}
+
+pub fn plan_at(
+    id: &str,
+    bundle: &Path,
+    spec: Spec,
+    rootfs: PathBuf,
+    no_pivot: bool,
+    no_new_keyring: bool,
+    preserve_fds: i32,
+) -> Result<Plan> {
+    reject_unsupported(&spec)?;
+    let (process, args) = check_process(&spec, preserve_fds)?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .context("linux: missing in config.json")?;
+    let ns = namespaces::plan(linux)?;
+    check_uts(&spec, &ns)?;
     check_sysctls(linux, &ns)?;
     let rootfs_plan = crate::rootfs::plan(&spec, &rootfs, no_pivot)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), id)?;
