@@ -17,6 +17,8 @@ mod container;
 mod fork;
 #[path = "../../src/hooks.rs"]
 mod hooks;
+#[path = "../../src/idmap.rs"]
+mod idmap;
 #[path = "../../src/init/mod.rs"]
 mod init;
 #[path = "../../src/log.rs"]
