@@ -104,18 +104,13 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     // Saved again with the pid, once stage-1 reports it.
     c.state.cgroup = plan.cgroup.clone();
     crate::log::phase("cgroup");
-    let (fifo, mut console) = child_fds(&c, opts)?;
+    let fifo = exec_fifo(&c)?;
+    // check_terminal allowed a terminal without a socket only for a
+    // foreground run, which is then its own console socket.
+    let (console, own_console) =
+        crate::tty::console_socket(opts.console_socket.as_deref(), plan.terminal)?;
     let idmapped = crate::rootfs::prepare_idmapped(&plan.rootfs_plan)?;
     crate::log::phase("fifo");
-    // A foreground run with a terminal is its own console socket.
-    let own_console = match console {
-        None if plan.terminal => {
-            let (ours, theirs) = crate::tty::console_pair()?;
-            console = Some(theirs);
-            Some(ours)
-        }
-        _ => None,
-    };
     let pid = spawn(&plan, (fifo, console, idmapped), &mut guard, &mut c)?;
     let master = own_console
         .as_ref()
@@ -165,8 +160,8 @@ fn initial_state(plan: &Plan) -> State {
     }
 }
 
-/// The exec fifo (init blocks reading it until `start` writes) and the console socket.
-fn child_fds(c: &Container, opts: &CreateOpts) -> Result<(OwnedFd, Option<OwnedFd>)> {
+/// The exec fifo: init blocks reading it until `start` writes.
+fn exec_fifo(c: &Container) -> Result<OwnedFd> {
     let fifo = c.fifo();
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o600))
         .with_context(|| format!("mkfifo {}", fifo.display()))?;
@@ -176,14 +171,7 @@ fn child_fds(c: &Container, opts: &CreateOpts) -> Result<(OwnedFd, Option<OwnedF
         Mode::empty(),
     )
     .context("open exec fifo")?;
-    let console = match &opts.console_socket {
-        Some(p) => Some(OwnedFd::from(
-            std::os::unix::net::UnixStream::connect(p)
-                .with_context(|| format!("connect to --console-socket {}", p.display()))?,
-        )),
-        None => None,
-    };
-    Ok((fd, console))
+    Ok(fd)
 }
 
 /// Forks stage-1 and drives the protocol in `sync.rs` to the end.

@@ -17,10 +17,26 @@ use std::os::unix::net::UnixStream;
 nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, libc::winsize);
 nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, libc::winsize);
 
-/// A socketpair standing in for --console-socket: (ours, the child's).
-pub fn console_pair() -> Result<(UnixStream, OwnedFd)> {
-    let (a, b) = UnixStream::pair().context("console socketpair")?;
-    Ok((a, OwnedFd::from(b)))
+/// The console socket the child sends its pty master to: a connection to
+/// `--console-socket`, or, for a terminal without one (callers allow that
+/// only in the foreground), a socketpair whose other end (returned second)
+/// the runtime keeps to receive the master and proxy it.
+pub fn console_socket(
+    path: Option<&std::path::Path>,
+    terminal: bool,
+) -> Result<(Option<OwnedFd>, Option<UnixStream>)> {
+    match path {
+        Some(p) => {
+            let s = UnixStream::connect(p)
+                .with_context(|| format!("connect to --console-socket {}", p.display()))?;
+            Ok((Some(OwnedFd::from(s)), None))
+        }
+        None if terminal => {
+            let (ours, theirs) = UnixStream::pair().context("console socketpair")?;
+            Ok((Some(OwnedFd::from(theirs)), Some(ours)))
+        }
+        None => Ok((None, None)),
+    }
 }
 
 /// Receives the pty master that init sent with SCM_RIGHTS.

@@ -239,19 +239,7 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         },
     };
     // A foreground exec with a terminal is its own console socket.
-    let mut own_console = None;
-    let console = match &a.console_socket {
-        Some(p) => Some(OwnedFd::from(
-            std::os::unix::net::UnixStream::connect(p)
-                .with_context(|| format!("connect to --console-socket {}", p.display()))?,
-        )),
-        None if terminal => {
-            let (ours, theirs) = crate::tty::console_pair()?;
-            own_console = Some(ours);
-            Some(theirs)
-        }
-        None => None,
-    };
+    let (console, own_console) = crate::tty::console_socket(a.console_socket.as_deref(), terminal)?;
     if !a.detach {
         nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     }
