@@ -29,6 +29,8 @@ apt_need jq jq
 apt_need bc bc
 apt_need hyperfine hyperfine
 apt_need time /usr/bin/time
+apt_need runc runc
+apt_need crun crun
 if [ -z "${SKIFF:-}" ]; then
     # Static: no dynamic loader, no shared libc pages (faster start, less
     # RSS). --target keeps crt-static away from the host's proc-macros.
