@@ -10,6 +10,7 @@ mod idmap;
 mod mount;
 mod paths;
 mod pivot;
+mod resolve;
 
 use anyhow::{Context, Result, bail};
 use mount::{Kind, MountStep, Opts, is_errno, mount_plain};

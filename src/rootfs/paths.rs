@@ -5,7 +5,8 @@
 //! path string under the rootfs is ever handed to `mount(2)`. We resolve with
 //! `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` from an fd of the root,
 //! which clamps `..` and absolute symlinks to the root, and mount onto
-//! `/proc/self/fd/<fd>` of the resulting O_PATH fd.
+//! `/proc/self/fd/<fd>` of the resulting O_PATH fd. Where openat2 is missing,
+//! `resolve.rs` does the same walk in userspace (see `openat2` below).
 
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
@@ -16,6 +17,9 @@ use nix::sys::statvfs::{FsFlags, fstatvfs};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::resolve;
 
 /// `struct open_how` from linux/openat2.h (libc's copy is non_exhaustive).
 #[repr(C)]
@@ -25,8 +29,65 @@ struct OpenHow {
     resolve: u64,
 }
 
-/// Our openat2: resolution never leaves `dir` and never follows /proc magic links.
+/// Whether this process can use openat2; probed once (`openat2_works`).
+static OPENAT2: AtomicU8 = AtomicU8::new(UNKNOWN);
+const UNKNOWN: u8 = 0;
+const WORKS: u8 = 1;
+const MISSING: u8 = 2;
+
+/// Our openat2: resolution never leaves `dir` and never follows /proc magic
+/// links. Without openat2 (see `openat2_works`), the same semantics come from
+/// the userspace walk in `resolve.rs`. A filter installed after the probe
+/// (ENOSYS from a real call) also switches to the walk, for good.
 pub fn openat2(dir: BorrowedFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+    if !openat2_works() {
+        return resolve::open_in_root(dir, path, flags);
+    }
+    match sys_openat2(dir, path, flags) {
+        Err(Errno::ENOSYS) => {
+            OPENAT2.store(MISSING, Ordering::Relaxed);
+            resolve::open_in_root(dir, path, flags)
+        }
+        r => r,
+    }
+}
+
+/// Probes openat2 once per process (a fork inherits the answer) with a call
+/// that cannot fail on a kernel that has it: "/" as O_PATH. ENOSYS means an
+/// old kernel, valgrind, or a seccomp filter; EPERM is what Docker's and
+/// most other seccomp profiles return for syscalls they do not know, so it
+/// counts as missing too (filepath-securejoin, runc's resolver, falls back
+/// on any probe failure). Other errors (EMFILE, ENOMEM) say nothing about openat2:
+/// they are not cached, and the caller's real call reports its own error.
+fn openat2_works() -> bool {
+    #[cfg(test)]
+    if FORCE_FALLBACK.get() {
+        return false;
+    }
+    match OPENAT2.load(Ordering::Relaxed) {
+        WORKS => return true,
+        MISSING => return false,
+        _ => {}
+    }
+    match sys_openat2(nix::fcntl::AT_FDCWD, Path::new("/"), OFlag::O_PATH) {
+        Ok(_) => OPENAT2.store(WORKS, Ordering::Relaxed),
+        Err(Errno::ENOSYS | Errno::EPERM) => {
+            OPENAT2.store(MISSING, Ordering::Relaxed);
+            return false;
+        }
+        Err(_) => {}
+    }
+    true
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Unit tests: this thread resolves as if openat2 were missing.
+    pub static FORCE_FALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The openat2(2) syscall with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS.
+pub fn sys_openat2(dir: BorrowedFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
     let how = OpenHow {
         flags: (flags | OFlag::O_CLOEXEC).bits() as u64,
