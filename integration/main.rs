@@ -22,6 +22,7 @@ mod hooks;
 mod lifecycle;
 mod man;
 mod namespaces;
+mod no_openat2;
 mod process;
 mod rootfs;
 mod rootless;
