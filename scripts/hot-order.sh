@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Regenerate link/hot.order: the functions skiff executes on its hot paths,
+# which build.rs hands to lld so that they are laid out together (see
+# build.rs for why: RSS is counted in 64 KiB fault-around windows).
+#
+# How: build an unstripped static release binary, run a real lifecycle as
+# root under valgrind's callgrind (run, create, start, state, exec, kill,
+# delete, list, spec, --version), and collect every function it entered, by
+# mangled name. Then run the same lifecycle natively with the kernel's
+# page_fault_user tracepoint on and add the functions whose first
+# instruction fetch still faulted outside the hot block (code valgrind
+# cannot see: glibc's ifunc-selected string functions, which valgrind
+# replaces, and paths valgrind does not support, such as clone3).
+#
+# Order: what `run`'s runtime process executes first (it is the process
+# with the largest RSS), then its stage-1 and init, then the other
+# commands'. Names carry a hash of the item's path and type, not of its
+# code, so the list stays valid across most edits; regenerate after large
+# changes, and check with `bash scripts/bench.sh` (peak RSS).
+# Not a test. Needs root, valgrind and tracefs. Usage: bash scripts/hot-order.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+apt_need valgrind valgrind
+apt_need jq jq
+apt_need busybox-static /bin/busybox
+
+t=x86_64-unknown-linux-gnu
+tdir=$PWD/target/hot-order
+build() {
+    CARGO_PROFILE_RELEASE_STRIP=false RUSTFLAGS='-C target-feature=+crt-static' \
+        cargo build -q --release --target $t --target-dir "$tdir"
+}
+build
+work=$(mktemp -d /tmp/skiff-hot.XXXXXX)
+ro=$work/ro
+cleanup() {
+    umount "$ro" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+# A read-only bind of the binary's directory: src/seal.rs leaves a binary
+# on a read-only mount as it is, so no sealing re-exec (valgrind supports
+# neither open_tree nor execveat of a memfd).
+mkdir -p "$ro"
+mount --bind "$tdir/$t/release" "$ro"
+mount -o remount,bind,ro "$ro"
+bin=$ro/skiff
+
+make_bundle "$bin" "$work/b" >/dev/null
+# valgrind keeps some fds for itself and lowers RLIMIT_NOFILE.
+set_config "$work/b" 'del(.process.rlimits)'
+set_args "$work/b" /bin/true
+cp -r "$work/b" "$work/s"
+set_args "$work/s" /bin/sleep 1000
+
+# lifecycle: the profiled scenario; `step TAG CMD...` runs one command
+# (redefined per pass), TAG names the command for grouping.
+lifecycle() {
+    local r="$bin --root $work/root"
+    step run $r run --bundle "$work/b" h1
+    step create $r create --bundle "$work/s" h2
+    step start $r start h2
+    step state $r state h2
+    step exec $r exec h2 /bin/true
+    step kill $r kill h2 KILL
+    step delete $r delete --force h2
+    step list $r list
+    step version $bin --version
+    (cd "$work" && rm -f config.json && step spec $bin spec)
+}
+
+mkdir -p "$work/cg"
+# --trace-children=no: forks are followed (stage-1, init), execs are not
+# (the container's own program runs natively).
+step() {
+    local tag=$1
+    shift
+    valgrind --tool=callgrind --demangle=no --trace-children=no \
+        --callgrind-out-file="$work/cg/$tag.%p" "$@" >/dev/null 2>&1 </dev/null || true
+}
+lifecycle
+
+# Native passes with the fault tracepoint. Only the first function touched
+# in a cold 64 KiB window faults, so each pass relinks with what it found
+# and looks again; three passes leave next to nothing cold.
+tr=/sys/kernel/tracing
+mountpoint -q $tr || mount -t tracefs nodev $tr
+ev=$tr/events/exceptions/page_fault_user
+step() {
+    echo "skiff-step $1" >$tr/trace_marker
+    shift
+    "$@" >/dev/null 2>&1 </dev/null || true
+}
+pairs=()
+for pass in 1 2 3; do
+    cp "$tdir/$t/release/skiff" "$work/bin.$pass"
+    echo 0 >$tr/tracing_on
+    echo >$tr/trace
+    # Our processes only: the runtime, its stages, and init before its exec.
+    echo 'comm ~ "skiff*"' >$ev/filter
+    echo 1 >$ev/enable
+    echo 1 >$tr/tracing_on
+    lifecycle
+    echo 0 >$tr/tracing_on
+    echo 0 >$ev/enable
+    echo 0 >$ev/filter
+    cp $tr/trace "$work/faults.$pass"
+    pairs+=("$work/bin.$pass" "$work/faults.$pass")
+    python3 scripts/hot_order.py link/hot.order "$work/cg" "${pairs[@]}"
+    build
+done
+echo "wrote link/hot.order ($(grep -vc '^#' link/hot.order) symbols); check with scripts/bench.sh"
