@@ -6,7 +6,6 @@ use crate::cgroup::{Cgroup, Write};
 use crate::init::namespaces::{self, Namespaces};
 use anyhow::{Context, Result, bail};
 use oci_spec::runtime::Spec;
-use serde_json::Value;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
@@ -38,41 +37,36 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 
 /// Parses config.json text (`path` only names it in errors). Pure: the
 /// fuzz target (fuzz/fuzz_targets/config.rs) calls it directly.
+/// One pass: serde_ignored reports every key the typed spec does not take,
+/// which would otherwise be dropped without a word.
 pub fn parse(text: &[u8], path: &Path) -> Result<Spec> {
-    let raw: Value =
-        serde_json::from_slice(text).with_context(|| format!("parse {}", path.display()))?;
-    let spec: Spec =
-        serde_json::from_value(raw.clone()).with_context(|| format!("parse {}", path.display()))?;
-    // Anything that does not survive a round trip through the typed spec
-    // would otherwise be dropped without a word.
-    let typed = serde_json::to_value(&spec)?;
-    if let Some(field) = unknown_field(&raw, &typed, "") {
+    let mut unknown: Option<String> = None;
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let spec: Result<Spec, _> = serde_ignored::deserialize(&mut de, |p| {
+        unknown.get_or_insert_with(|| field_path(&p));
+    });
+    let spec = spec
+        .and_then(|s| de.end().map(|()| s))
+        .with_context(|| format!("parse {}", path.display()))?;
+    if let Some(field) = unknown {
         bail!("config.json: unknown field {field:?}");
     }
     Ok(spec)
 }
 
-/// First key path present (and non-null) in `raw` but absent from `typed`.
-fn unknown_field(raw: &Value, typed: &Value, at: &str) -> Option<String> {
-    match (raw, typed) {
-        (Value::Object(r), Value::Object(t)) => r.iter().find_map(|(k, v)| {
-            let here = if at.is_empty() {
-                k.clone()
-            } else {
-                format!("{at}.{k}")
-            };
-            match t.get(k) {
-                None if !v.is_null() => Some(here),
-                None => None,
-                Some(tv) => unknown_field(v, tv, &here),
-            }
-        }),
-        (Value::Array(r), Value::Array(t)) => r
-            .iter()
-            .zip(t)
-            .enumerate()
-            .find_map(|(i, (rv, tv))| unknown_field(rv, tv, &format!("{at}[{i}]"))),
-        _ => None,
+/// `linux.bogusField`, `mounts[2].flavour`: the key path as the user wrote it.
+fn field_path(p: &serde_ignored::Path) -> String {
+    use serde_ignored::Path as P;
+    match p {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        P::Map { parent, key } => match field_path(parent) {
+            s if s.is_empty() => key.clone(),
+            s => format!("{s}.{key}"),
+        },
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            field_path(parent)
+        }
     }
 }
 
@@ -268,11 +262,14 @@ pub fn plan_at(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn roundtrip_unknown(v: Value) -> Option<String> {
-        let spec: Spec = serde_json::from_value(v.clone()).unwrap();
-        unknown_field(&v, &serde_json::to_value(&spec).unwrap(), "")
+        let text = serde_json::to_vec(&v).unwrap();
+        match parse(&text, Path::new("config.json")) {
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        }
     }
 
     #[test]
@@ -287,17 +284,46 @@ mod tests {
         v["linux"]["bogusField"] = json!(1);
         assert_eq!(
             roundtrip_unknown(v.clone()),
-            Some("linux.bogusField".into())
+            Some("config.json: unknown field \"linux.bogusField\"".into())
         );
         v["linux"].as_object_mut().unwrap().remove("bogusField");
         v["mounts"][2]["flavour"] = json!("x");
         assert_eq!(
             roundtrip_unknown(v.clone()),
-            Some("mounts[2].flavour".into())
+            Some("config.json: unknown field \"mounts[2].flavour\"".into())
         );
         v["mounts"][2].as_object_mut().unwrap().remove("flavour");
         v["hooks"] = Value::Null;
         assert_eq!(roundtrip_unknown(v), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_found_at_every_depth() {
+        let base: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        type Edit = fn(&mut Value);
+        let cases: [(&str, Edit); 6] = [
+            ("bogus", |v| v["bogus"] = json!(null)),
+            ("root.bogus", |v| v["root"]["bogus"] = json!(true)),
+            ("process.capabilities.bogus", |v| {
+                v["process"]["capabilities"]["bogus"] = json!([])
+            }),
+            ("linux.resources.memory.bogus", |v| {
+                v["linux"]["resources"] = json!({"memory": {"limit": 1, "bogus": 2}})
+            }),
+            ("hooks.prestart[0].bogus", |v| {
+                v["hooks"] = json!({"prestart": [{"path": "/x", "bogus": 1}]})
+            }),
+            ("linux.seccomp.syscalls[0].bogus", |v| {
+                v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "bogus": 1}]})
+            }),
+        ];
+        for (want, edit) in cases {
+            let mut v = base.clone();
+            edit(&mut v);
+            let got = roundtrip_unknown(v).unwrap_or_default();
+            assert!(got.ends_with(&format!("{want:?}")), "{want}: {got}");
+        }
     }
 
     #[test]
