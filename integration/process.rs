@@ -1,6 +1,7 @@
 //! The process: args, env, cwd, user, umask, capabilities, rlimits, NNP, OOM.
 use crate::{Bundle, Rt, require_root, skip};
 use serde_json::json;
+use std::os::unix::process::CommandExt;
 
 fn status_field(status: &str, key: &str) -> String {
     let pfx = format!("{key}:");
@@ -274,6 +275,47 @@ fn no_new_privileges() {
     b.edit(|c| c["process"]["noNewPrivileges"] = json!(false));
     let o = rt.sh(&b, "grep NoNewPrivs /proc/self/status").check("run");
     assert_eq!(o.stdout.split_whitespace().nth(1), Some("0"));
+}
+
+/// The container gets the caller's signal dispositions and mask, nothing
+/// more: an ignored signal survives execve (skiff once passed on the
+/// SIGPIPE that Rust's runtime start-up ignores). The runtime is started
+/// with every signal at SIG_DFL and none blocked, so init must see the same.
+#[test]
+fn signals_are_neither_ignored_nor_blocked() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.args(&["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"]);
+    let mut c = rt.cmd();
+    c.arg("run").arg("--bundle").arg(b.path()).arg(rt.id("sig"));
+    // SAFETY: between fork and exec only async-signal-safe calls (sigaction,
+    // sigprocmask) on local data.
+    unsafe {
+        c.pre_exec(|| {
+            // The raw call: glibc's sigaction refuses its own 32 and 33.
+            // struct k_sigaction {handler = SIG_DFL, flags, restorer, mask}.
+            let dfl = [0u64; 4];
+            for sig in 1..=64 {
+                libc::syscall(libc::SYS_rt_sigaction, sig, &dfl, 0usize, 8usize);
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let o = crate::output(c).check("run");
+    assert_eq!(
+        status_field(&o.stdout, "SigIgn"),
+        "0000000000000000",
+        "{o:?}"
+    );
+    assert_eq!(
+        status_field(&o.stdout, "SigBlk"),
+        "0000000000000000",
+        "{o:?}"
+    );
 }
 
 #[test]

@@ -6,10 +6,12 @@
 //! process, so the whole runtime, and every child it forks, stays on one
 //! thread. Children inherit the parsed spec and every fd; nothing is
 //! serialised between our own processes except the small `sync::Msg`s.
+#![no_main]
 
 mod cgroup;
 mod cmd;
 mod container;
+mod entry;
 mod fork;
 mod hooks;
 mod idmap;
@@ -127,6 +129,7 @@ fn rootless_cgroups(flag: &str, euid: u32, in_userns: bool) -> bool {
     }
 }
 
+/// Called by `entry::main`, the C entry point (see src/entry.rs).
 fn main() {
     let t0 = std::time::Instant::now();
     // Before anything of ours can enter a container (CVE-2019-5736), and

@@ -1,0 +1,42 @@
+//! The process entry point: C `main`, called by glibc, instead of std's.
+//! Runs in: the runtime process, first.
+//!
+//! std's runtime start-up does three things skiff does not want:
+//! - it sets SIGPIPE to SIG_IGN, and an ignored signal survives execve: every
+//!   container process would start with SIGPIPE ignored (runc's do not);
+//! - it reads /proc/self/maps through pthread_getattr_np (sscanf and all) to
+//!   place a stack-overflow guard: syscalls and ~40 KB of executed code at
+//!   every start, for a message on stack overflow;
+//! - it makes sure fds 0-2 are open, which we do keep, below.
+//!
+//! std still works without its start-up: on glibc, `std::env::args` comes
+//! from an `.init_array` hook, and `std::process::exit` flushes stdout.
+use std::ffi::{c_char, c_int};
+
+// SAFETY: `main` is the symbol glibc's start-up calls; nothing else in the
+// program defines it (the crate is `#![no_main]`).
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    open_std_fds();
+    crate::main();
+    std::process::exit(0)
+}
+
+/// If the caller closed any of fds 0-2, points it at /dev/null: otherwise
+/// the next file we open would take its place and reach the container as
+/// its stdin, stdout or stderr.
+fn open_std_fds() {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+    use std::os::fd::{BorrowedFd, IntoRawFd};
+    for fd in 0..3 {
+        // SAFETY: only used for F_GETFD, which fails with EBADF if `fd` is closed.
+        let probe = unsafe { BorrowedFd::borrow_raw(fd) };
+        if fcntl(probe, FcntlArg::F_GETFD) == Err(nix::errno::Errno::EBADF) {
+            // The lowest free fd is `fd` itself: keep it open for good.
+            match open("/dev/null", OFlag::O_RDWR, nix::sys::stat::Mode::empty()) {
+                Ok(null) => _ = null.into_raw_fd(),
+                Err(_) => std::process::abort(),
+            }
+        }
+    }
+}
