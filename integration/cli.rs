@@ -242,7 +242,7 @@ fn global_root_flag_forms() {
     c.arg(&root).arg("--log-format=json").args(["state", &id]);
     output(c).check("state with --root=DIR");
     // Global flags are accepted after the subcommand too (runc/urfave allow
-    // `--root` only before it; skiff's clap globals take both): not tested.
+    // `--root` only before it; skiff takes both, as clap did): not tested.
 }
 
 #[test]

@@ -14,7 +14,7 @@ fn help(args: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
-/// The `--long` flags in clap's help text.
+/// The `--long` flags in a help text.
 fn long_flags(text: &str) -> Vec<String> {
     let mut v: Vec<String> = text
         .split(|c: char| c.is_whitespace() || c == ',' || c == '=' || c == '[' || c == ']')
@@ -65,7 +65,7 @@ fn every_subcommand_and_flag_is_documented() {
             main.contains(&format!("\\fB{cmd}\\fR")),
             "skiff.8 does not list {cmd}"
         );
-        // clap repeats the global flags in each subcommand's help; they are
+        // Each subcommand's help repeats the global flags; they are
         // documented once, in skiff.8.
         for f in long_flags(&help(&[&cmd]))
             .into_iter()

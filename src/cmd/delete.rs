@@ -1,18 +1,28 @@
 //! `skiff delete`: remove a container's processes, cgroup and state.
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::cli::{Cmd, ID, Opt};
 use crate::container::{Container, Status};
 use anyhow::{Result, bail};
 use std::time::Duration;
 
-#[derive(clap::Args, Debug)]
+#[derive(Debug, Default)]
 pub struct Args {
-    /// Forcibly delete the container if it is still running (uses SIGKILL)
-    #[arg(short, long)]
     pub force: bool,
-    /// The container id
     pub id: String,
 }
+
+pub static CLI: Cmd<Args> = Cmd {
+    init: Args::default,
+    opts: &[Opt::flag(
+        "force",
+        Some('f'),
+        "Forcibly delete the container if it is still running (uses SIGKILL)",
+        |a| a.force = true,
+    )],
+    args: &[ID],
+    set_args: |a, mut v| a.id = v.swap_remove(0),
+};
 
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     let c = match Container::load(&g.root, &args.id) {

@@ -4,23 +4,44 @@
 //! Runs in: the runtime process.
 use crate::Globals;
 use crate::cgroup::{Cgroup, Version};
+use crate::cli::{Cmd, ID, Opt, string};
 use crate::container::{Container, Status};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-#[derive(clap::Args, Debug)]
+#[derive(Debug)]
 pub struct Args {
-    /// Display the container's stats then exit
-    #[arg(long)]
     pub stats: bool,
-    /// Set the stats collection interval
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub interval: Duration,
-    /// The container id
     pub id: String,
 }
+
+pub static CLI: Cmd<Args> = Cmd {
+    init: || Args {
+        stats: false,
+        interval: Duration::from_secs(5),
+        id: String::new(),
+    },
+    opts: &[
+        Opt::flag(
+            "stats",
+            None,
+            "Display the container's stats then exit",
+            |a| a.stats = true,
+        ),
+        Opt::value(
+            "interval",
+            None,
+            "INTERVAL",
+            "Set the stats collection interval [default: 5s]",
+            |a, v| parse_duration(&string(v)?).map(|d| a.interval = d),
+        ),
+    ],
+    args: &[ID],
+    set_args: |a, mut v| a.id = v.swap_remove(0),
+};
 
 /// Go's time.ParseDuration for the forms people type: "5s", "100ms", "1m30s".
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

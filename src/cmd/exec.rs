@@ -3,6 +3,7 @@
 //! a `--process` file), with runc's overrides from the flags.
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::cli::{Cmd, ID, Opt, Pos, number, path, string};
 use crate::container::{Container, Status, proc_start_time};
 use crate::init::attach::ExecPlan;
 use anyhow::{Context, Result, bail};
@@ -13,59 +14,139 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-#[derive(clap::Args, Debug)]
+#[derive(Debug, Default)]
 pub struct Args {
-    /// Path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal
-    #[arg(long = "console-socket", value_name = "PATH")]
     pub console_socket: Option<PathBuf>,
-    /// Current working directory in the container
-    #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
-    /// Set environment variables (NAME=value), repeatable
-    #[arg(short, long, value_name = "NAME=VALUE")]
     pub env: Vec<String>,
-    /// Allocate a pseudo-TTY
-    #[arg(short, long)]
     pub tty: bool,
-    /// UID (format: <uid>[:<gid>])
-    #[arg(short, long, value_name = "UID[:GID]")]
     pub user: Option<String>,
-    /// Additional gids, repeatable
-    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
     pub additional_gids: Vec<u32>,
-    /// Path to the process.json
-    #[arg(short, long, value_name = "FILE")]
     pub process: Option<PathBuf>,
-    /// Detach from the container's process
-    #[arg(short, long)]
     pub detach: bool,
-    /// Specify the file to write the process id to
-    #[arg(long = "pid-file", value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
-    /// Set the asm process label for the process commonly used with selinux
-    #[arg(long = "process-label", value_name = "LABEL")]
     pub process_label: Option<String>,
-    /// Set the apparmor profile for the process
-    #[arg(long, value_name = "PROFILE")]
     pub apparmor: Option<String>,
-    /// Set the no new privileges value for the process
-    #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
-    /// Add a capability to the bounding set for the process, repeatable
-    #[arg(short, long = "cap", value_name = "CAP")]
     pub cap: Vec<String>,
-    /// Pass N additional file descriptors to the process
-    #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
     pub preserve_fds: i32,
-    /// Allow exec in a paused container
-    #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
-    /// The container id
     pub id: String,
-    /// The command and its arguments
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
+
+pub static CLI: Cmd<Args> = Cmd {
+    init: Args::default,
+    opts: &[
+        Opt::value(
+            "console-socket",
+            None,
+            "PATH",
+            "Path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal",
+            |a, v| path(v).map(|p| a.console_socket = Some(p)),
+        ),
+        Opt::value(
+            "cwd",
+            None,
+            "DIR",
+            "Current working directory in the container",
+            |a, v| path(v).map(|p| a.cwd = Some(p)),
+        ),
+        Opt::many(
+            "env",
+            Some('e'),
+            "NAME=VALUE",
+            "Set environment variables (NAME=value), repeatable",
+            |a, v| string(v).map(|s| a.env.push(s)),
+        ),
+        Opt::flag("tty", Some('t'), "Allocate a pseudo-TTY", |a| a.tty = true),
+        Opt::value(
+            "user",
+            Some('u'),
+            "UID[:GID]",
+            "UID (format: <uid>[:<gid>])",
+            |a, v| string(v).map(|s| a.user = Some(s)),
+        ),
+        Opt::many(
+            "additional-gids",
+            Some('g'),
+            "GID",
+            "Additional gids, repeatable",
+            |a, v| number(v).map(|n| a.additional_gids.push(n)),
+        ),
+        Opt::value(
+            "process",
+            Some('p'),
+            "FILE",
+            "Path to the process.json",
+            |a, v| path(v).map(|p| a.process = Some(p)),
+        ),
+        Opt::flag(
+            "detach",
+            Some('d'),
+            "Detach from the container's process",
+            |a| a.detach = true,
+        ),
+        Opt::value(
+            "pid-file",
+            None,
+            "FILE",
+            "Specify the file to write the process id to",
+            |a, v| path(v).map(|p| a.pid_file = Some(p)),
+        ),
+        Opt::value(
+            "process-label",
+            None,
+            "LABEL",
+            "Set the asm process label for the process commonly used with selinux",
+            |a, v| string(v).map(|s| a.process_label = Some(s)),
+        ),
+        Opt::value(
+            "apparmor",
+            None,
+            "PROFILE",
+            "Set the apparmor profile for the process",
+            |a, v| string(v).map(|s| a.apparmor = Some(s)),
+        ),
+        Opt::flag(
+            "no-new-privs",
+            None,
+            "Set the no new privileges value for the process",
+            |a| a.no_new_privs = true,
+        ),
+        Opt::many(
+            "cap",
+            Some('c'),
+            "CAP",
+            "Add a capability to the bounding set for the process, repeatable",
+            |a, v| string(v).map(|s| a.cap.push(s)),
+        ),
+        Opt::value(
+            "preserve-fds",
+            None,
+            "N",
+            "Pass N additional file descriptors to the process [default: 0]",
+            |a, v| number(v).map(|n| a.preserve_fds = n),
+        ),
+        Opt::flag(
+            "ignore-paused",
+            None,
+            "Allow exec in a paused container",
+            |a| a.ignore_paused = true,
+        ),
+    ],
+    args: &[
+        ID,
+        Pos {
+            name: "[COMMAND]...",
+            help: "The command and its arguments",
+        },
+    ],
+    set_args: |a, mut v| {
+        a.id = v.remove(0);
+        a.command = v;
+    },
+};
 
 /// runc's getProcess: a --process file as is, or config.json's process
 /// with the command, env, cwd, user, caps, tty and NNP flags applied.

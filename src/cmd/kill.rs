@@ -1,21 +1,45 @@
 //! `skiff kill`: send a signal to the container's init (or every process).
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::cli::{Cmd, ID, Opt, Pos};
 use crate::container::{Container, Status};
 use anyhow::{Context, Result, bail};
 use std::str::FromStr;
 
-#[derive(clap::Args, Debug)]
+#[derive(Debug)]
 pub struct Args {
-    /// Send the specified signal to all processes inside the container
-    #[arg(short, long)]
     pub all: bool,
-    /// The container id
     pub id: String,
-    /// The signal: a name (KILL, SIGKILL) or a number (9); default SIGTERM
-    #[arg(default_value = "SIGTERM")]
     pub signal: String,
 }
+
+pub static CLI: Cmd<Args> = Cmd {
+    init: || Args {
+        all: false,
+        id: String::new(),
+        signal: "SIGTERM".into(),
+    },
+    opts: &[Opt::flag(
+        "all",
+        Some('a'),
+        "Send the specified signal to all processes inside the container",
+        |a| a.all = true,
+    )],
+    args: &[
+        ID,
+        Pos {
+            name: "[SIGNAL]",
+            help: "The signal: a name (KILL, SIGKILL) or a number (9); default SIGTERM [default: SIGTERM]",
+        },
+    ],
+    set_args: |a, v| {
+        let mut v = v.into_iter();
+        a.id = v.next().unwrap_or_default();
+        if let Some(s) = v.next() {
+            a.signal = s;
+        }
+    },
+};
 
 /// "9", "KILL", "sigkill" and "SIGKILL" all name SIGKILL, as in runc.
 pub fn parse_signal(s: &str) -> Result<i32> {

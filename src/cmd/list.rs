@@ -1,18 +1,36 @@
 //! `skiff list`: the containers under --root.
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::cli::{Cmd, Opt, one_of};
 use crate::container::{Container, list_ids};
 use anyhow::Result;
 
-#[derive(clap::Args, Debug)]
+#[derive(Debug)]
 pub struct Args {
-    /// Select one of: table or json
-    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
-    /// Display only container IDs
-    #[arg(short, long)]
     pub quiet: bool,
 }
+
+pub static CLI: Cmd<Args> = Cmd {
+    init: || Args {
+        format: "table".into(),
+        quiet: false,
+    },
+    opts: &[
+        Opt::value(
+            "format",
+            Some('f'),
+            "FORMAT",
+            "Select one of: table or json [default: table] [possible values: table, json]",
+            |a, v| one_of(v, &["table", "json"]).map(|f| a.format = f),
+        ),
+        Opt::flag("quiet", Some('q'), "Display only container IDs", |a| {
+            a.quiet = true
+        }),
+    ],
+    args: &[],
+    set_args: |_, _| {},
+};
 
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     let ids = list_ids(&g.root)?;

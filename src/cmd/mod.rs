@@ -1,4 +1,5 @@
-//! One module per subcommand: its clap `Args` and its `run`.
+//! One module per subcommand: its `Args`, its option
+//! table (`CLI`, see cli.rs) and its `run`.
 pub mod create;
 pub mod delete;
 pub mod events;

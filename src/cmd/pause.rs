@@ -2,14 +2,22 @@
 //! container through its cgroup (freezer.state on v1, cgroup.freeze on v2).
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::cli::{Cmd, ID};
 use crate::container::{Container, Status};
 use anyhow::{Result, bail};
 
-#[derive(clap::Args, Debug)]
+#[derive(Debug, Default)]
 pub struct Args {
-    /// The container id
     pub id: String,
 }
+
+/// For both `pause` and `resume`.
+pub static CLI: Cmd<Args> = Cmd {
+    init: Args::default,
+    opts: &[],
+    args: &[ID],
+    set_args: |a, mut v| a.id = v.swap_remove(0),
+};
 
 pub fn pause(args: Args, g: &Globals) -> Result<()> {
     let c = Container::load(&g.root, &args.id)?;

@@ -1,20 +1,42 @@
 //! `skiff ps`: the processes of a container, as host pids.
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::cli::{Cmd, ID, Opt, Pos, one_of};
 use crate::container::{Container, Status};
 use anyhow::{Context, Result, bail};
 
-#[derive(clap::Args, Debug)]
+#[derive(Debug)]
 pub struct Args {
-    /// Select one of: table or json
-    #[arg(short, long, default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
-    /// The container id
     pub id: String,
-    /// Options passed to ps(1) for the table format (default -ef)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
 }
+
+pub static CLI: Cmd<Args> = Cmd {
+    init: || Args {
+        format: "table".into(),
+        id: String::new(),
+        ps_args: Vec::new(),
+    },
+    opts: &[Opt::value(
+        "format",
+        Some('f'),
+        "FORMAT",
+        "Select one of: table or json [default: table] [possible values: table, json]",
+        |a, v| one_of(v, &["table", "json"]).map(|f| a.format = f),
+    )],
+    args: &[
+        ID,
+        Pos {
+            name: "[PS_ARGS]...",
+            help: "Options passed to ps(1) for the table format (default -ef)",
+        },
+    ],
+    set_args: |a, mut v| {
+        a.id = v.remove(0);
+        a.ps_args = v;
+    },
+};
 
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     let c = Container::load(&g.root, &args.id)?;

@@ -1,28 +1,48 @@
 //! `skiff run`: create and start a container, wait for it, forward
 //! signals, exit with its status, then delete it.
 //! Runs in: the runtime process.
-use super::create::CreateOpts;
+use super::create::{CreateOpts, create_opts};
 use crate::Globals;
+use crate::cli::{Cmd, ID, Opt};
 use crate::container::Container;
 use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-#[derive(clap::Args, Debug)]
+#[derive(Debug, Default)]
 pub struct Args {
-    /// Detach from the container's process
-    #[arg(short, long)]
     pub detach: bool,
-    /// Do not delete the container after it exits
-    #[arg(long)]
     pub keep: bool,
-    /// Disable the use of the subreaper used to reap reparented processes
-    #[arg(long = "no-subreaper")]
     pub no_subreaper: bool,
-    #[command(flatten)]
     pub opts: CreateOpts,
 }
+
+pub static CLI: Cmd<Args> = Cmd {
+    init: Args::default,
+    opts: create_opts!(
+        Opt::flag(
+            "detach",
+            Some('d'),
+            "Detach from the container's process",
+            |a| a.detach = true
+        ),
+        Opt::flag(
+            "keep",
+            None,
+            "Do not delete the container after it exits",
+            |a| a.keep = true
+        ),
+        Opt::flag(
+            "no-subreaper",
+            None,
+            "Disable the use of the subreaper used to reap reparented processes",
+            |a| a.no_subreaper = true
+        ),
+    ),
+    args: &[ID],
+    set_args: |a, mut v| a.opts.id = v.swap_remove(0),
+};
 
 pub fn run(args: Args, g: &Globals) -> Result<i32> {
     let foreground = !args.detach;

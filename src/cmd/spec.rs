@@ -1,6 +1,7 @@
 //! `skiff spec`: write runc's default config.json (or its rootless variant).
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::cli::{Cmd, Opt, path};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -8,15 +9,35 @@ use std::path::PathBuf;
 /// runc 1.1's default spec, byte for byte, so tools that diff it see no change.
 const DEFAULT: &str = include_str!("spec-default.json");
 
-#[derive(clap::Args, Debug)]
+#[derive(Debug)]
 pub struct Args {
-    /// Path to the root of the bundle directory
-    #[arg(short, long, value_name = "DIR", default_value = ".")]
     pub bundle: PathBuf,
-    /// Generate a configuration for a rootless container
-    #[arg(long)]
     pub rootless: bool,
 }
+
+pub static CLI: Cmd<Args> = Cmd {
+    init: || Args {
+        bundle: ".".into(),
+        rootless: false,
+    },
+    opts: &[
+        Opt::value(
+            "bundle",
+            Some('b'),
+            "DIR",
+            "Path to the root of the bundle directory [default: .]",
+            |a, v| path(v).map(|p| a.bundle = p),
+        ),
+        Opt::flag(
+            "rootless",
+            None,
+            "Generate a configuration for a rootless container",
+            |a| a.rootless = true,
+        ),
+    ],
+    args: &[],
+    set_args: |_, _| {},
+};
 
 /// runc's rootless changes: no network namespace or device cgroup rules, a
 /// user namespace mapping the caller to root, sysfs bound from the host,

@@ -1,14 +1,21 @@
 //! `skiff start`: let a created container's init exec its entrypoint.
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::cli::{Cmd, ID};
 use crate::container::{Container, Status};
 use anyhow::{Context, Result, bail};
 
-#[derive(clap::Args, Debug)]
+#[derive(Debug, Default)]
 pub struct Args {
-    /// The container id
     pub id: String,
 }
+
+pub static CLI: Cmd<Args> = Cmd {
+    init: Args::default,
+    opts: &[],
+    args: &[ID],
+    set_args: |a, mut v| a.id = v.swap_remove(0),
+};
 
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     start(&Container::load(&g.root, &args.id)?)

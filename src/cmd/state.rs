@@ -1,13 +1,20 @@
 //! `skiff state`: the container's OCI state as runc prints it.
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::cli::{Cmd, ID};
 use crate::container::Container;
 
-#[derive(clap::Args, Debug)]
+#[derive(Debug, Default)]
 pub struct Args {
-    /// The container id
     pub id: String,
 }
+
+pub static CLI: Cmd<Args> = Cmd {
+    init: Args::default,
+    opts: &[],
+    args: &[ID],
+    set_args: |a, mut v| a.id = v.swap_remove(0),
+};
 
 pub fn run(args: Args, g: &Globals) -> anyhow::Result<()> {
     let c = Container::load(&g.root, &args.id)?;

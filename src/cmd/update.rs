@@ -4,56 +4,129 @@
 //! not touched (the CRI sends a deny-all entry that runc 1.1 ignores too).
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::cli::{Cmd, ID, Opt, number, path, string};
 use crate::container::{Container, Status};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::io::Read;
 use std::path::PathBuf;
 
-#[derive(clap::Args, Debug)]
+#[derive(Debug, Default)]
 pub struct Args {
-    /// Path to a file containing the resources to update, or "-" to read from stdin
-    #[arg(short, long, value_name = "FILE")]
     pub resources: Option<PathBuf>,
-    /// Specifies per cgroup weight, range is from 10 to 1000
-    #[arg(long = "blkio-weight")]
     pub blkio_weight: Option<u64>,
-    /// CPU CFS period to be used for hardcapping (in usecs). 0 to use system default
-    #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
-    /// CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period
-    #[arg(long = "cpu-quota")]
     pub cpu_quota: Option<i64>,
-    /// CPU shares (relative weight vs. other containers)
-    #[arg(long = "cpu-share")]
     pub cpu_share: Option<u64>,
-    /// CPU realtime period to be used for hardcapping (in usecs)
-    #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
-    /// CPU realtime hardcap limit (in usecs)
-    #[arg(long = "cpu-rt-runtime")]
     pub cpu_rt_runtime: Option<i64>,
-    /// CPU(s) to use
-    #[arg(long = "cpuset-cpus")]
     pub cpuset_cpus: Option<String>,
-    /// Memory node(s) to use
-    #[arg(long = "cpuset-mems")]
     pub cpuset_mems: Option<String>,
-    /// Memory limit (in bytes; suffixes k, m, g allowed)
-    #[arg(short, long, value_parser = parse_bytes)]
     pub memory: Option<i64>,
-    /// Memory reservation or soft_limit (in bytes)
-    #[arg(long = "memory-reservation", value_parser = parse_bytes)]
     pub memory_reservation: Option<i64>,
-    /// Total memory usage (memory + swap); set '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", value_parser = parse_bytes, allow_hyphen_values = true)]
     pub memory_swap: Option<i64>,
-    /// Maximum number of pids allowed in the container
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
-    /// The container id
     pub id: String,
 }
+
+pub static CLI: Cmd<Args> = Cmd {
+    init: Args::default,
+    opts: &[
+        Opt::value(
+            "resources",
+            Some('r'),
+            "FILE",
+            "Path to a file containing the resources to update, or \"-\" to read from stdin",
+            |a, v| path(v).map(|p| a.resources = Some(p)),
+        ),
+        Opt::value(
+            "blkio-weight",
+            None,
+            "BLKIO_WEIGHT",
+            "Specifies per cgroup weight, range is from 10 to 1000",
+            |a, v| number(v).map(|n| a.blkio_weight = Some(n)),
+        ),
+        Opt::value(
+            "cpu-period",
+            None,
+            "CPU_PERIOD",
+            "CPU CFS period to be used for hardcapping (in usecs). 0 to use system default",
+            |a, v| number(v).map(|n| a.cpu_period = Some(n)),
+        ),
+        Opt::value(
+            "cpu-quota",
+            None,
+            "CPU_QUOTA",
+            "CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period",
+            |a, v| number(v).map(|n| a.cpu_quota = Some(n)),
+        ),
+        Opt::value(
+            "cpu-share",
+            None,
+            "CPU_SHARE",
+            "CPU shares (relative weight vs. other containers)",
+            |a, v| number(v).map(|n| a.cpu_share = Some(n)),
+        ),
+        Opt::value(
+            "cpu-rt-period",
+            None,
+            "CPU_RT_PERIOD",
+            "CPU realtime period to be used for hardcapping (in usecs)",
+            |a, v| number(v).map(|n| a.cpu_rt_period = Some(n)),
+        ),
+        Opt::value(
+            "cpu-rt-runtime",
+            None,
+            "CPU_RT_RUNTIME",
+            "CPU realtime hardcap limit (in usecs)",
+            |a, v| number(v).map(|n| a.cpu_rt_runtime = Some(n)),
+        ),
+        Opt::value(
+            "cpuset-cpus",
+            None,
+            "CPUSET_CPUS",
+            "CPU(s) to use",
+            |a, v| string(v).map(|s| a.cpuset_cpus = Some(s)),
+        ),
+        Opt::value(
+            "cpuset-mems",
+            None,
+            "CPUSET_MEMS",
+            "Memory node(s) to use",
+            |a, v| string(v).map(|s| a.cpuset_mems = Some(s)),
+        ),
+        Opt::value(
+            "memory",
+            Some('m'),
+            "MEMORY",
+            "Memory limit (in bytes; suffixes k, m, g allowed)",
+            |a, v| parse_bytes(&string(v)?).map(|n| a.memory = Some(n)),
+        ),
+        Opt::value(
+            "memory-reservation",
+            None,
+            "MEMORY_RESERVATION",
+            "Memory reservation or soft_limit (in bytes)",
+            |a, v| parse_bytes(&string(v)?).map(|n| a.memory_reservation = Some(n)),
+        ),
+        Opt::value(
+            "memory-swap",
+            None,
+            "MEMORY_SWAP",
+            "Total memory usage (memory + swap); set '-1' to enable unlimited swap",
+            |a, v| parse_bytes(&string(v)?).map(|n| a.memory_swap = Some(n)),
+        ),
+        Opt::value(
+            "pids-limit",
+            None,
+            "PIDS_LIMIT",
+            "Maximum number of pids allowed in the container",
+            |a, v| number(v).map(|n| a.pids_limit = Some(n)),
+        ),
+    ],
+    args: &[ID],
+    set_args: |a, mut v| a.id = v.swap_remove(0),
+};
 
 /// docker's units.RAMInBytes: "512", "100m", "1.5g", "64KiB"; -1 is unlimited.
 pub fn parse_bytes(s: &str) -> Result<i64, String> {
