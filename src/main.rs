@@ -6,12 +6,13 @@
 //! process, so the whole runtime, and every child it forks, stays on one
 //! thread. Children inherit the parsed spec and every fd; nothing is
 //! serialised between our own processes except the small `sync::Msg`s.
-#![no_main]
+#![cfg_attr(not(test), no_main)]
 
 mod cgroup;
 mod cli;
 mod cmd;
 mod container;
+#[cfg(not(test))]
 mod entry;
 mod fork;
 mod hooks;
