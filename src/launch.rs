@@ -11,6 +11,7 @@ use crate::init::attach::ExecPlan;
 use crate::spec::Plan;
 use crate::sync::{Msg, SyncSocket};
 use anyhow::{Context, Result, bail};
+use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use nix::unistd::ForkResult;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -182,16 +183,25 @@ fn spawn(
     c: &mut Container,
 ) -> Result<i32> {
     let (ours, theirs) = SyncSocket::pair()?;
+    let direct = crate::init::direct_clone(plan);
     let mut fds = ChildFds {
         sync: theirs,
         fifo,
         console,
         idmapped,
         in_v2: false,
+        direct: direct.is_some(),
     };
-    // SAFETY: skiff is single-threaded; the child runs stage-1 and ends in _exit.
-    let (forked, in_v2) =
-        unsafe { crate::fork::fork_into(plan.cgroup.v2_dir()) }.context("fork stage-1")?;
+    let ns = direct.unwrap_or(CloneFlags::empty());
+    // SAFETY: skiff is single-threaded; the child runs stage-1 (or init)
+    // and ends in _exit or execve.
+    let (forked, in_v2) = unsafe { crate::fork::fork_into(plan.cgroup.v2_dir(), ns) }.context(
+        if direct.is_some() {
+            "clone init"
+        } else {
+            "fork stage-1"
+        },
+    )?;
     fds.in_v2 = in_v2;
     let child = match forked {
         ForkResult::Child => {
@@ -201,15 +211,23 @@ fn spawn(
                 libc::close(c.lock_fd());
                 libc::close(ours.0.as_raw_fd());
             }
-            crate::init::stage1(plan, &fds)
+            match direct {
+                Some(_) => crate::init::direct(plan, &fds),
+                None => crate::init::stage1(plan, &fds),
+            }
         }
         ForkResult::Parent { child } => child,
     };
     drop(fds);
     crate::log::phase("fork");
-    let pid = stage1_messages(plan, &ours, child.as_raw());
-    let _ = nix::sys::wait::waitpid(child, None);
-    let pid = pid?;
+    let pid = if direct.is_some() {
+        // Our own child: init, already in its namespaces.
+        child.as_raw()
+    } else {
+        let pid = stage1_messages(plan, &ours, child.as_raw());
+        let _ = nix::sys::wait::waitpid(child, None);
+        pid?
+    };
     crate::log::phase("stage1-msgs");
     guard.init_pid = Some(pid);
     let (_, late) = split_pids_max(&plan.cgroup_writes);
@@ -315,7 +333,8 @@ pub fn exec(
     let (ours, theirs) = SyncSocket::pair()?;
     let v2 = plan.cgroup.v2_dir().filter(|_| plan.join_cgroup);
     // SAFETY: skiff is single-threaded; the child runs the exec spine and ends in _exit or execve.
-    let (forked, in_v2) = unsafe { crate::fork::fork_into(v2) }.context("fork exec stage-1")?;
+    let (forked, in_v2) =
+        unsafe { crate::fork::fork_into(v2, CloneFlags::empty()) }.context("fork exec stage-1")?;
     let child = match forked {
         ForkResult::Child => {
             // SAFETY: raw fds we own in this process; nothing uses them afterwards.
