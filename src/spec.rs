@@ -41,8 +41,9 @@ pub fn load(bundle: &Path) -> Result<Spec> {
 pub fn parse(text: &[u8], path: &Path) -> Result<Spec> {
     let raw: Value =
         serde_json::from_slice(text).with_context(|| format!("parse {}", path.display()))?;
-    let spec: Spec =
-        serde_json::from_value(raw.clone()).with_context(|| format!("parse {}", path.display()))?;
+    // From a borrowed Value: no deep copy of the whole tree first.
+    let spec = <Spec as serde::Deserialize>::deserialize(&raw)
+        .with_context(|| format!("parse {}", path.display()))?;
     // Anything that does not survive a round trip through the typed spec
     // would otherwise be dropped without a word.
     let typed = serde_json::to_value(&spec)?;
