@@ -1,5 +1,6 @@
 //! The runtime's side of `create` (and of `run`): plan, make the state dir,
-//! fifo and cgroup, fork stage-1, answer the children's messages, and undo
+//! fifo and cgroup, fork stage-1 (or clone init directly, see
+//! `init::direct_clone`), answer the children's messages, and undo
 //! everything if any step fails.
 //! Runs in: the runtime process (P).
 use crate::Globals;
