@@ -15,12 +15,21 @@
 //!
 //! Both need lld, the toolchain's default linker on x86_64 Linux.
 //! `SKIFF_NO_LAYOUT=1` turns them off (e.g. to link with GNU ld).
+//!
+//! In every profile, the binary starts at `skiff_entry` (src/seal.rs): the
+//! seal's re-exec happens there, before the C library's start-up, which it
+//! would otherwise run twice. That code then jumps to the usual `_start`.
 use std::env;
 use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-changed=link/hot.order");
     println!("cargo:rerun-if-env-changed=SKIFF_NO_LAYOUT");
+    println!("cargo:rerun-if-changed=build.rs");
+    let x86_64 = env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64");
+    if x86_64 && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-link-arg-bins=-Wl,--entry=skiff_entry");
+    }
     let release = env::var("PROFILE").as_deref() == Ok("release");
     let linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
     if !release || !linux || env::var_os("SKIFF_NO_LAYOUT").is_some() {

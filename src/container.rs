@@ -185,7 +185,17 @@ impl Container {
         let tmp = self.dir.join(".state.json.tmp");
         let mut f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
         f.write_all(&serde_json::to_vec(&self.state)?)?;
-        std::fs::rename(&tmp, self.dir.join(STATE_FILE)).context("rename state.json")?;
+        drop(f);
+        let path = self.dir.join(STATE_FILE);
+        // Replacing: exchange the two names, then drop the old file. A
+        // rename over an existing file makes ext4 (auto_da_alloc) start
+        // writing the new one out at once, within the call; an exchange
+        // does not, and is as atomic for readers.
+        if exchange(&tmp, &path).is_ok() {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(());
+        }
+        std::fs::rename(&tmp, path).context("rename state.json")?;
         Ok(())
     }
 
@@ -268,6 +278,12 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
         .collect();
     ids.sort();
     Ok(ids)
+}
+
+/// Swaps two existing paths atomically (renameat2 RENAME_EXCHANGE).
+fn exchange(a: &Path, b: &Path) -> nix::Result<()> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Forking a child straight into the container's cgroup v2 directory with
-//! `clone3(CLONE_INTO_CGROUP)`, as crun does.
-//! Runs in: the runtime process (forking stage-1).
+//! `clone3(CLONE_INTO_CGROUP)`, as crun does, and into new namespaces.
+//! Runs in: the runtime process (forking stage-1, or init directly).
 //!
 //! Why: moving a process by writing `cgroup.procs` takes the kernel's
 //! global `cgroup_threadgroup_rwsem` for writing, which waits for an RCU
@@ -10,6 +10,7 @@
 //! the kernel also does without the global lock for a single thread.
 use anyhow::{Context, Result};
 use nix::fcntl::{OFlag, open};
+use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, Pid};
 use std::os::fd::AsRawFd;
@@ -35,14 +36,16 @@ struct CloneArgs {
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// Forks; the child starts in the cgroup v2 directory `cgroup` when given
-/// and the kernel allows it. Returns whether the child is already there, so
-/// it knows not to move itself. Falls back to a plain fork otherwise.
+/// and the kernel allows it, and in new namespaces `ns` (clone flags; none
+/// for a plain fork). Returns whether the child is already in the cgroup,
+/// so it knows not to move itself. Falls back to a fork without the
+/// cgroup otherwise; a failure to make the namespaces is an error.
 ///
 /// # Safety
 /// As for fork(2): the caller is single-threaded, and the child only runs
 /// code that does not depend on glibc's cached thread id (the raw clone
 /// does not update it; raise(3) and fork(3) query the kernel instead).
-pub unsafe fn fork_into(cgroup: Option<&Path>) -> Result<(ForkResult, bool)> {
+pub unsafe fn fork_into(cgroup: Option<&Path>, ns: CloneFlags) -> Result<(ForkResult, bool)> {
     if let Some(dir) = cgroup {
         let fd = open(
             dir,
@@ -51,7 +54,7 @@ pub unsafe fn fork_into(cgroup: Option<&Path>) -> Result<(ForkResult, bool)> {
         )
         .with_context(|| format!("open {}", dir.display()))?;
         let args = CloneArgs {
-            flags: CLONE_INTO_CGROUP,
+            flags: CLONE_INTO_CGROUP | ns.bits() as u64,
             exit_signal: libc::SIGCHLD as u64,
             cgroup: fd.as_raw_fd() as u64,
             ..Default::default()
@@ -82,7 +85,31 @@ pub unsafe fn fork_into(cgroup: Option<&Path>) -> Result<(ForkResult, bool)> {
             )),
         }
     }
-    // SAFETY: the caller's contract is fork(2)'s.
-    let r = unsafe { nix::unistd::fork() }.context("fork")?;
-    Ok((r, false))
+    if ns.is_empty() {
+        // SAFETY: the caller's contract is fork(2)'s.
+        let r = unsafe { nix::unistd::fork() }.context("fork")?;
+        return Ok((r, false));
+    }
+    // SAFETY: clone(2) with no stack and no CLONE_VM behaves like fork(2),
+    // in new namespaces; the pointer arguments are unused (null).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            ns.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match r {
+        0 => Ok((ForkResult::Child, false)),
+        p if p > 0 => Ok((
+            ForkResult::Parent {
+                child: Pid::from_raw(p as i32),
+            },
+            false,
+        )),
+        _ => Err(std::io::Error::last_os_error()).with_context(|| format!("clone {ns:?}")),
+    }
 }

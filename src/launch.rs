@@ -1,9 +1,10 @@
 //! The runtime's side of `create` (and of `run`): plan, make the state dir,
-//! fifo and cgroup, fork stage-1, answer the children's messages, and undo
+//! fifo and cgroup, fork stage-1 (or clone init directly, see
+//! `init::direct_clone`), answer the children's messages, and undo
 //! everything if any step fails.
 //! Runs in: the runtime process (P).
 use crate::Globals;
-use crate::cgroup::Write;
+use crate::cgroup::{Cgroup, Write};
 use crate::cmd::create::CreateOpts;
 use crate::container::{Container, State, proc_start_time};
 use crate::init::ChildFds;
@@ -11,21 +12,22 @@ use crate::init::attach::ExecPlan;
 use crate::spec::Plan;
 use crate::sync::{Msg, SyncSocket};
 use anyhow::{Context, Result, bail};
+use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use nix::unistd::ForkResult;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Removes what a failed `create` made, and only that.
-struct Cleanup<'a> {
+struct Cleanup {
     dir: PathBuf,
-    plan: &'a Plan,
-    cgroup_made: bool,
+    /// The cgroup once `create` made some of it (what it made is ours to remove).
+    cgroup: Option<Cgroup>,
     init_pid: Option<i32>,
     armed: bool,
 }
 
-impl Drop for Cleanup<'_> {
+impl Drop for Cleanup {
     fn drop(&mut self) {
         if !self.armed {
             return;
@@ -34,8 +36,8 @@ impl Drop for Cleanup<'_> {
             let _ = crate::pidfd::send_signal(&fd, libc::SIGKILL);
             crate::pidfd::wait_exit(&fd, std::time::Duration::from_secs(5));
         }
-        if self.cgroup_made
-            && let Err(e) = self.plan.cgroup.destroy()
+        if let Some(cg) = &self.cgroup
+            && let Err(e) = cg.destroy()
         {
             crate::log::warn(&format!("cleanup: {e:#}"));
         }
@@ -70,40 +72,23 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
     let (dir, lock) = Container::create_dir(&g.root, &opts.id)?;
     let mut c = Container::new(dir.clone(), initial_state(&plan), lock);
-    // Recorded before it exists: a runtime killed from here on leaves a
-    // state.json from which `delete --force` finds the cgroup.
-    c.state.cgroup.created = plan.cgroup.pending();
-    c.save()?;
-    crate::log::phase("statedir");
-    // The guard holds the plan read-only; cgroup creation happens first.
-    // runc: rootless errors are forgiven only without an explicit cgroupsPath.
-    let explicit = plan
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().as_ref());
-    // pids.max waits until our own helper processes have left the cgroup.
-    let (early, _) = split_pids_max(&plan.cgroup_writes);
-    let made = if g.rootless_cgroups && explicit.is_none() {
-        // Checked against every write: pids.max is only deferred, not optional.
-        plan.cgroup
-            .create_rootless(&early)
-            .and_then(|_| plan.cgroup.check_targets(&plan.cgroup_writes))
-    } else {
-        plan.cgroup.create(&early)
-    };
     let mut guard = Cleanup {
         dir,
-        plan: &plan,
-        // create undoes its own failures; what is recorded here is ours to remove.
-        cgroup_made: !plan.cgroup.created.is_empty(),
+        cgroup: None,
         init_pid: None,
         armed: true,
     };
-    made?;
-    // Saved again with the pid, once stage-1 reports it.
-    c.state.cgroup = plan.cgroup.clone();
-    crate::log::phase("cgroup");
+    let late = cgroup_after_init(&plan);
+    if !late {
+        // Recorded before it exists: a runtime killed from here on leaves a
+        // state.json from which `delete --force` finds the cgroup.
+        c.state.cgroup.created = plan.cgroup.pending();
+        c.save()?;
+        crate::log::phase("statedir");
+        make_cgroup(&mut plan, g, &mut guard)?;
+        // Saved again with the pid, once stage-1 reports it.
+        c.state.cgroup = plan.cgroup.clone();
+    }
     let fifo = exec_fifo(&c)?;
     // check_terminal allowed a terminal without a socket only for a
     // foreground run, which is then its own console socket.
@@ -111,7 +96,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         crate::tty::console_socket(opts.console_socket.as_deref(), plan.terminal)?;
     let idmapped = crate::rootfs::prepare_idmapped(&plan.rootfs_plan)?;
     crate::log::phase("fifo");
-    let pid = spawn(&plan, (fifo, console, idmapped), &mut guard, &mut c)?;
+    let pid = spawn(&mut plan, g, (fifo, console, idmapped), &mut guard, &mut c)?;
     let master = own_console
         .as_ref()
         .map(crate::tty::recv_master)
@@ -122,6 +107,44 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     guard.armed = false;
     crate::log::phase("done");
     Ok(Created { pid, master })
+}
+
+/// True when the cgroup can wait until init exists: init cloned directly
+/// (it joins its v1 cgroups itself, once told to proceed) and no v2
+/// directory to clone it into. Then one state.json write records the pid
+/// and the cgroup (before it exists) together: a file fewer to create and
+/// delete per container (on ext4 each costs an inode allocation, which
+/// scans past every recently deleted inode).
+fn cgroup_after_init(plan: &Plan) -> bool {
+    crate::init::direct_clone(plan).is_some() && plan.cgroup.v2_dir().is_none()
+}
+
+/// Makes the cgroup with every write but pids.max; what it made goes to
+/// the guard (`create` undoes its own failures, not the guard's part).
+fn make_cgroup(plan: &mut Plan, g: &Globals, guard: &mut Cleanup) -> Result<()> {
+    // runc: rootless errors are forgiven only without an explicit cgroupsPath.
+    let explicit = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .is_some();
+    // pids.max waits until our own helper processes have left the cgroup.
+    let (early, _) = split_pids_max(&plan.cgroup_writes);
+    let made = if g.rootless_cgroups && !explicit {
+        // Checked against every write: pids.max is only deferred, not optional.
+        plan.cgroup
+            .create_rootless(&early)
+            .and_then(|_| plan.cgroup.check_targets(&plan.cgroup_writes))
+    } else {
+        plan.cgroup.create(&early)
+    };
+    if !plan.cgroup.created.is_empty() {
+        guard.cgroup = Some(plan.cgroup.clone());
+    }
+    made?;
+    crate::log::phase("cgroup");
+    Ok(())
 }
 
 fn check_terminal(plan: &Plan, opts: &CreateOpts, run: bool) -> Result<()> {
@@ -174,24 +197,74 @@ fn exec_fifo(c: &Container) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Forks stage-1 and drives the protocol in `sync.rs` to the end.
+/// Forks stage-1 (or clones init) and drives the protocol in `sync.rs` to the end.
 fn spawn(
-    plan: &Plan,
-    (fifo, console, idmapped): (OwnedFd, Option<OwnedFd>, crate::rootfs::Prepared),
+    plan: &mut Plan,
+    g: &Globals,
+    fds: (OwnedFd, Option<OwnedFd>, crate::rootfs::Prepared),
     guard: &mut Cleanup,
     c: &mut Container,
 ) -> Result<i32> {
+    let (ours, pid) = fork_child(plan, fds, c)?;
+    crate::log::phase("stage1-msgs");
+    guard.init_pid = Some(pid);
+    c.state.pid = Some(pid);
+    c.state.pid_start = proc_start_time(pid);
+    if c.state.pid_start.is_none() {
+        bail!("container init exited during setup");
+    }
+    if cgroup_after_init(plan) {
+        // Recorded before it exists, as in `create`, now with the pid.
+        c.state.cgroup.created = plan.cgroup.pending();
+        c.save()?;
+        crate::log::phase("statedir");
+        make_cgroup(plan, g, guard)?;
+        // Rootless dropped a hierarchy, or a racing create made a directory.
+        if plan.cgroup != c.state.cgroup {
+            c.state.cgroup = plan.cgroup.clone();
+            c.save()?;
+        }
+    }
+    let (_, late) = split_pids_max(&plan.cgroup_writes);
+    plan.cgroup.apply(&late)?;
+    if !cgroup_after_init(plan) {
+        c.save()?;
+    }
+    crate::log::phase("pid-saved");
+    let state = c.oci_state(crate::container::Status::Creating);
+    ours.send(&Msg::Proceed(state.to_string()))?;
+    init_messages(plan, &ours, &state)?;
+    crate::log::phase("init-setup");
+    Ok(pid)
+}
+
+/// Forks stage-1 and learns init's pid from it, or clones init itself
+/// (`init::direct_clone`). Returns our end of the sync socket and the pid.
+fn fork_child(
+    plan: &Plan,
+    (fifo, console, idmapped): (OwnedFd, Option<OwnedFd>, crate::rootfs::Prepared),
+    c: &Container,
+) -> Result<(SyncSocket, i32)> {
     let (ours, theirs) = SyncSocket::pair()?;
+    let direct = crate::init::direct_clone(plan);
     let mut fds = ChildFds {
         sync: theirs,
         fifo,
         console,
         idmapped,
         in_v2: false,
+        direct: direct.is_some(),
     };
-    // SAFETY: skiff is single-threaded; the child runs stage-1 and ends in _exit.
+    let ns = direct.unwrap_or(CloneFlags::empty());
+    let what = if direct.is_some() {
+        "clone init"
+    } else {
+        "fork stage-1"
+    };
+    // SAFETY: skiff is single-threaded; the child runs stage-1 (or init)
+    // and ends in _exit or execve.
     let (forked, in_v2) =
-        unsafe { crate::fork::fork_into(plan.cgroup.v2_dir()) }.context("fork stage-1")?;
+        unsafe { crate::fork::fork_into(plan.cgroup.v2_dir(), ns) }.context(what)?;
     fds.in_v2 = in_v2;
     let child = match forked {
         ForkResult::Child => {
@@ -201,31 +274,22 @@ fn spawn(
                 libc::close(c.lock_fd());
                 libc::close(ours.0.as_raw_fd());
             }
-            crate::init::stage1(plan, &fds)
+            match direct {
+                Some(_) => crate::init::direct(plan, &fds),
+                None => crate::init::stage1(plan, &fds),
+            }
         }
         ForkResult::Parent { child } => child,
     };
     drop(fds);
     crate::log::phase("fork");
+    if direct.is_some() {
+        // Our own child: init, already in its namespaces.
+        return Ok((ours, child.as_raw()));
+    }
     let pid = stage1_messages(plan, &ours, child.as_raw());
     let _ = nix::sys::wait::waitpid(child, None);
-    let pid = pid?;
-    crate::log::phase("stage1-msgs");
-    guard.init_pid = Some(pid);
-    let (_, late) = split_pids_max(&plan.cgroup_writes);
-    plan.cgroup.apply(&late)?;
-    c.state.pid = Some(pid);
-    c.state.pid_start = proc_start_time(pid);
-    if c.state.pid_start.is_none() {
-        bail!("container init exited during setup");
-    }
-    c.save()?;
-    crate::log::phase("pid-saved");
-    let state = c.oci_state(crate::container::Status::Creating);
-    ours.send(&Msg::Proceed(state.to_string()))?;
-    init_messages(plan, &ours, &state)?;
-    crate::log::phase("init-setup");
-    Ok(pid)
+    Ok((ours, pid?))
 }
 
 /// Splits off `pids.max`, which is written only once stage-1 has exited:
@@ -315,7 +379,8 @@ pub fn exec(
     let (ours, theirs) = SyncSocket::pair()?;
     let v2 = plan.cgroup.v2_dir().filter(|_| plan.join_cgroup);
     // SAFETY: skiff is single-threaded; the child runs the exec spine and ends in _exit or execve.
-    let (forked, in_v2) = unsafe { crate::fork::fork_into(v2) }.context("fork exec stage-1")?;
+    let (forked, in_v2) =
+        unsafe { crate::fork::fork_into(v2, CloneFlags::empty()) }.context("fork exec stage-1")?;
     let child = match forked {
         ForkResult::Child => {
             // SAFETY: raw fds we own in this process; nothing uses them afterwards.

@@ -26,6 +26,11 @@
 //!        ── SeccompFdDone ─────────────────────────────────────▶ close the listener
 //!        ◀─────────────────────────────────────────────── Done ── wait on exec.fifo
 //! ```
+//! Without a user namespace, a namespace to join or a time namespace, there
+//! is no S (`init::direct_clone`): P clones I straight into its namespaces
+//! (and v2 cgroup), knows its pid from the clone, and I joins the v1 cgroups,
+//! sets rlimits and unshares the cgroup namespace itself after `Proceed`.
+//!
 //! `SeccompFd` is the one message that carries a file descriptor: the
 //! seccomp notify listener, which only init can create (it belongs to its
 //! filter). The runtime, not init, talks to the agent, so init never blocks

@@ -445,6 +445,9 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
                 .with_context(|| format!("bad pid {line:?} in {}", dir.display()))?,
         );
     }
+    if !may_have_subdirs(dir) {
+        return Ok(());
+    }
     for e in std::fs::read_dir(dir).with_context(|| format!("read dir {}", dir.display()))? {
         let e = e?;
         if e.file_type()?.is_dir() {
@@ -452,6 +455,16 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// False only when `dir` surely has no subdirectory, known without listing
+/// it: kernfs (cgroupfs, v1 and v2) keeps a directory's link count at 2 +
+/// its subdirectories, and one stat costs less than listing the dozens of
+/// control files of a v1 cgroup. Anything else (an error, another count, a
+/// file system that counts otherwise) answers true: then the caller lists.
+fn may_have_subdirs(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).map_or(true, |m| m.nlink() != 2)
 }
 
 /// rmdir, retrying EBUSY for a bounded time: the kernel may still be tearing
@@ -470,6 +483,18 @@ fn rmdir_retry(dir: &Path) -> std::result::Result<(), Errno> {
 }
 
 fn remove_tree(dir: &Path) -> Result<()> {
+    // The common case first, an empty leaf: one rmdir, nothing to look at.
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
+    if !may_have_subdirs(dir) {
+        return match rmdir_retry(dir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("rmdir {}", dir.display())),
+        };
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -29,6 +29,9 @@ pub struct ChildFds {
     pub idmapped: crate::rootfs::Prepared,
     /// Stage-1 was cloned straight into the cgroup v2 directory.
     pub in_v2: bool,
+    /// Init was cloned by the runtime itself, in its new namespaces,
+    /// without stage-1 (`direct_clone`): it does stage-1's other steps.
+    pub direct: bool,
 }
 
 pub(crate) fn set_name(name: &str) {
@@ -89,6 +92,41 @@ fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
     }
 }
 
+/// The namespaces to clone init into, straight from the runtime, when
+/// stage-1 has nothing to do that init cannot do itself (as crun does):
+/// no user namespace (its id maps come between unshare and the rest), no
+/// namespace to join (a pid namespace joined takes a fork), no time
+/// namespace (offsets go in before anything enters it). Saves a process
+/// (a fork of the runtime, its page faults and exit): about 0.2 ms of CPU
+/// per container. The cgroup namespace is left out: init unshares it
+/// once in its cgroup, so that it is the namespace's root.
+pub fn direct_clone(plan: &Plan) -> Option<CloneFlags> {
+    let ns = &plan.ns;
+    if ns.new_user || !ns.join.is_empty() || ns.new.contains(namespaces::CLONE_NEWTIME) {
+        return None;
+    }
+    Some(ns.new - CloneFlags::CLONE_NEWCGROUP)
+}
+
+/// Init cloned by the runtime (`direct_clone`): pid 1 from the start.
+pub fn direct(plan: &Plan, fds: &ChildFds) -> ! {
+    run(plan, fds)
+}
+
+/// What stage-1 would have done before forking init, for a `direct` init:
+/// run once the runtime has said `Proceed`, before any setup.
+fn direct_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
+    crate::log::phase("stage1");
+    plan.cgroup.join_self(fds.in_v2)?;
+    let process = plan.spec.process().as_ref().context("process")?;
+    user::set_rlimits(process)?;
+    if plan.ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).context("unshare cgroup namespace")?;
+    }
+    crate::log::phase("stage1-unshare");
+    Ok(())
+}
+
 /// Offsets apply to the time namespace our children will enter.
 fn write_time_offsets(plan: &Plan) -> Result<()> {
     let linux = plan.spec.linux().as_ref().context("linux")?;
@@ -128,6 +166,9 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         Some(m) => bail!("sync: expected Proceed, got {m:?}"),
         None => bail!("runtime exited before the container was set up"),
     };
+    if fds.direct {
+        direct_steps(plan, fds)?;
+    }
     let process = plan.spec.process().as_ref().context("process")?;
     crate::log::phase("init");
     nix::unistd::setsid().context("setsid")?;

@@ -277,11 +277,15 @@ pub fn parse_proc_cgroup(text: &str) -> Vec<(Vec<String>, String)> {
         .collect()
 }
 
+/// Our /proc/self/cgroup, read once for all the hierarchies.
+fn self_cgroup() -> Result<String> {
+    std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")
+}
+
 /// The host path of our own cgroup in a hierarchy with these controllers
-/// (empty for the v2 "0::" line).
-fn own_cgroup(mountpoint: &Path, root: &str, subsystems: &[String]) -> Result<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
-    let own = parse_proc_cgroup(&text)
+/// (empty for the v2 "0::" line), from our /proc/self/cgroup `text`.
+fn own_cgroup(text: &str, mountpoint: &Path, root: &str, subsystems: &[String]) -> PathBuf {
+    let own = parse_proc_cgroup(text)
         .into_iter()
         .find(|(c, _)| {
             c.iter().any(|c| subsystems.contains(c)) || (subsystems.is_empty() && c.is_empty())
@@ -289,7 +293,7 @@ fn own_cgroup(mountpoint: &Path, root: &str, subsystems: &[String]) -> Result<Pa
         .map(|(_, p)| p)
         .unwrap_or_else(|| "/".into());
     let rel = Path::new(&own).strip_prefix(root).unwrap_or(Path::new(""));
-    Ok(mountpoint.join(rel))
+    mountpoint.join(rel)
 }
 
 /// type "cgroup": what runc 1.1 does on each layout.
@@ -307,7 +311,7 @@ fn mount_cgroup(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
                 // own cgroup when a cgroupns was asked for (emulating it).
                 Err(e) if is_errno(&e, &[Errno::EPERM, Errno::EBUSY]) => {
                     let src = if plan.cgroupns {
-                        own_cgroup(mountpoint, "/", &[])?
+                        own_cgroup(&self_cgroup()?, mountpoint, "/", &[])
                     } else {
                         mountpoint.clone()
                     };
@@ -350,8 +354,13 @@ fn mount_cgroup_v1(root: BorrowedFd, m: &MountStep, plan: &Plan, hs: &[Hierarchy
         ..m.clone()
     };
     mount_plain(root, &tmpfs)?;
+    let own = if plan.cgroupns {
+        None
+    } else {
+        Some(self_cgroup()?)
+    };
     for h in hs {
-        mount_hierarchy(root, m, plan.cgroupns, h)?;
+        mount_hierarchy(root, m, own.as_deref(), h)?;
     }
     if m.opts.flags.contains(MsFlags::MS_RDONLY) {
         // GHSA-m8cg-xc2p-r3fc: a writable tmpfs here would let the container
@@ -371,25 +380,19 @@ const CGROUP_FLAGS: MsFlags = MsFlags::MS_NOEXEC
     .union(MsFlags::MS_NODEV);
 
 /// One v1 hierarchy: a fresh cgroup fs inside a cgroupns (it shows only our
-/// subtree), else a bind of our own cgroup directory from the host.
-fn mount_hierarchy(root: BorrowedFd, m: &MountStep, cgroupns: bool, h: &Hierarchy) -> Result<()> {
+/// subtree; `own` is None), else a bind of our own cgroup directory from the
+/// host (`own`: our /proc/self/cgroup).
+fn mount_hierarchy(
+    root: BorrowedFd,
+    m: &MountStep,
+    own: Option<&str>,
+    h: &Hierarchy,
+) -> Result<()> {
     let name = h.mountpoint.file_name().unwrap_or_default();
     let dest = m.dest.join(name);
     let subsystems = h.subsystems.join(",");
-    if cgroupns {
-        let t = mkdir_all(root, &dest, Leaf::Dir)?;
-        let flags = CGROUP_FLAGS | (m.opts.flags & MsFlags::MS_RDONLY);
-        let at = fd_path(t.as_fd());
-        nix::mount::mount(
-            Some("cgroup"),
-            &at,
-            Some("cgroup"),
-            flags,
-            Some(subsystems.as_str()),
-        )
-        .with_context(|| format!("mount cgroup {subsystems} on {}", dest.display()))?;
-    } else {
-        let src = own_cgroup(&h.mountpoint, &h.root, &h.subsystems)?;
+    if let Some(own) = own {
+        let src = own_cgroup(own, &h.mountpoint, &h.root, &h.subsystems);
         let flags = m.opts.flags | MsFlags::MS_BIND | MsFlags::MS_REC;
         let bind = MountStep {
             kind: Kind::Bind,
@@ -403,6 +406,18 @@ fn mount_hierarchy(root: BorrowedFd, m: &MountStep, cgroupns: bool, h: &Hierarch
             ..m.clone()
         };
         mount_plain(root, &bind).with_context(|| format!("bind cgroup on {}", dest.display()))?;
+    } else {
+        let t = mkdir_all(root, &dest, Leaf::Dir)?;
+        let flags = CGROUP_FLAGS | (m.opts.flags & MsFlags::MS_RDONLY);
+        let at = fd_path(t.as_fd());
+        nix::mount::mount(
+            Some("cgroup"),
+            &at,
+            Some("cgroup"),
+            flags,
+            Some(subsystems.as_str()),
+        )
+        .with_context(|| format!("mount cgroup {subsystems} on {}", dest.display()))?;
     }
     // Co-mounted controllers ("cpu,cpuacct") also get a link per controller,
     // where tools look for them.

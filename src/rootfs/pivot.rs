@@ -17,7 +17,12 @@ pub fn prepare_root(plan: &Plan) -> Result<()> {
         .root_propagation
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).context("set propagation of /")?;
-    make_parent_private(&plan.rootfs)?;
+    // rslave or rprivate on "/" leaves no mount of ours shared: nothing to
+    // look up in mountinfo (whose text the kernel builds for every mount).
+    let none_shared = [MsFlags::MS_SLAVE, MsFlags::MS_PRIVATE].map(|p| p | MsFlags::MS_REC);
+    if !none_shared.contains(&flags) {
+        make_parent_private(&plan.rootfs)?;
+    }
     let r = &plan.rootfs;
     mount(
         Some(r),
