@@ -93,6 +93,7 @@ static SIGPIPE_WAS_IGNORED: std::sync::atomic::AtomicBool =
 /// gives us EPIPE rather than killing us half-way through create. An
 /// ignored signal survives execve, so `execve` below puts back what the
 /// caller gave us. Called once, first thing (src/entry.rs).
+#[cfg_attr(test, allow(dead_code))] // called by src/entry.rs, not built for tests
 pub fn ignore_sigpipe() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
