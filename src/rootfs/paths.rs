@@ -43,12 +43,19 @@ pub fn openat2(dir: BorrowedFd, path: &Path, flags: OFlag) -> nix::Result<OwnedF
     if !openat2_works() {
         return resolve::open_in_root(dir, path, flags);
     }
-    match sys_openat2(dir, path, flags) {
-        Err(Errno::ENOSYS) => {
-            OPENAT2.store(MISSING, Ordering::Relaxed);
-            resolve::open_in_root(dir, path, flags)
+    // EAGAIN: with RESOLVE_IN_ROOT the kernel refuses a walk through ".."
+    // that raced a rename or mount anywhere on the system; a retry is what
+    // it asks for (filepath-securejoin retries too).
+    let mut tries = 0;
+    loop {
+        match sys_openat2(dir, path, flags) {
+            Err(Errno::ENOSYS) => {
+                OPENAT2.store(MISSING, Ordering::Relaxed);
+                return resolve::open_in_root(dir, path, flags);
+            }
+            Err(Errno::EAGAIN) if tries < 32 => tries += 1,
+            r => return r,
         }
-        r => r,
     }
 }
 
