@@ -221,6 +221,97 @@ fn cve_2025_52565_console_is_the_containers_pty() {
     assert_eq!(fs::read_to_string(&file).unwrap(), "");
 }
 
+/// CVE-2025-52565, the symlink and the race: with no /dev tmpfs, the image's
+/// own /dev/console is a symlink to /proc/version, and then a host
+/// thread keeps swapping it between that symlink and a plain file while
+/// containers start with a terminal. The pty must land on /dev/console and
+/// never on the symlink's target (or the run fails cleanly).
+/// skiff replaces the symlink with a file of its own and binds the pty by
+/// fd. Checked failing on the previous code: the first run failed with
+/// "set up /dev: create /dev/console: ELOOP" (it refused a symlinked
+/// console outright); and with only mount_console's lookup reverted to
+/// `mkdir_all(.., Leaf::File)`, racing runs failed with "readlink
+/// dev/console: ENOENT".
+#[test]
+fn cve_2025_52565_console_symlink_is_not_followed() {
+    require_root!();
+    if !is_skiff() {
+        skip!("runc 1.1.5 binds the console through the symlink (the CVE)");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        let m = c["mounts"].as_array_mut().unwrap();
+        m.retain(|m| m["destination"] != "/dev");
+        c["process"]["terminal"] = json!(true);
+    });
+    b.args(&[
+        "sh",
+        "-c",
+        "stat -L -c %t:%T /dev/console $(tty); stat -c %F /proc/version",
+    ]);
+    let console = b.rootfs().join("dev/console");
+    fs::create_dir_all(console.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/proc/version", &console).unwrap();
+    check_console_run(&rt, &b, "console-link", true);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = fs::remove_file(&console);
+                let _ = std::os::unix::fs::symlink("/proc/version", &console);
+                let _ = fs::remove_file(&console);
+                let _ = fs::write(&console, "");
+            }
+        })
+    };
+    for i in 0..10 {
+        check_console_run(&rt, &b, &format!("console-race{i}"), false);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flipper.join().unwrap();
+}
+
+/// One detached run with a console socket: either a clean refusal naming
+/// /dev/console, or /proc/version untouched and, when nothing races
+/// (`settled`), the pty on /dev/console. While the flipper runs, the name
+/// /dev/console may be swapped again after our mount (the container shares
+/// the image's /dev), so only the first run checks it.
+fn check_console_run(rt: &Rt, b: &Bundle, tag: &str, settled: bool) {
+    let dir = TempDir::new("console-sock");
+    let sock = dir.path().join("s.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let fd = crate::fds_tty::receive_fd(&listener);
+        let _ = tx.send(crate::fds_tty::read_master(fd));
+    });
+    let id = rt.id(tag);
+    let o = rt.run_detached(b, &id, &["--console-socket", sock.to_str().unwrap()]);
+    if !o.ok() && !settled {
+        assert!(o.stderr.contains("/dev/console"), "{tag}: {o:?}");
+        return;
+    }
+    let o = o.check(tag);
+    let text = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no pty output");
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert!(
+        !text.contains("character special file"),
+        "{tag}: the pty landed on /proc/version: {text:?}"
+    );
+    if settled {
+        assert_eq!(lines.len(), 3, "{tag}: {text:?}");
+        assert_eq!(
+            lines[0], lines[1],
+            "{tag}: /dev/console is not the pty: {text:?}"
+        );
+        assert_eq!(lines[2], "regular empty file", "{tag}: {text:?}");
+    }
+}
+
 /// CVE-2025-52881: init's /proc writes check that the fd is on procfs.
 /// Config mounts inside /proc are refused up front, so the attack's mount
 /// comes from elsewhere: a createContainer hook (in the container's mount

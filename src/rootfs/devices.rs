@@ -14,7 +14,7 @@ use nix::mount::{MsFlags, mount};
 use nix::sys::stat::{Mode, SFlag, fstat, makedev, mknodat, umask};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, symlinkat, unlinkat};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// One device node to create, decided before fork.
@@ -136,15 +136,9 @@ fn create_all(root: BorrowedFd, plan: &Plan) -> Result<()> {
         }
     }
     if plan.terminal {
-        // An empty file for mount_console to bind the pty slave over.
-        let flags = OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
-        nix::fcntl::openat(
-            dev.as_fd(),
-            "console",
-            flags,
-            Mode::from_bits_truncate(0o666),
-        )
-        .context("create /dev/console")?;
+        // The mountpoint mount_console binds the pty slave over: never
+        // opened for I/O (an image's own node could be the host's console).
+        console_target(dev.as_fd())?;
     }
     Ok(())
 }
@@ -197,18 +191,13 @@ fn bind_device(root: BorrowedFd, parent: BorrowedFd, d: &Device) -> Result<()> {
 /// come from the container's devpts (/dev/ptmx opened after pivot, as runc
 /// does): a bind source outside our mount namespace fails with EINVAL.
 pub fn mount_console(slave: BorrowedFd) -> Result<()> {
-    let is = |m: u32, t: SFlag| SFlag::from_bits_truncate(m) & SFlag::S_IFMT == t;
     let st = fstat(slave).context("fstat console slave")?;
-    if !is(st.st_mode, SFlag::S_IFCHR) {
+    if !is_kind(st.st_mode, SFlag::S_IFCHR) {
         bail!("console slave is not a character device");
     }
     let root = open_root(Path::new("/"))?;
-    let target = mkdir_all(root.as_fd(), Path::new("/dev/console"), Leaf::File)?;
-    // Only over a plain file or a device node: never over a planted directory.
-    let t = fstat(target.as_fd()).context("fstat /dev/console")?;
-    if !is(t.st_mode, SFlag::S_IFREG) && !is(t.st_mode, SFlag::S_IFCHR) {
-        bail!("/dev/console is neither a regular file nor a device");
-    }
+    let dev = mkdir_all(root.as_fd(), Path::new("/dev"), Leaf::Dir)?;
+    let target = console_target(dev.as_fd())?;
     mount(
         Some(&fd_path(slave)),
         &fd_path(target.as_fd()),
@@ -219,6 +208,52 @@ pub fn mount_console(slave: BorrowedFd) -> Result<()> {
     // EINVAL: the pty is not from a devpts in this mount namespace; open it
     // through the container's /dev/ptmx after pivot_root.
     .context("bind console onto /dev/console")
+}
+
+fn is_kind(mode: u32, t: SFlag) -> bool {
+    SFlag::from_bits_truncate(mode) & SFlag::S_IFMT == t
+}
+
+/// An O_PATH fd of `console` in `dev`, which is never followed if it is a
+/// symlink (CVE-2025-52565: the pty must land on /dev/console, not on what
+/// an image or a racing process points it at): a symlink is replaced by an
+/// empty file we create, as is a missing name. A plain file or a device
+/// node is used as it is; a directory or anything else is refused. The
+/// mount then goes through this fd, so a later swap of the name is moot.
+fn console_target(dev: BorrowedFd) -> Result<OwnedFd> {
+    let name = Path::new("console");
+    let open = || {
+        nix::fcntl::openat(
+            dev,
+            name,
+            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    for _ in 0..3 {
+        match open() {
+            Ok(fd) => {
+                let t = fstat(fd.as_fd()).context("fstat /dev/console")?;
+                if is_kind(t.st_mode, SFlag::S_IFREG) || is_kind(t.st_mode, SFlag::S_IFCHR) {
+                    return Ok(fd);
+                }
+                if !is_kind(t.st_mode, SFlag::S_IFLNK) {
+                    bail!("/dev/console is neither a regular file nor a device");
+                }
+                unlinkat(dev, name, UnlinkatFlags::NoRemoveDir)
+                    .context("remove the /dev/console symlink")?;
+            }
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e).context("open /dev/console"),
+        }
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+        match nix::fcntl::openat(dev, name, flags, Mode::from_bits_truncate(0o600)) {
+            Ok(_) | Err(Errno::EEXIST) => {} // ours, or a racer's: look again
+            Err(e) => return Err(e).context("create /dev/console"),
+        }
+    }
+    bail!("/dev/console keeps changing under us")
 }
 
 #[cfg(test)]
