@@ -293,7 +293,7 @@ fn check_console_run(rt: &Rt, b: &Bundle, tag: &str, settled: bool) {
         assert!(o.stderr.contains("/dev/console"), "{tag}: {o:?}");
         return;
     }
-    let o = o.check(tag);
+    o.check(tag);
     let text = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("no pty output");
