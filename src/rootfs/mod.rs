@@ -353,7 +353,7 @@ fn mount_cgroup_v1(root: BorrowedFd, m: &MountStep, plan: &Plan, hs: &[Hierarchy
     };
     // Everything below is made relative to the fresh tmpfs: no hierarchy
     // walks the container's /sys again.
-    let cg = mount_plain(root, &tmpfs)?;
+    let cg = mount_plain(root, &tmpfs)?.reopen(root)?;
     let own = if plan.cgroupns {
         None
     } else {

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
 use oci_spec::runtime::Mount;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 /// The kernel's mount_setattr(2) argument (linux/mount.h).
@@ -358,20 +358,20 @@ pub fn is_errno(e: &anyhow::Error, set: &[Errno]) -> bool {
 
 /// Mounts one filesystem or bind mount on its fd-resolved target, then
 /// applies propagation, the bind remount and recursive attributes. Returns
-/// an O_PATH fd of the new mount.
-pub fn mount_plain(root: BorrowedFd, m: &MountStep) -> Result<OwnedFd> {
+/// the target: its `reopen` reaches the new mount.
+pub fn mount_plain(root: BorrowedFd, m: &MountStep) -> Result<Target> {
     mount_any(root, m, None)
 }
 
 /// `mount_plain`, or with `detached`, attaching that mount (move_mount) instead.
-fn mount_any(root: BorrowedFd, m: &MountStep, detached: Option<BorrowedFd>) -> Result<OwnedFd> {
+fn mount_any(root: BorrowedFd, m: &MountStep, detached: Option<BorrowedFd>) -> Result<Target> {
     let target = open_target(root, m)?;
     mount_on(root, m, target, detached)
 }
 
 /// `mount_plain` on a target the caller already resolved (`paths::mkdir_all`
 /// or `paths::mkdir_below`).
-pub fn mount_at(root: BorrowedFd, m: &MountStep, target: Target) -> Result<OwnedFd> {
+pub fn mount_at(root: BorrowedFd, m: &MountStep, target: Target) -> Result<Target> {
     mount_on(root, m, target, None)
 }
 
@@ -380,7 +380,7 @@ fn mount_on(
     m: &MountStep,
     target: Target,
     detached: Option<BorrowedFd>,
-) -> Result<OwnedFd> {
+) -> Result<Target> {
     // A tmpfs over an existing directory keeps the image's mode (runc),
     // unless the options set one.
     let keep_mode =
@@ -401,15 +401,26 @@ fn mount_on(
         Some(fd) => move_mount(fd, target.fd.as_fd())?,
         None => mount(Some(&src), &fd_path(target.fd.as_fd()), fstype, flags, data)?,
     }
-    // The old fd is below the new mount; reopen to act on the mount itself.
-    let mounted = target.reopen(root)?;
-    after_mount(mounted.as_fd(), m, flags, old_mode)?;
-    Ok(mounted)
+    let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    let remount = m.kind == Kind::Bind && !extra.is_empty();
+    let rec = m.opts.rec_set != 0 || m.opts.rec_clr != 0;
+    if old_mode.is_some() || !m.opts.propagation.is_empty() || remount || rec {
+        // The old fd is below the new mount; reopen to act on the mount itself.
+        let mounted = target.reopen(root)?;
+        after_mount(mounted.as_fd(), m, flags, old_mode, remount)?;
+    }
+    Ok(target)
 }
 
 /// The steps after the mount itself, on the new mount `at`: the kept mode,
 /// propagation, the bind remount and recursive attributes.
-fn after_mount(at: BorrowedFd, m: &MountStep, flags: MsFlags, old_mode: Option<u32>) -> Result<()> {
+fn after_mount(
+    at: BorrowedFd,
+    m: &MountStep,
+    flags: MsFlags,
+    old_mode: Option<u32>,
+    remount: bool,
+) -> Result<()> {
     let path = fd_path(at);
     if let Some(mode) = old_mode {
         let mode = nix::sys::stat::Mode::from_bits_truncate(mode);
@@ -420,8 +431,7 @@ fn after_mount(at: BorrowedFd, m: &MountStep, flags: MsFlags, old_mode: Option<u
         mount(None::<&str>, &path, None::<&str>, *p, None::<&str>)
             .context("change mount propagation")?;
     }
-    let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-    if m.kind == Kind::Bind && !extra.is_empty() {
+    if remount {
         bind_remount(at, flags)?;
     }
     if m.opts.rec_set != 0 || m.opts.rec_clr != 0 {
