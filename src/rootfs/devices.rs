@@ -6,7 +6,7 @@
 //! parent-directory fd, never through a joined path string.
 
 use super::Plan;
-use super::paths::{Leaf, fd_path, mkdir_all, open_root, openat2};
+use super::paths::{Leaf, fd_path, mkdir_all, mkdir_below, open_root, openat2};
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -117,12 +117,13 @@ pub fn setup_dev(root: BorrowedFd, plan: &Plan) -> Result<()> {
 }
 
 fn create_all(root: BorrowedFd, plan: &Plan) -> Result<()> {
+    // /dev is resolved once; nodes directly in it are made relative to it.
+    let dev = mkdir_all(root, Path::new("/dev"), Leaf::Dir)?.fd;
     for d in &plan.devices {
-        create_device(root, d, plan.bind_devices)
+        create_device(root, dev.as_fd(), d, plan.bind_devices)
             .with_context(|| format!("create device {}", d.path.display()))?;
     }
-    let dev = mkdir_all(root, Path::new("/dev"), Leaf::Dir)?;
-    mkdir_all(root, Path::new("/dev/pts"), Leaf::Dir)?;
+    mkdir_below(root, dev.as_fd(), Path::new("/dev/pts"), Leaf::Dir)?;
     // The pty multiplexer must be the one of the container's devpts instance.
     match unlinkat(dev.as_fd(), "ptmx", UnlinkatFlags::NoRemoveDir) {
         Ok(()) | Err(Errno::ENOENT) => {}
@@ -143,11 +144,15 @@ fn create_all(root: BorrowedFd, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-fn create_device(root: BorrowedFd, d: &Device, bind: bool) -> Result<()> {
-    let parent = mkdir_all(root, d.path.parent().unwrap_or(Path::new("/")), Leaf::Dir)?;
+/// Makes one node; `dev` is the resolved /dev, the parent of most of them.
+fn create_device(root: BorrowedFd, dev: BorrowedFd, d: &Device, bind: bool) -> Result<()> {
+    let parent = match d.path.parent().unwrap_or(Path::new("/")) {
+        p if p == Path::new("/dev") => dev.try_clone_to_owned().context("dup /dev fd")?,
+        p => mkdir_all(root, p, Leaf::Dir)?.fd,
+    };
     let name = d.path.file_name().context("device path has no name")?;
     if bind {
-        return bind_device(root, parent.as_fd(), d);
+        return bind_device(parent.as_fd(), d);
     }
     let mode = Mode::from_bits_truncate(d.mode);
     let dev = makedev(d.major, d.minor);
@@ -155,7 +160,7 @@ fn create_device(root: BorrowedFd, d: &Device, bind: bool) -> Result<()> {
         // An existing node is kept, as runc does.
         Err(Errno::EEXIST) => return Ok(()),
         // Not allowed to mknod (e.g. we are in a user namespace): bind instead.
-        Err(Errno::EPERM) => return bind_device(root, parent.as_fd(), d),
+        Err(Errno::EPERM) => return bind_device(parent.as_fd(), d),
         r => r.context("mknod")?,
     }
     let (uid, gid) = (Some(Uid::from_raw(d.uid)), Some(Gid::from_raw(d.gid)));
@@ -170,13 +175,13 @@ fn create_device(root: BorrowedFd, d: &Device, bind: bool) -> Result<()> {
     Ok(())
 }
 
-/// Binds the host node at the same path over an empty file.
-fn bind_device(root: BorrowedFd, parent: BorrowedFd, d: &Device) -> Result<()> {
+/// Binds the host node at the same path over an empty file, made and then
+/// opened (never through a symlink) in the resolved `parent` directory.
+fn bind_device(parent: BorrowedFd, d: &Device) -> Result<()> {
     let name = d.path.file_name().context("device path has no name")?;
     let flags = OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
     nix::fcntl::openat(parent, name, flags, Mode::empty()).context("create bind target")?;
-    let rel = d.path.strip_prefix("/").unwrap_or(&d.path);
-    let target = openat2(root, rel, OFlag::O_PATH | OFlag::O_NOFOLLOW)?;
+    let target = openat2(parent, Path::new(name), OFlag::O_PATH | OFlag::O_NOFOLLOW)?;
     mount(
         Some(&d.path),
         &fd_path(target.as_fd()),
@@ -196,7 +201,7 @@ pub fn mount_console(slave: BorrowedFd) -> Result<()> {
         bail!("console slave is not a character device");
     }
     let root = open_root(Path::new("/"))?;
-    let dev = mkdir_all(root.as_fd(), Path::new("/dev"), Leaf::Dir)?;
+    let dev = mkdir_all(root.as_fd(), Path::new("/dev"), Leaf::Dir)?.fd;
     let target = console_target(dev.as_fd())?;
     mount(
         Some(&fd_path(slave)),

@@ -13,11 +13,11 @@ mod pivot;
 mod resolve;
 
 use anyhow::{Context, Result, bail};
-use mount::{Kind, MountStep, Opts, is_errno, mount_plain};
+use mount::{Kind, MountStep, Opts, is_errno, mount_at, mount_plain};
 use nix::errno::Errno;
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
-use paths::{Leaf, fd_path, mkdir_all};
+use paths::{Leaf, fd_path, mkdir_below};
 use pivot::{MountInfo, parse_mountinfo};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
@@ -305,7 +305,7 @@ fn mount_cgroup(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
                 fstype: "cgroup2".into(),
                 ..m.clone()
             };
-            match mount_plain(root, &v2) {
+            match mount_plain(root, &v2).map(drop) {
                 // A user namespace without its own cgroupns may not mount
                 // cgroup2 (runc #2158): bind the host hierarchy instead, or our
                 // own cgroup when a cgroupns was asked for (emulating it).
@@ -319,15 +319,13 @@ fn mount_cgroup(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
                         flags: m.opts.flags | MsFlags::MS_BIND,
                         ..m.opts.clone()
                     };
-                    mount_plain(
-                        root,
-                        &MountStep {
-                            kind: Kind::Bind,
-                            source: Some(src),
-                            opts,
-                            ..m.clone()
-                        },
-                    )
+                    let bind = MountStep {
+                        kind: Kind::Bind,
+                        source: Some(src),
+                        opts,
+                        ..m.clone()
+                    };
+                    mount_plain(root, &bind).map(drop)
                 }
                 r => r,
             }
@@ -353,21 +351,22 @@ fn mount_cgroup_v1(root: BorrowedFd, m: &MountStep, plan: &Plan, hs: &[Hierarchy
         opts: tmpfs_opts,
         ..m.clone()
     };
-    mount_plain(root, &tmpfs)?;
+    // Everything below is made relative to the fresh tmpfs: no hierarchy
+    // walks the container's /sys again.
+    let cg = mount_plain(root, &tmpfs)?.reopen(root)?;
     let own = if plan.cgroupns {
         None
     } else {
         Some(self_cgroup()?)
     };
     for h in hs {
-        mount_hierarchy(root, m, own.as_deref(), h)?;
+        mount_hierarchy(root, cg.as_fd(), m, own.as_deref(), h)?;
     }
     if m.opts.flags.contains(MsFlags::MS_RDONLY) {
         // GHSA-m8cg-xc2p-r3fc: a writable tmpfs here would let the container
         // plant files where tools expect the cgroup tree.
-        let t = mkdir_all(root, &m.dest, Leaf::Dir)?;
         let flags = CGROUP_FLAGS | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-        let at = fd_path(t.as_fd());
+        let at = fd_path(cg.as_fd());
         nix::mount::mount(None::<&str>, &at, None::<&str>, flags, Some("mode=755"))
             .context("remount cgroup tmpfs read-only")?;
     }
@@ -381,9 +380,10 @@ const CGROUP_FLAGS: MsFlags = MsFlags::MS_NOEXEC
 
 /// One v1 hierarchy: a fresh cgroup fs inside a cgroupns (it shows only our
 /// subtree; `own` is None), else a bind of our own cgroup directory from the
-/// host (`own`: our /proc/self/cgroup).
+/// host (`own`: our /proc/self/cgroup). `cg` is the cgroup tmpfs at `m.dest`.
 fn mount_hierarchy(
     root: BorrowedFd,
+    cg: BorrowedFd,
     m: &MountStep,
     own: Option<&str>,
     h: &Hierarchy,
@@ -391,6 +391,7 @@ fn mount_hierarchy(
     let name = h.mountpoint.file_name().unwrap_or_default();
     let dest = m.dest.join(name);
     let subsystems = h.subsystems.join(",");
+    let t = mkdir_below(root, cg, &dest, Leaf::Dir)?;
     if let Some(own) = own {
         let src = own_cgroup(own, &h.mountpoint, &h.root, &h.subsystems);
         let flags = m.opts.flags | MsFlags::MS_BIND | MsFlags::MS_REC;
@@ -405,11 +406,10 @@ fn mount_hierarchy(
             src_is_dir: true,
             ..m.clone()
         };
-        mount_plain(root, &bind).with_context(|| format!("bind cgroup on {}", dest.display()))?;
+        mount_at(root, &bind, t).with_context(|| format!("bind cgroup on {}", dest.display()))?;
     } else {
-        let t = mkdir_all(root, &dest, Leaf::Dir)?;
         let flags = CGROUP_FLAGS | (m.opts.flags & MsFlags::MS_RDONLY);
-        let at = fd_path(t.as_fd());
+        let at = fd_path(t.fd.as_fd());
         nix::mount::mount(
             Some("cgroup"),
             &at,
@@ -423,9 +423,8 @@ fn mount_hierarchy(
     // where tools look for them.
     let name = name.to_string_lossy();
     if name.contains(',') {
-        let dir = mkdir_all(root, &m.dest, Leaf::Dir)?;
         for ss in name.split(',') {
-            match nix::unistd::symlinkat(name.as_ref(), dir.as_fd(), ss) {
+            match nix::unistd::symlinkat(name.as_ref(), cg, ss) {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(e) => return Err(e).with_context(|| format!("symlink {ss} -> {name}")),
             }

@@ -6,13 +6,12 @@
 
 use super::Plan;
 use super::idmap::Prepared;
-use super::paths::{self, Leaf, fd_path, mkdir_all};
+use super::paths::{self, Leaf, NotPlainDir, Target, fd_path, mkdir_all};
 use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
 use nix::mount::{MsFlags, mount};
 use oci_spec::runtime::Mount;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 /// The kernel's mount_setattr(2) argument (linux/mount.h).
@@ -335,18 +334,20 @@ pub fn mount_step(root: BorrowedFd, m: &MountStep, plan: &Plan, idmapped: &Prepa
                     },
                     ..m.clone()
                 };
-                mount_plain(root, &bind).with_context(what)
+                mount_plain(root, &bind).map(drop).with_context(what)
             }
-            r => r.with_context(what),
+            r => r.map(drop).with_context(what),
         },
         _ if m.idmap.is_some() => {
             let fd = idmapped.iter().find(|(i, _)| *i == m.index);
             let fd = fd
                 .context("idmapped mount was not prepared")
                 .with_context(what)?;
-            mount_any(root, m, Some(fd.1.as_fd())).with_context(what)
+            mount_any(root, m, Some(fd.1.as_fd()))
+                .map(drop)
+                .with_context(what)
         }
-        _ => mount_plain(root, m).with_context(what),
+        _ => mount_plain(root, m).map(drop).with_context(what),
     }
 }
 
@@ -356,14 +357,38 @@ pub fn is_errno(e: &anyhow::Error, set: &[Errno]) -> bool {
 }
 
 /// Mounts one filesystem or bind mount on its fd-resolved target, then
-/// applies propagation, the bind remount and recursive attributes.
-pub fn mount_plain(root: BorrowedFd, m: &MountStep) -> Result<()> {
+/// applies propagation, the bind remount and recursive attributes. Returns
+/// the target: its `reopen` reaches the new mount.
+pub fn mount_plain(root: BorrowedFd, m: &MountStep) -> Result<Target> {
     mount_any(root, m, None)
 }
 
 /// `mount_plain`, or with `detached`, attaching that mount (move_mount) instead.
-fn mount_any(root: BorrowedFd, m: &MountStep, detached: Option<BorrowedFd>) -> Result<()> {
-    let (target, old_mode) = open_target(root, m)?;
+fn mount_any(root: BorrowedFd, m: &MountStep, detached: Option<BorrowedFd>) -> Result<Target> {
+    let target = open_target(root, m)?;
+    mount_on(root, m, target, detached)
+}
+
+/// `mount_plain` on a target the caller already resolved (`paths::mkdir_all`
+/// or `paths::mkdir_below`).
+pub fn mount_at(root: BorrowedFd, m: &MountStep, target: Target) -> Result<Target> {
+    mount_on(root, m, target, None)
+}
+
+fn mount_on(
+    root: BorrowedFd,
+    m: &MountStep,
+    target: Target,
+    detached: Option<BorrowedFd>,
+) -> Result<Target> {
+    // A tmpfs over an existing directory keeps the image's mode (runc),
+    // unless the options set one.
+    let keep_mode =
+        m.kind == Kind::Tmpfs && !m.opts.data.split(',').any(|d| d.starts_with("mode="));
+    let old_mode = match keep_mode && !target.created {
+        true => Some(nix::sys::stat::fstat(target.fd.as_fd())?.st_mode & 0o7777),
+        false => None,
+    };
     let mut flags = m.opts.flags;
     // tmpfs and /dev stay writable until finalize: we still create files in them.
     if m.kind == Kind::Tmpfs || m.dest == Path::new("/dev") {
@@ -373,67 +398,64 @@ fn mount_any(root: BorrowedFd, m: &MountStep, detached: Option<BorrowedFd>) -> R
     let src = m.source.clone().unwrap_or_else(|| PathBuf::from(&m.fstype));
     let fstype = (m.kind != Kind::Bind).then_some(m.fstype.as_str());
     match detached {
-        Some(fd) => move_mount(fd, target.as_fd())?,
-        None => mount(Some(&src), &fd_path(target.as_fd()), fstype, flags, data)?,
-    }
-    // The old fd is below the new mount; reopen to act on the mount itself.
-    let target = paths::openat2(root, &rel(&m.dest), OFlag::O_PATH)?;
-    let at = fd_path(target.as_fd());
-    if let Some(mode) = old_mode {
-        // A tmpfs over an existing directory keeps the image's mode (runc),
-        // unless the options set one.
-        let mode = nix::sys::stat::Mode::from_bits_truncate(mode);
-        let follow = nix::sys::stat::FchmodatFlags::FollowSymlink;
-        nix::sys::stat::fchmodat(nix::fcntl::AT_FDCWD, &at, mode, follow).context("chmod")?;
-    }
-    for p in &m.opts.propagation {
-        mount(None::<&str>, &at, None::<&str>, *p, None::<&str>)
-            .context("change mount propagation")?;
+        Some(fd) => move_mount(fd, target.fd.as_fd())?,
+        None => mount(Some(&src), &fd_path(target.fd.as_fd()), fstype, flags, data)?,
     }
     let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-    if m.kind == Kind::Bind && !extra.is_empty() {
-        bind_remount(target.as_fd(), flags)?;
+    let remount = m.kind == Kind::Bind && !extra.is_empty();
+    let rec = m.opts.rec_set != 0 || m.opts.rec_clr != 0;
+    if old_mode.is_some() || !m.opts.propagation.is_empty() || remount || rec {
+        // The old fd is below the new mount; reopen to act on the mount itself.
+        let mounted = target.reopen(root)?;
+        after_mount(mounted.as_fd(), m, flags, old_mode, remount)?;
+    }
+    Ok(target)
+}
+
+/// The steps after the mount itself, on the new mount `at`: the kept mode,
+/// propagation, the bind remount and recursive attributes.
+fn after_mount(
+    at: BorrowedFd,
+    m: &MountStep,
+    flags: MsFlags,
+    old_mode: Option<u32>,
+    remount: bool,
+) -> Result<()> {
+    let path = fd_path(at);
+    if let Some(mode) = old_mode {
+        let mode = nix::sys::stat::Mode::from_bits_truncate(mode);
+        let follow = nix::sys::stat::FchmodatFlags::FollowSymlink;
+        nix::sys::stat::fchmodat(nix::fcntl::AT_FDCWD, &path, mode, follow).context("chmod")?;
+    }
+    for p in &m.opts.propagation {
+        mount(None::<&str>, &path, None::<&str>, *p, None::<&str>)
+            .context("change mount propagation")?;
+    }
+    if remount {
+        bind_remount(at, flags)?;
     }
     if m.opts.rec_set != 0 || m.opts.rec_clr != 0 {
-        set_rec_attr(target.as_fd(), m.opts.rec_set, m.opts.rec_clr)?;
+        set_rec_attr(at, m.opts.rec_set, m.opts.rec_clr)?;
     }
     Ok(())
 }
 
-fn rel(dest: &Path) -> PathBuf {
-    dest.strip_prefix("/").unwrap_or(dest).to_path_buf()
-}
-
-/// Resolves (creating if needed) the mount target. Also returns the mode to
-/// restore for a tmpfs over a pre-existing directory without "mode=".
-fn open_target(root: BorrowedFd, m: &MountStep) -> Result<(OwnedFd, Option<u32>)> {
-    let mut old_mode = None;
-    let keep_mode =
-        m.kind == Kind::Tmpfs && !m.opts.data.split(',').any(|d| d.starts_with("mode="));
-    if let (true, Ok(fd)) = (
-        keep_mode,
-        paths::openat2(root, &rel(&m.dest), OFlag::O_PATH),
-    ) {
-        old_mode = Some(nix::sys::stat::fstat(fd.as_fd())?.st_mode & 0o7777);
-    }
-    if matches!(m.kind, Kind::Proc | Kind::Sysfs) {
-        // Never through a symlink or onto a file, which has been a "fun"
-        // attack in the past (runc's Lstat check): O_NOFOLLOW|O_DIRECTORY.
-        let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_DIRECTORY;
-        match paths::openat2(root, &rel(&m.dest), flags) {
-            Ok(_) | Err(Errno::ENOENT) => {}
-            Err(_) => bail!(
-                "filesystem {:?} must be mounted on ordinary directory",
-                m.fstype
-            ),
-        }
-    }
-    let leaf = if m.kind == Kind::Bind && !m.src_is_dir {
-        Leaf::File
-    } else {
-        Leaf::Dir
+/// Resolves (creating if needed) the mount target: a file for a file bind
+/// source; for procfs and sysfs, an ordinary directory reached without a
+/// final symlink, which has been a "fun" attack in the past (runc's Lstat check).
+fn open_target(root: BorrowedFd, m: &MountStep) -> Result<Target> {
+    let leaf = match m.kind {
+        Kind::Bind if !m.src_is_dir => Leaf::File,
+        Kind::Proc | Kind::Sysfs => Leaf::PlainDir,
+        _ => Leaf::Dir,
     };
-    Ok((mkdir_all(root, &m.dest, leaf)?, old_mode))
+    match mkdir_all(root, &m.dest, leaf) {
+        Err(e) if e.downcast_ref::<NotPlainDir>().is_some() => bail!(
+            "filesystem {:?} must be mounted on ordinary directory",
+            m.fstype
+        ),
+        r => r,
+    }
 }
 
 /// A bind mount ignores most flags; a second MS_REMOUNT|MS_BIND applies them.

@@ -14,7 +14,7 @@ use nix::fcntl::OFlag;
 use nix::mount::{MsFlags, mount};
 use nix::sys::stat::{Mode, SFlag, fstat};
 use nix::sys::statvfs::{FsFlags, fstatvfs};
-use std::ffi::CString;
+use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -155,62 +155,175 @@ pub fn open_root(path: &Path) -> Result<OwnedFd> {
 pub enum Leaf {
     Dir,
     File,
+    /// A directory that must not be a symlink, not even one inside the
+    /// root (procfs and sysfs mountpoints, runc's Lstat check); a symlink
+    /// or non-directory there is an error (`NotPlainDir`).
+    PlainDir,
+}
+
+/// A resolved (and possibly just created) path under the root.
+#[derive(Debug)]
+pub struct Target {
+    /// O_PATH fd of the inode at the path.
+    pub fd: OwnedFd,
+    /// The directory holding the inode and its name there, when the last
+    /// component was reached without following a symlink: after a mount on
+    /// `fd`, one single-component lookup there (`reopen`) reaches the new mount.
+    pub at: Option<(OwnedFd, OsString)>,
+    /// The clean container path, for a full re-resolution and for messages.
+    pub path: PathBuf,
+    /// True if the last component did not exist and was created.
+    pub created: bool,
+}
+
+impl Target {
+    /// Opens the path again, e.g. to reach a mount just made on `fd` (which
+    /// is below it). The last component is looked up in the parent fd with
+    /// symlinks refused; when a symlink led here, the path is re-resolved
+    /// from `root` instead.
+    pub fn reopen(&self, root: BorrowedFd) -> Result<OwnedFd> {
+        let r = match &self.at {
+            Some((dir, name)) => openat2(dir.as_fd(), Path::new(name), NOFOLLOW),
+            None => openat2(root, rel(&self.path), OFlag::O_PATH),
+        };
+        r.with_context(|| format!("open {}", self.path.display()))
+    }
+}
+
+impl AsFd for Target {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The flags of a single-component open below a resolved directory fd.
+const NOFOLLOW: OFlag = OFlag::O_PATH.union(OFlag::O_NOFOLLOW);
+
+/// `path` (absolute and clean) relative to the root, "." for the root itself.
+pub fn rel(path: &Path) -> &Path {
+    match path.strip_prefix("/") {
+        Ok(p) if p.as_os_str().is_empty() => Path::new("."),
+        Ok(p) => p,
+        Err(_) => path,
+    }
 }
 
 /// Opens `path` (absolute, in container terms) under `root` as O_PATH,
-/// creating missing directories component by component, and the leaf as `leaf`.
-pub fn mkdir_all(root: BorrowedFd, path: &Path, leaf: Leaf) -> Result<OwnedFd> {
-    mkdir_all_depth(root, path, leaf, 0)
+/// creating missing directories, and the leaf as `leaf`. One resolution from
+/// the root finds the deepest existing directory (the parent, usually); each
+/// missing component is then made with mkdirat and opened, without following
+/// symlinks, relative to the directory before it.
+pub fn mkdir_all(root: BorrowedFd, path: &Path, leaf: Leaf) -> Result<Target> {
+    mkdir_all_depth(root, &clean(path), leaf, 0)
 }
 
 /// A dangling symlink on the way is followed *inside* the root (as runc's
 /// securejoin.MkdirAll does): its target is created under the rootfs, so a
 /// link to a host path can never place a mount outside.
-fn mkdir_all_depth(root: BorrowedFd, path: &Path, leaf: Leaf, depth: u32) -> Result<OwnedFd> {
+fn mkdir_all_depth(root: BorrowedFd, path: &Path, leaf: Leaf, depth: u32) -> Result<Target> {
     if depth > 40 {
         bail!("{}: too many levels of symbolic links", path.display());
     }
-    let path = clean(path);
-    let rel = path.strip_prefix("/").unwrap_or(&path).to_path_buf();
-    let mut prefix = PathBuf::new();
-    let mut names = rel.components().peekable();
-    let mut fd = openat2(root, Path::new("."), OFlag::O_PATH)?;
-    while let Some(name) = names.next() {
-        let last = names.peek().is_none();
-        let parent = fd;
-        prefix.push(name);
-        fd = match openat2(root, &prefix, OFlag::O_PATH) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => {
-                create_at(parent.as_fd(), name.as_os_str(), last, leaf)
-                    .with_context(|| format!("create {}", prefix.display()))?;
-                match openat2(root, &prefix, OFlag::O_PATH) {
-                    Ok(fd) => fd,
-                    // ENOENT now means a dangling symlink: create its target in the root.
-                    Err(Errno::ENOENT) => {
-                        let link = nix::fcntl::readlinkat(parent.as_fd(), name.as_os_str())
-                            .with_context(|| format!("readlink {}", prefix.display()))?;
-                        let mut next =
-                            Path::new("/").join(prefix.parent().unwrap_or(Path::new("")));
-                        next.push(link);
-                        next.extend(names);
-                        return mkdir_all_depth(root, &next, leaf, depth + 1);
-                    }
-                    Err(e) => return Err(e).with_context(|| format!("open {}", prefix.display())),
-                }
-            }
-            Err(e) => return Err(e).with_context(|| format!("open {}", prefix.display())),
-        };
-        if !last && !is_dir(fd.as_fd())? {
-            bail!("{} is not a directory", prefix.display());
-        }
+    let Some(parent) = path.parent() else {
+        let fd = root.try_clone_to_owned().context("dup root fd")?;
+        let path = path.to_path_buf();
+        let (at, created) = (None, false);
+        return Ok(Target {
+            fd,
+            at,
+            path,
+            created,
+        });
+    };
+    let dir = dir_all(root, parent, depth)?;
+    mkdir_in(root, dir, path, leaf, depth)
+}
+
+/// Opens the directory `path` (clean) under `root`, creating what is missing.
+fn dir_all(root: BorrowedFd, path: &Path, depth: u32) -> Result<OwnedFd> {
+    if path.parent().is_none() {
+        return root.try_clone_to_owned().context("dup root fd");
+    }
+    let fd = match openat2(root, rel(path), OFlag::O_PATH) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => mkdir_all_depth(root, path, Leaf::Dir, depth)?.fd,
+        Err(e) => return Err(e).with_context(|| format!("open {}", path.display())),
+    };
+    if !is_dir(fd.as_fd())? {
+        bail!("{} is not a directory", path.display());
     }
     Ok(fd)
 }
 
-/// Creates one component in the (already resolved) parent directory fd.
-fn create_at(parent: BorrowedFd, name: &std::ffi::OsStr, last: bool, leaf: Leaf) -> Result<()> {
-    let r = if last && leaf == Leaf::File {
+/// Like `mkdir_all` for `path` (absolute and clean) whose parent directory
+/// is already resolved as `dir`: only the last component is looked up.
+pub fn mkdir_below(root: BorrowedFd, dir: BorrowedFd, path: &Path, leaf: Leaf) -> Result<Target> {
+    let dir = dir.try_clone_to_owned().context("dup directory fd")?;
+    mkdir_in(root, dir, path, leaf, 0)
+}
+
+/// Opens, creating it if missing, the last component of `path` (clean) in
+/// its resolved parent directory `dir`, without following a symlink. A
+/// symlink there is resolved from the root again (so it stays inside), or,
+/// dangling, has its target created inside the root.
+fn mkdir_in(root: BorrowedFd, dir: OwnedFd, path: &Path, leaf: Leaf, depth: u32) -> Result<Target> {
+    let name = path.file_name().context("no last component")?;
+    // Create first: an existing entry costs an EEXIST, a missing one no
+    // failed lookup. Then open what is there, never through a symlink.
+    let created =
+        create_at(dir.as_fd(), name, leaf).with_context(|| format!("create {}", path.display()))?;
+    let fd = openat2(dir.as_fd(), Path::new(name), NOFOLLOW)
+        .with_context(|| format!("open {}", path.display()))?;
+    let plain = !is_symlink(fd.as_fd())?;
+    if leaf == Leaf::PlainDir && !(plain && is_dir(fd.as_fd())?) {
+        return Err(NotPlainDir(path.to_path_buf()).into());
+    }
+    if plain {
+        let (at, path) = (Some((dir, name.to_owned())), path.to_path_buf());
+        return Ok(Target {
+            fd,
+            at,
+            path,
+            created,
+        });
+    }
+    match openat2(root, rel(path), OFlag::O_PATH) {
+        Ok(fd) => {
+            let (at, path) = (None, path.to_path_buf());
+            Ok(Target {
+                fd,
+                at,
+                path,
+                created,
+            })
+        }
+        // A dangling symlink: create its target in the root.
+        Err(Errno::ENOENT) => {
+            let link = nix::fcntl::readlinkat(dir.as_fd(), name)
+                .with_context(|| format!("readlink {}", path.display()))?;
+            let next = clean(&path.parent().unwrap_or(Path::new("/")).join(link));
+            mkdir_all_depth(root, &next, leaf, depth + 1)
+        }
+        Err(e) => Err(e).with_context(|| format!("open {}", path.display())),
+    }
+}
+
+/// `Leaf::PlainDir` found a symlink or a non-directory.
+#[derive(Debug)]
+pub struct NotPlainDir(pub PathBuf);
+
+impl std::fmt::Display for NotPlainDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is a symlink or not a directory", self.0.display())
+    }
+}
+
+impl std::error::Error for NotPlainDir {}
+
+/// Creates one component in the (already resolved) parent directory fd;
+/// false if something (maybe a symlink) already has that name.
+fn create_at(parent: BorrowedFd, name: &OsStr, leaf: Leaf) -> Result<bool> {
+    let r = if leaf == Leaf::File {
         // A non-directory bind source needs a file to mount over (runc's
         // createIfNotExists). O_NOFOLLOW|O_EXCL: never open through a symlink.
         let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY;
@@ -225,15 +338,24 @@ fn create_at(parent: BorrowedFd, name: &std::ffi::OsStr, last: bool, leaf: Leaf)
         nix::sys::stat::mkdirat(parent, name, Mode::from_bits_truncate(0o755))
     };
     match r {
-        // Lost a race with another creator, or a dangling symlink: the reopen decides.
-        Ok(()) | Err(Errno::EEXIST) => Ok(()),
+        Ok(()) => Ok(true),
+        // Already there, or a dangling symlink: the open after decides.
+        Err(Errno::EEXIST) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
 
 pub fn is_dir(fd: BorrowedFd) -> Result<bool> {
+    Ok(file_type(fd)? == SFlag::S_IFDIR)
+}
+
+fn is_symlink(fd: BorrowedFd) -> Result<bool> {
+    Ok(file_type(fd)? == SFlag::S_IFLNK)
+}
+
+fn file_type(fd: BorrowedFd) -> Result<SFlag> {
     let st = fstat(fd).context("fstat")?;
-    Ok(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+    Ok(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT)
 }
 
 /// What a masked path turns into (runc's maskPath).
@@ -451,6 +573,40 @@ mod tests {
         assert!(dir.join("r/escape/sub").is_dir());
         mkdir_all(root.as_fd(), Path::new("/../f/file"), Leaf::File).unwrap();
         assert!(dir.join("r/f/file").is_file());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mkdir_all_walks_once_and_follows_dangling_links_inside() {
+        let dir = std::env::temp_dir().join(format!("skiff-walk-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("r/a")).unwrap();
+        std::os::unix::fs::symlink("/nowhere/x", dir.join("r/a/dl")).unwrap();
+        std::os::unix::fs::symlink("a", dir.join("r/al")).unwrap();
+        let root = open_root(&dir.join("r")).unwrap();
+        let t = mkdir_all(root.as_fd(), Path::new("/a/dl/b/c"), Leaf::File).unwrap();
+        assert!(dir.join("r/nowhere/x/b/c").is_file() && t.created);
+        assert!(!Path::new("/nowhere/x/b").exists(), "created on the host");
+        // An existing plain directory: not created, and reachable again
+        // through its parent without a walk from the root.
+        let t = mkdir_all(root.as_fd(), Path::new("/nowhere/x"), Leaf::Dir).unwrap();
+        assert!(
+            !t.created
+                && t.at.is_some()
+                && is_dir(t.reopen(root.as_fd()).unwrap().as_fd()).unwrap()
+        );
+        // A symlinked last component is resolved from the root again.
+        let t = mkdir_all(root.as_fd(), Path::new("/al"), Leaf::Dir).unwrap();
+        assert!(t.at.is_none() && is_dir(t.fd.as_fd()).unwrap());
+        // PlainDir refuses a symlink, even a dangling one, and creates nothing.
+        std::os::unix::fs::symlink("/gone", dir.join("r/proc")).unwrap();
+        for p in ["/al", "/proc", "/nowhere/x/b/c"] {
+            let e = mkdir_all(root.as_fd(), Path::new(p), Leaf::PlainDir).unwrap_err();
+            assert!(e.downcast_ref::<NotPlainDir>().is_some(), "{p}: {e:#}");
+        }
+        assert!(!dir.join("r/gone").exists());
+        let e = mkdir_all(root.as_fd(), Path::new("/nowhere/x/b/c/d"), Leaf::Dir).unwrap_err();
+        assert!(format!("{e:#}").contains("not a directory"), "{e:#}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
