@@ -200,21 +200,14 @@ fn exec_tty_through_console_socket() {
     let rt = Rt::new();
     let b = Bundle::new();
     let id = rt.sleeper(&b);
-    let dir = TempDir::new("exec-tty");
-    let sock = dir.path().join("console.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let fd = crate::fds_tty::receive_fd(&listener);
-        let _ = tx.send(crate::fds_tty::read_master(fd));
-    });
+    let console = crate::fds_tty::ConsoleSocket::new("exec-tty");
     let mut c = rt.cmd();
     c.args([
         "exec",
         "-t",
         "-d",
         "--console-socket",
-        sock.to_str().unwrap(),
+        console.arg(),
         &id,
         "sh",
         "-c",
@@ -222,9 +215,7 @@ fn exec_tty_through_console_socket() {
     ]);
     rt.detached(c, "exec-tty")
         .check("exec -t -d --console-socket");
-    let text = rx
-        .recv_timeout(std::time::Duration::from_secs(20))
-        .expect("no pty output");
+    let text = console.output();
     assert_eq!(text.trim_end(), "all-tty", "{text:?}");
     assert!(text.contains("\r\n"), "output did not pass a tty: {text:?}");
 }

@@ -82,7 +82,7 @@ fn preserve_fds() {
 }
 
 /// Receives one fd sent with SCM_RIGHTS over a connection to `listener`.
-pub fn receive_fd(listener: &UnixListener) -> RawFd {
+fn receive_fd(listener: &UnixListener) -> RawFd {
     let (stream, _) = listener.accept().unwrap();
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
@@ -102,8 +102,44 @@ pub fn receive_fd(listener: &UnixListener) -> RawFd {
     panic!("no fd in the console socket message");
 }
 
+/// A console socket in a tempdir: a thread takes the pty master the runtime
+/// sends over it and reads it until the container's side is gone.
+pub struct ConsoleSocket {
+    _dir: TempDir,
+    path: std::path::PathBuf,
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl ConsoleSocket {
+    pub fn new(tag: &str) -> ConsoleSocket {
+        let dir = TempDir::new(tag);
+        let path = dir.path().join("console.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let fd = receive_fd(&listener);
+            let _ = tx.send(read_master(fd));
+        });
+        ConsoleSocket {
+            _dir: dir,
+            path,
+            rx,
+        }
+    }
+    /// The value for `--console-socket`.
+    pub fn arg(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+    /// Everything the container wrote to its terminal.
+    pub fn output(&self) -> String {
+        self.rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("no pty output")
+    }
+}
+
 /// Reads a pty master until the slave side is gone (EIO) or EOF.
-pub fn read_master(fd: RawFd) -> String {
+fn read_master(fd: RawFd) -> String {
     // SAFETY: we own the received fd.
     let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
     let mut out = Vec::new();
@@ -122,26 +158,17 @@ fn terminal_via_console_socket() {
     require_root!();
     let rt = Rt::new();
     let b = Bundle::new();
-    let dir = TempDir::new("console");
-    let sock = dir.path().join("console.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
+    let console = ConsoleSocket::new("console");
     b.edit(|c| c["process"]["terminal"] = serde_json::json!(true));
     b.args(&[
         "sh",
         "-c",
         "tty; test -t 0 && test -t 1 && test -t 2 && echo all-tty; ls -l /dev/console | cut -c1",
     ]);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let fd = receive_fd(&listener);
-        let _ = tx.send(read_master(fd));
-    });
     let id = rt.id("tty");
-    rt.run_detached(&b, &id, &["--console-socket", sock.to_str().unwrap()])
+    rt.run_detached(&b, &id, &["--console-socket", console.arg()])
         .check("run -d --console-socket");
-    let text = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("no pty output");
+    let text = console.output();
     let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
     assert_eq!(lines, ["/dev/pts/0", "all-tty", "c"], "{text:?}");
     assert!(

@@ -5,9 +5,7 @@
 use crate::*;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
-use std::time::Duration;
 
 fn exec(rt: &Rt, args: &[&str]) -> Out {
     let mut v = vec!["exec"];
@@ -201,20 +199,11 @@ fn cve_2025_52565_console_is_the_containers_pty() {
                    "source": file, "options": ["bind"]}));
     b.edit(|c| c["process"]["terminal"] = json!(true));
     b.args(&["sh", "-c", "stat -L -c %t:%T /dev/console $(tty)"]);
-    let dir = TempDir::new("console-sock");
-    let sock = dir.path().join("s.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let fd = crate::fds_tty::receive_fd(&listener);
-        let _ = tx.send(crate::fds_tty::read_master(fd));
-    });
+    let console = crate::fds_tty::ConsoleSocket::new("console-sock");
     let id = rt.id("console");
-    rt.run_detached(&b, &id, &["--console-socket", sock.to_str().unwrap()])
+    rt.run_detached(&b, &id, &["--console-socket", console.arg()])
         .check("run -d --console-socket");
-    let text = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("no pty output");
+    let text = console.output();
     let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
     assert_eq!(lines.len(), 2, "{text:?}");
     assert_eq!(lines[0], lines[1], "/dev/console is not the pty: {text:?}");
@@ -279,24 +268,15 @@ fn cve_2025_52565_console_symlink_is_not_followed() {
 /// /dev/console may be swapped again after our mount (the container shares
 /// the image's /dev), so only the first run checks it.
 fn check_console_run(rt: &Rt, b: &Bundle, tag: &str, settled: bool) {
-    let dir = TempDir::new("console-sock");
-    let sock = dir.path().join("s.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let fd = crate::fds_tty::receive_fd(&listener);
-        let _ = tx.send(crate::fds_tty::read_master(fd));
-    });
+    let console = crate::fds_tty::ConsoleSocket::new("console-sock");
     let id = rt.id(tag);
-    let o = rt.run_detached(b, &id, &["--console-socket", sock.to_str().unwrap()]);
+    let o = rt.run_detached(b, &id, &["--console-socket", console.arg()]);
     if !o.ok() && !settled {
         assert!(o.stderr.contains("/dev/console"), "{tag}: {o:?}");
         return;
     }
     o.check(tag);
-    let text = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("no pty output");
+    let text = console.output();
     let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
     assert!(
         !text.contains("character special file"),
