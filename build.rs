@@ -27,11 +27,11 @@ fn main() {
     println!("cargo:rerun-if-env-changed=SKIFF_NO_LAYOUT");
     println!("cargo:rerun-if-changed=build.rs");
     let x86_64 = env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64");
-    if x86_64 && env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+    let linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
+    if x86_64 && linux {
         println!("cargo:rustc-link-arg-bins=-Wl,--entry=skiff_entry");
     }
     let release = env::var("PROFILE").as_deref() == Ok("release");
-    let linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
     if !release || !linux || env::var_os("SKIFF_NO_LAYOUT").is_some() {
         return;
     }

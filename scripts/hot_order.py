@@ -37,23 +37,32 @@ def callgrind_names(path):
     return names
 
 
-def groups_from_callgrind(cgdir):
-    """Three sets: run's and create's runtime process; their stages; the rest."""
+class Groups:
+    """Three sets, laid out in this order: what run's and create's runtime
+    process executes (the process with the largest RSS); their stages; the
+    other commands'."""
+
+    def __init__(self):
+        self.first, self.stages, self.rest = set(), set(), set()
+
+    def add(self, tag, is_first, names):
+        if tag in ("run", "create"):
+            (self.first if is_first else self.stages).update(names)
+        else:
+            self.rest.update(names)
+
+
+def add_callgrind(groups, cgdir):
+    """TAG.PID files: the smallest pid of a tag is the runtime process."""
     by_tag = {}
     for fn in os.listdir(cgdir):
         tag, _, pid = fn.partition(".")
         if pid.isdigit():
             by_tag.setdefault(tag, []).append((int(pid), os.path.join(cgdir, fn)))
-    first, stages, rest = set(), set(), set()
     for tag, files in by_tag.items():
         files.sort()
         for i, (_, path) in enumerate(files):
-            names = callgrind_names(path)
-            if tag in ("run", "create"):
-                (first if i == 0 else stages).update(names)
-            else:
-                rest.update(names)
-    return first, stages, rest
+            groups.add(tag, i == 0, callgrind_names(path))
 
 
 def entry_point(binary):
@@ -98,14 +107,13 @@ def fault_functions(binary, trace, text):
 
 def main():
     out, cgdir, runs = sys.argv[1], sys.argv[2], sys.argv[3:]
-    first, stages, rest = groups_from_callgrind(cgdir)
+    groups = Groups()
+    add_callgrind(groups, cgdir)
     for binary, trace in zip(runs[::2], runs[1::2]):
         text, defined = symbols(binary)
         for (tag, is_first), names in fault_functions(binary, trace, text).items():
-            if tag in ("run", "create"):
-                (first if is_first else stages).update(names)
-            else:
-                rest.update(names)
+            groups.add(tag, is_first, names)
+    first, stages, rest = groups.first, groups.stages, groups.rest
     order, seen = [], set()
     for group in (first, stages, rest):
         for name in sorted(group & defined):
