@@ -97,6 +97,20 @@ pub const ID: Pos = Pos {
     help: "The container id",
 };
 
+/// The arguments of a command that takes only a container id.
+#[derive(Debug, Default)]
+pub struct IdArgs {
+    pub id: String,
+}
+
+/// `start`, `state`, `pause` and `resume`: an id and no options.
+pub static ID_ONLY: Cmd<IdArgs> = Cmd {
+    init: IdArgs::default,
+    opts: &[],
+    args: &[ID],
+    set_args: |a, mut v| a.id = v.swap_remove(0),
+};
+
 /// A subcommand's table: its options, positionals and defaults.
 pub struct Cmd<A: 'static> {
     /// The arguments before any flag is seen (the defaults).

@@ -1,21 +1,10 @@
 //! `skiff start`: let a created container's init exec its entrypoint.
 //! Runs in: the runtime process.
 use crate::Globals;
-use crate::cli::{Cmd, ID};
 use crate::container::{Container, Status};
 use anyhow::{Context, Result, bail};
 
-#[derive(Debug, Default)]
-pub struct Args {
-    pub id: String,
-}
-
-pub static CLI: Cmd<Args> = Cmd {
-    init: Args::default,
-    opts: &[],
-    args: &[ID],
-    set_args: |a, mut v| a.id = v.swap_remove(0),
-};
+pub use crate::cli::{ID_ONLY as CLI, IdArgs as Args};
 
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     start(&Container::load(&g.root, &args.id)?)

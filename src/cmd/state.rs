@@ -1,20 +1,9 @@
 //! `skiff state`: the container's OCI state as runc prints it.
 //! Runs in: the runtime process.
 use crate::Globals;
-use crate::cli::{Cmd, ID};
 use crate::container::Container;
 
-#[derive(Debug, Default)]
-pub struct Args {
-    pub id: String,
-}
-
-pub static CLI: Cmd<Args> = Cmd {
-    init: Args::default,
-    opts: &[],
-    args: &[ID],
-    set_args: |a, mut v| a.id = v.swap_remove(0),
-};
+pub use crate::cli::{ID_ONLY as CLI, IdArgs as Args};
 
 pub fn run(args: Args, g: &Globals) -> anyhow::Result<()> {
     let c = Container::load(&g.root, &args.id)?;
