@@ -26,11 +26,13 @@ mod no_openat2;
 mod process;
 mod rootfs;
 mod rootless;
+mod runtime_under_test;
 mod seccomp;
 mod security;
 mod terminal;
 mod userns;
 
+pub use runtime_under_test::{is_skiff, runtime};
 use serde_json::{Value, json};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -66,22 +68,6 @@ macro_rules! skip {
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
-}
-
-/// The runtime binary under test.
-pub fn runtime() -> PathBuf {
-    match std::env::var_os("RUNTIME") {
-        Some(r) if !r.is_empty() => PathBuf::from(r),
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_skiff")),
-    }
-}
-
-/// True when testing skiff itself (not runc or crun). Used only to gate
-/// assertions where skiff deliberately differs from runc 1.1.5.
-pub fn is_skiff() -> bool {
-    runtime()
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().contains("skiff"))
 }
 
 fn unique(tag: &str) -> String {

@@ -20,29 +20,15 @@ mod cri;
 mod docker;
 mod images;
 mod podman;
+#[path = "../runtime_under_test.rs"]
+mod runtime_under_test;
 
+pub use runtime_under_test::{is_skiff, runtime};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-/// The runtime the engines are pointed at: `$RUNTIME` if set, else the
-/// `skiff` built by cargo (`RUNTIME=/usr/sbin/runc` checks the tests).
-pub fn runtime() -> PathBuf {
-    match std::env::var_os("RUNTIME") {
-        Some(r) if !r.is_empty() => PathBuf::from(r),
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_skiff")),
-    }
-}
-
-/// True when the runtime under test is skiff (its messages differ from
-/// runc's by the "runc create failed: ..." prefix only).
-pub fn is_skiff() -> bool {
-    runtime()
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().contains("skiff"))
-}
 
 /// A unique short name for this run (container ids, cgroup parents).
 pub fn unique(tag: &str) -> String {

@@ -156,18 +156,7 @@ fn run_output_and_exit_code(ctx: &mut Ctx) {
 /// pid 1, then SIGKILL: 137), rm (the runtime forgets it).
 fn lifecycle(ctx: &mut Ctx) {
     let p = podman(ctx);
-    let name = crate::unique("pm");
-    let _g = Rm(p, name.clone());
-    let o = p.pm(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "localhost/busybox",
-        "sleep",
-        "1000",
-    ]);
-    let id = o.check("run -d").stdout.trim().to_owned();
+    let (name, id, _g) = sleeper(p, "pm");
     assert_eq!(p.status(&name), "running");
     assert_eq!(p.runtime_status(&id).as_deref(), Some("running"));
 
@@ -216,6 +205,24 @@ fn lifecycle(ctx: &mut Ctx) {
 /// Removes a podman container when dropped (also after a failed assert).
 struct Rm<'a>(&'a Podman, String);
 
+/// `podman run -d` of a busybox sleeper named after `prefix`: its name, the
+/// container id, and the guard that removes it.
+fn sleeper<'a>(p: &'a Podman, prefix: &str) -> (String, String, Rm<'a>) {
+    let name = crate::unique(prefix);
+    let guard = Rm(p, name.clone());
+    let o = p.pm(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "localhost/busybox",
+        "sleep",
+        "1000",
+    ]);
+    let id = o.check("run -d").stdout.trim().to_owned();
+    (name, id, guard)
+}
+
 impl Drop for Rm<'_> {
     fn drop(&mut self) {
         let _ = self.0.pm(&["rm", "-f", "-t", "0", &self.1]);
@@ -250,18 +257,7 @@ fn exit_codes(ctx: &mut Ctx) {
         // Only the JSON log line carries the runtime's name this way.
         assert!(o.stderr.contains(&format!("Error: {}: ", p.name)), "{o:?}");
     }
-    let name = crate::unique("pmx");
-    let _g = Rm(p, name.clone());
-    let o = p.pm(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "localhost/busybox",
-        "sleep",
-        "1000",
-    ]);
-    o.check("run -d");
+    let (name, _, _g) = sleeper(p, "pmx");
     let o = p.pm(&["exec", &name, "/nonexistent"]);
     assert_eq!(o.code, 127, "{o:?}");
     let o = p.pm(&["exec", &name, "/etc/passwd"]);
@@ -279,18 +275,7 @@ fn tty(ctx: &mut Ctx) {
     assert_eq!(o.code, 4, "{o:?}");
     assert!(o.stdout.contains("/dev/pts/0\nisatty\n"), "{o:?}");
 
-    let name = crate::unique("pmt");
-    let _g = Rm(p, name.clone());
-    let o = p.pm(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "localhost/busybox",
-        "sleep",
-        "1000",
-    ]);
-    o.check("run -d");
+    let (name, _, _g) = sleeper(p, "pmt");
     let o = run_tty(&p.pm_line(&format!("exec -t {name} sh -c {script}")));
     assert_eq!(o.code, 4, "{o:?}");
     assert!(o.stdout.contains("isatty\n"), "{o:?}");
