@@ -6,7 +6,7 @@
 //! parent-directory fd, never through a joined path string.
 
 use super::Plan;
-use super::paths::{Leaf, fd_path, mkdir_all, mkdir_below, open_root, openat2};
+use super::paths::{Leaf, fd_path, kind_of, mkdir_all, mkdir_below, open_root, openat2};
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -197,7 +197,7 @@ fn bind_device(parent: BorrowedFd, d: &Device) -> Result<()> {
 /// does): a bind source outside our mount namespace fails with EINVAL.
 pub fn mount_console(slave: BorrowedFd) -> Result<()> {
     let st = fstat(slave).context("fstat console slave")?;
-    if !is_kind(st.st_mode, SFlag::S_IFCHR) {
+    if kind_of(st.st_mode) != SFlag::S_IFCHR {
         bail!("console slave is not a character device");
     }
     let root = open_root(Path::new("/"))?;
@@ -213,10 +213,6 @@ pub fn mount_console(slave: BorrowedFd) -> Result<()> {
     // EINVAL: the pty is not from a devpts in this mount namespace; open it
     // through the container's /dev/ptmx after pivot_root.
     .context("bind console onto /dev/console")
-}
-
-fn is_kind(mode: u32, t: SFlag) -> bool {
-    SFlag::from_bits_truncate(mode) & SFlag::S_IFMT == t
 }
 
 /// An O_PATH fd of `console` in `dev`, which is never followed if it is a
@@ -239,10 +235,11 @@ fn console_target(dev: BorrowedFd) -> Result<OwnedFd> {
         match open() {
             Ok(fd) => {
                 let t = fstat(fd.as_fd()).context("fstat /dev/console")?;
-                if is_kind(t.st_mode, SFlag::S_IFREG) || is_kind(t.st_mode, SFlag::S_IFCHR) {
+                let kind = kind_of(t.st_mode);
+                if kind == SFlag::S_IFREG || kind == SFlag::S_IFCHR {
                     return Ok(fd);
                 }
-                if !is_kind(t.st_mode, SFlag::S_IFLNK) {
+                if kind != SFlag::S_IFLNK {
                     bail!("/dev/console is neither a regular file nor a device");
                 }
                 unlinkat(dev, name, UnlinkatFlags::NoRemoveDir)

@@ -355,7 +355,12 @@ fn is_symlink(fd: BorrowedFd) -> Result<bool> {
 
 fn file_type(fd: BorrowedFd) -> Result<SFlag> {
     let st = fstat(fd).context("fstat")?;
-    Ok(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT)
+    Ok(kind_of(st.st_mode))
+}
+
+/// The file type bits of an `st_mode` (S_IFREG, S_IFDIR, S_IFLNK, ...).
+pub fn kind_of(st_mode: u32) -> SFlag {
+    SFlag::from_bits_truncate(st_mode) & SFlag::S_IFMT
 }
 
 /// What a masked path turns into (runc's maskPath).
@@ -369,7 +374,7 @@ pub enum Mask {
 
 /// Pure: decides how to mask an inode of the given `st_mode`.
 pub fn classify_mask(st_mode: u32) -> Mask {
-    if SFlag::from_bits_truncate(st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+    if kind_of(st_mode) == SFlag::S_IFDIR {
         Mask::Tmpfs
     } else {
         Mask::DevNull
@@ -397,7 +402,7 @@ fn open_dev_null(root: BorrowedFd) -> Result<OwnedFd> {
     )
     .context("open /dev/null")?;
     let st = fstat(fd.as_fd()).context("fstat /dev/null")?;
-    let chr = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    let chr = kind_of(st.st_mode) == SFlag::S_IFCHR;
     if !chr || st.st_rdev != nix::sys::stat::makedev(1, 3) {
         bail!("/dev/null is not the null device (char 1:3)");
     }

@@ -28,6 +28,7 @@
 //!   walks); otherwise EXDEV. This catches a rename race the stack alone
 //!   could not see (a directory we hold moved outside the root mid-walk).
 
+use super::paths::kind_of;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, readlinkat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
@@ -125,7 +126,7 @@ impl Walk<'_> {
             OFlag::O_PATH | OFlag::O_NOFOLLOW,
         )?;
         let st = fstat(fd.as_fd())?;
-        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        let kind = kind_of(st.st_mode);
         if kind == SFlag::S_IFLNK && !(last && flags.contains(OFlag::O_NOFOLLOW)) {
             self.follow(fd.as_fd())?;
             return Ok(None);
@@ -161,7 +162,7 @@ impl Walk<'_> {
         st: &FileStat,
         flags: OFlag,
     ) -> nix::Result<OwnedFd> {
-        let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        let is_dir = kind_of(st.st_mode) == SFlag::S_IFDIR;
         if flags.contains(OFlag::O_DIRECTORY) && !is_dir {
             return Err(Errno::ENOTDIR);
         }
