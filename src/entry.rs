@@ -29,17 +29,25 @@ extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
 /// the next file we open would take its place and reach the container as
 /// its stdin, stdout or stderr.
 fn open_std_fds() {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
-    use std::os::fd::{BorrowedFd, IntoRawFd};
-    for fd in 0..3 {
-        // SAFETY: only used for F_GETFD, which fails with EBADF if `fd` is closed.
-        let probe = unsafe { BorrowedFd::borrow_raw(fd) };
-        if fcntl(probe, FcntlArg::F_GETFD) == Err(nix::errno::Errno::EBADF) {
-            // The lowest free fd is `fd` itself: keep it open for good.
-            match open("/dev/null", OFlag::O_RDWR, nix::sys::stat::Mode::empty()) {
-                Ok(null) => _ = null.into_raw_fd(),
-                Err(_) => std::process::abort(),
-            }
+    use nix::fcntl::{OFlag, open};
+    use std::os::fd::IntoRawFd;
+    // One poll for the three, as std does: POLLNVAL marks a closed fd.
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll reads and writes the three pollfds of `fds`; timeout 0.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } < 0 {
+        std::process::abort();
+    }
+    let closed = fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0);
+    for _ in closed {
+        // The lowest free fd is the closed one itself (lower ones are open
+        // or were just reopened): keep it open for good.
+        match open("/dev/null", OFlag::O_RDWR, nix::sys::stat::Mode::empty()) {
+            Ok(null) => _ = null.into_raw_fd(),
+            Err(_) => std::process::abort(),
         }
     }
 }
