@@ -11,7 +11,7 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::{Capabilities, Capability, LinuxNamespaceType, Process};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 #[derive(Debug, Default)]
@@ -253,12 +253,7 @@ fn open_namespaces(pid: i32, types: &[LinuxNamespaceType]) -> Result<Vec<(CloneF
         if std::fs::metadata(format!("/proc/self/ns/{name}")).is_ok_and(|m| m.ino() == theirs) {
             continue;
         }
-        let fd = nix::fcntl::open(
-            path.as_str(),
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .with_context(|| format!("open {path}"))?;
+        let fd = crate::init::namespaces::open_ns(Path::new(&path))?;
         out.push((CloneFlags::from_bits_retain(t as i32), fd));
     }
     Ok(out)

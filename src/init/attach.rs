@@ -53,9 +53,7 @@ fn stage1_steps(
         plan.cgroup.join_self(in_v2)?;
     }
     user::set_rlimits(&plan.process)?;
-    for (f, fd) in &plan.joins {
-        nix::sched::setns(fd, *f).with_context(|| format!("setns {f:?}"))?;
-    }
+    super::namespaces::join(&plan.joins)?;
     // SAFETY: single-threaded; the child ends in execve or _exit.
     match unsafe { nix::unistd::fork() }.context("fork exec process")? {
         ForkResult::Child => {

@@ -66,7 +66,7 @@ fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
     plan.cgroup.join_self(fds.in_v2)?;
     let process = plan.spec.process().as_ref().context("process")?;
     user::set_rlimits(process)?;
-    namespaces::join(namespaces::open_joins(&plan.ns)?)?;
+    namespaces::join(&namespaces::open_joins(&plan.ns)?)?;
     if plan.ns.new_user {
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER).context("unshare user namespace")?;
         fds.sync.send(&Msg::MapIds)?;

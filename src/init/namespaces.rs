@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
 pub struct Namespaces {
@@ -120,23 +120,23 @@ pub fn plan(linux: &Linux) -> Result<Namespaces> {
 
 /// Opens every namespace to join while host paths still resolve.
 pub fn open_joins(ns: &Namespaces) -> Result<Vec<(CloneFlags, OwnedFd)>> {
-    ns.join
-        .iter()
-        .map(|(f, p)| {
-            let fd = nix::fcntl::open(
-                p,
-                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .with_context(|| format!("open namespace {}", p.display()))?;
-            Ok((*f, fd))
-        })
-        .collect()
+    ns.join.iter().map(|(f, p)| Ok((*f, open_ns(p)?))).collect()
 }
 
-pub fn join(fds: Vec<(CloneFlags, OwnedFd)>) -> Result<()> {
+/// Opens a namespace file (`/proc/<pid>/ns/<name>` or a bind of one) for setns.
+pub fn open_ns(path: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("open namespace {}", path.display()))
+}
+
+/// Enters each namespace, in the order given (user first, by the callers).
+pub fn join(fds: &[(CloneFlags, OwnedFd)]) -> Result<()> {
     for (f, fd) in fds {
-        nix::sched::setns(&fd, f).with_context(|| format!("setns {f:?}"))?;
+        nix::sched::setns(fd, *f).with_context(|| format!("setns {f:?}"))?;
     }
     Ok(())
 }
