@@ -132,10 +132,7 @@ fn make_cgroup(plan: &mut Plan, g: &Globals, guard: &mut Cleanup) -> Result<()> 
     // pids.max waits until our own helper processes have left the cgroup.
     let (early, _) = split_pids_max(&plan.cgroup_writes);
     let made = if g.rootless_cgroups && !explicit {
-        // Checked against every write: pids.max is only deferred, not optional.
-        plan.cgroup
-            .create_rootless(&early)
-            .and_then(|_| plan.cgroup.check_targets(&plan.cgroup_writes))
+        plan.cgroup.create_rootless(&early, &plan.cgroup_writes)
     } else {
         plan.cgroup.create(&early)
     };

@@ -23,7 +23,7 @@ pub(super) fn is_permission(e: &anyhow::Error) -> bool {
 impl Cgroup {
     /// Fails, naming the field, if a limit needs a hierarchy a rootless
     /// container could not get (device rules excepted: they are best effort).
-    pub fn check_targets(&self, writes: &[Write]) -> Result<()> {
+    fn check_targets(&self, writes: &[Write]) -> Result<()> {
         let missing = writes
             .iter()
             .find(|w| w.controller != "devices" && self.target(&w.controller).is_none());
@@ -38,10 +38,12 @@ impl Cgroup {
         Ok(())
     }
 
-    /// `create` for a rootless container: see the module comment.
-    pub fn create_rootless(&mut self, writes: &[Write]) -> Result<()> {
+    /// `create` for a rootless container: see the module comment. Applies
+    /// `writes`, after checking that every one of `all` (which adds the
+    /// deferred pids.max: deferred, not optional) has a hierarchy.
+    pub fn create_rootless(&mut self, writes: &[Write], all: &[Write]) -> Result<()> {
         self.rootless = true;
-        let result = self.create_rootless_inner(writes);
+        let result = self.create_rootless_inner(writes, all);
         if result.is_err() {
             let _ = self.remove_created();
             self.created.clear();
@@ -49,7 +51,7 @@ impl Cgroup {
         result
     }
 
-    fn create_rootless_inner(&mut self, writes: &[Write]) -> Result<()> {
+    fn create_rootless_inner(&mut self, writes: &[Write], all: &[Write]) -> Result<()> {
         for h in std::mem::take(&mut self.hierarchies) {
             match self.create_dir(&h, writes) {
                 Ok(()) => self.hierarchies.push(h),
@@ -63,7 +65,7 @@ impl Cgroup {
             .iter()
             .cloned()
             .partition(|w| w.controller == "devices");
-        self.check_targets(&limits)?;
+        self.check_targets(all)?;
         self.apply(&limits)?;
         if self.target("devices").is_some()
             && let Err(e) = self.apply(&devices)
