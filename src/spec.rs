@@ -264,7 +264,7 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn roundtrip_unknown(v: Value) -> Option<String> {
+    fn parse_error(v: Value) -> Option<String> {
         let text = serde_json::to_vec(&v).unwrap();
         match parse(&text, Path::new("config.json")) {
             Ok(_) => None,
@@ -275,7 +275,7 @@ mod tests {
     #[test]
     fn default_spec_has_no_unknown_fields() {
         let v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
-        assert_eq!(roundtrip_unknown(v), None);
+        assert_eq!(parse_error(v), None);
     }
 
     #[test]
@@ -283,18 +283,18 @@ mod tests {
         let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
         v["linux"]["bogusField"] = json!(1);
         assert_eq!(
-            roundtrip_unknown(v.clone()),
+            parse_error(v.clone()),
             Some("config.json: unknown field \"linux.bogusField\"".into())
         );
         v["linux"].as_object_mut().unwrap().remove("bogusField");
         v["mounts"][2]["flavour"] = json!("x");
         assert_eq!(
-            roundtrip_unknown(v.clone()),
+            parse_error(v.clone()),
             Some("config.json: unknown field \"mounts[2].flavour\"".into())
         );
         v["mounts"][2].as_object_mut().unwrap().remove("flavour");
         v["hooks"] = Value::Null;
-        assert_eq!(roundtrip_unknown(v), None);
+        assert_eq!(parse_error(v), None);
     }
 
     #[test]
@@ -321,7 +321,7 @@ mod tests {
         for (want, edit) in cases {
             let mut v = base.clone();
             edit(&mut v);
-            let got = roundtrip_unknown(v).unwrap_or_default();
+            let got = parse_error(v).unwrap_or_default();
             assert!(got.ends_with(&format!("{want:?}")), "{want}: {got}");
         }
     }
