@@ -18,6 +18,40 @@ apt_need() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >&2
 }
 
+# apt_need_qemu: installs qemu-system-x86 (for qemu-system-x86_64) as root,
+# from the same suite as whatever qemu packages are already installed. Some
+# images ship qemu-utils from bookworm-backports, which Breaks bookworm's
+# qemu-system-common: there, the backports source is added (once) and the
+# system emulator comes from backports too. Idempotent.
+apt_need_qemu() {
+    command -v qemu-system-x86_64 >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "warning: qemu-system-x86_64 is missing and we are not root" >&2
+        return 0
+    fi
+    local ver suite codename target=()
+    ver=$(dpkg-query -W -f='${Version}' qemu-utils qemu-system-common qemu-block-extra 2>/dev/null | head -1 || true)
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+    case "$ver" in
+        *bpo*)
+            suite="$codename-backports"
+            if ! grep -rqs -- "$suite" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+                echo "adding the $suite apt source (the installed qemu packages come from it)" >&2
+                printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+                    "$suite" >"/etc/apt/sources.list.d/skiff-$suite.sources"
+                APT_UPDATED=
+            fi
+            target=(-t "$suite")
+            ;;
+    esac
+    if [ -z "${APT_UPDATED:-}" ]; then
+        apt-get update -qq >&2
+        APT_UPDATED=1
+    fi
+    echo "installing qemu-system-x86 ${target[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${target[@]}" qemu-system-x86 >&2
+}
+
 # busybox_bin: prints the path of a static busybox.
 busybox_bin() {
     for b in /bin/busybox /usr/bin/busybox; do
