@@ -162,3 +162,39 @@ fn hook_timeout_fails_create() {
     assert!(rt.state(&id).is_none());
     assert!(!rt.root.path().join(&id).exists());
 }
+
+/// The state JSON reaches init (and its createContainer hook) whatever its
+/// size: engines put kilobytes in annotations (the sync protocol once cut
+/// messages at 8 KiB).
+#[test]
+fn large_annotations_reach_state_and_hooks() {
+    require_root!();
+    for len in [9 * 1024, 1 << 20] {
+        let rt = Rt::new();
+        let b = Bundle::new();
+        let out = TempDir::new("bigstate");
+        let big: String = "x".repeat(len);
+        b.edit(|c| {
+            c["annotations"] = json!({"org.skiff.big": big, "small": "1"});
+            c["hooks"] = json!({"createContainer": [host_hook(&out.path().join("cc"))]});
+        });
+        b.args(&["sh", "-c", "echo started"]);
+        let id = rt.id("bigstate");
+        rt.create(&b, &id, &[])
+            .check("create with a large annotation");
+        let st = rt.state(&id).expect("state");
+        assert_eq!(
+            st["annotations"]["org.skiff.big"].as_str().map(str::len),
+            Some(len)
+        );
+        let hook = read_state(&out.path().join("cc"));
+        assert_eq!(hook["id"], id.as_str());
+        assert_eq!(
+            hook["annotations"]["org.skiff.big"].as_str().map(str::len),
+            Some(len)
+        );
+        assert_eq!(hook["annotations"]["small"], "1");
+        rt.out(&["start", &id]).check("start");
+        rt.wait_status(&id, "stopped");
+    }
+}

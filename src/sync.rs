@@ -105,8 +105,13 @@ impl Msg {
 /// One end of the socketpair.
 pub struct SyncSocket(pub OwnedFd);
 
-/// Failure messages are capped so one datagram always carries them.
+/// The largest datagram: a longer message (the state JSON with large
+/// annotations, say) goes as fragments `[FRAGMENT][up to MAX_MSG-1 bytes]`
+/// and ends with a bare `[FRAGMENT]`; the receiver joins them and decodes
+/// the whole. Short messages, the usual case, stay one datagram.
 const MAX_MSG: usize = 8192;
+/// The tag of a fragment (no message has tag 0).
+const FRAGMENT: u8 = 0;
 
 impl SyncSocket {
     pub fn pair() -> Result<(SyncSocket, SyncSocket)> {
@@ -121,9 +126,22 @@ impl SyncSocket {
     }
 
     pub fn send(&self, m: &Msg) -> Result<()> {
-        let mut b = m.encode();
-        b.truncate(MAX_MSG);
-        send(self.0.as_raw_fd(), &b, MsgFlags::MSG_NOSIGNAL).context("sync: send")?;
+        let b = m.encode();
+        if b.len() <= MAX_MSG {
+            return self.send_datagram(&b);
+        }
+        let mut frag = Vec::with_capacity(MAX_MSG);
+        for chunk in b.chunks(MAX_MSG - 1) {
+            frag.clear();
+            frag.push(FRAGMENT);
+            frag.extend_from_slice(chunk);
+            self.send_datagram(&frag)?;
+        }
+        self.send_datagram(&[FRAGMENT])
+    }
+
+    fn send_datagram(&self, b: &[u8]) -> Result<()> {
+        send(self.0.as_raw_fd(), b, MsgFlags::MSG_NOSIGNAL).context("sync: send")?;
         Ok(())
     }
 
@@ -150,6 +168,8 @@ impl SyncSocket {
     /// Like `recv`, also returning the fd a message carried, if any.
     pub fn recv_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
         let mut buf = [0u8; MAX_MSG];
+        // The fragments of a long message, joined.
+        let mut long: Option<Vec<u8>> = None;
         let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
@@ -174,7 +194,20 @@ impl SyncSocket {
             if n == 0 {
                 return Ok(None);
             }
-            return Msg::decode(&buf[..n]).map(|m| Some((m, fd)));
+            if r.flags.contains(MsgFlags::MSG_TRUNC) {
+                bail!("sync: datagram longer than {MAX_MSG} bytes");
+            }
+            let got = &buf[..n];
+            match (got, &mut long) {
+                ([FRAGMENT], Some(whole)) => return Msg::decode(whole).map(|m| Some((m, fd))),
+                ([FRAGMENT], None) => bail!("sync: end of a message that never began"),
+                ([FRAGMENT, data @ ..], whole) => {
+                    whole.get_or_insert_with(Vec::new).extend_from_slice(data);
+                    continue;
+                }
+                (_, Some(_)) => bail!("sync: message interleaved with a fragmented one"),
+                (_, None) => return Msg::decode(got).map(|m| Some((m, fd))),
+            }
         }
     }
 
@@ -223,6 +256,30 @@ mod tests {
         assert_eq!(b.expect(Msg::Done).unwrap_err().to_string(), "boom");
         drop(a);
         assert_eq!(b.recv().unwrap(), None);
+    }
+
+    #[test]
+    fn messages_of_any_size_arrive_whole() {
+        let (a, b) = SyncSocket::pair().unwrap();
+        for len in [
+            0,
+            MAX_MSG - 2,
+            MAX_MSG - 1,
+            MAX_MSG,
+            9 * 1024,
+            3 * MAX_MSG,
+            1 << 20,
+        ] {
+            let s: String = (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+            // The writer blocks once the socket buffer is full: write from a thread.
+            let a2 = SyncSocket(a.0.try_clone().unwrap());
+            let sent = Msg::Proceed(s.clone());
+            let t = std::thread::spawn(move || a2.send(&sent).unwrap());
+            assert_eq!(b.recv().unwrap(), Some(Msg::Proceed(s)), "length {len}");
+            t.join().unwrap();
+        }
+        a.send(&Msg::Done).unwrap();
+        assert_eq!(b.recv().unwrap(), Some(Msg::Done));
     }
 
     #[test]
