@@ -25,7 +25,7 @@ fn leftover_processes(cg: &str, bundle: &str) -> Vec<String> {
 }
 
 /// A create that must fail cleanly; returns its output for more checks.
-fn failed_create(rt: &Rt, b: &Bundle, tag: &str) -> Out {
+pub(crate) fn failed_create(rt: &Rt, b: &Bundle, tag: &str) -> Out {
     let id = rt.id(tag);
     let cg = unique_cgroup(&id);
     // Best effort: a config that does not parse cannot take a cgroupsPath.

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
@@ -119,6 +120,26 @@ pub fn validate_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The state root is private: ids, hook arguments, environment and
+/// annotations (where engines put secrets) are for its owner only. Made
+/// 0700; an existing root of ours that others can read is made 0700 too.
+fn private_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .with_context(|| format!("mkdir {}", root.display()))?;
+    let md = std::fs::metadata(root).with_context(|| format!("stat {}", root.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let ours = md.uid() == unsafe { libc::geteuid() };
+    if ours && md.mode() & 0o077 != 0 {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("chmod 0700 {}", root.display()))?;
+    }
+    Ok(())
+}
+
 fn lock_dir(dir: &Path) -> Result<Flock<File>> {
     let fd = open(
         dir,
@@ -135,9 +156,9 @@ impl Container {
     /// Makes `<root>/<id>` atomically; EEXIST means the id is taken.
     pub fn create_dir(root: &Path, id: &str) -> Result<(PathBuf, Flock<File>)> {
         validate_id(id)?;
-        std::fs::create_dir_all(root).with_context(|| format!("mkdir {}", root.display()))?;
+        private_root(root)?;
         let dir = root.join(id);
-        match nix::unistd::mkdir(&dir, Mode::from_bits_truncate(0o711)) {
+        match nix::unistd::mkdir(&dir, Mode::from_bits_truncate(0o700)) {
             Ok(()) => {}
             Err(nix::errno::Errno::EEXIST) => bail!("container with id {id} already exists"),
             Err(e) => return Err(e).with_context(|| format!("mkdir {}", dir.display())),
@@ -160,7 +181,12 @@ impl Container {
         let dir = root.join(id);
         let lock = match lock_dir(&dir) {
             Ok(l) => l,
-            Err(_) if !dir.exists() => bail!("container {id} does not exist"),
+            Err(_)
+                if std::fs::symlink_metadata(&dir)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                bail!("container {id} does not exist")
+            }
             Err(e) => return Err(e),
         };
         let path = dir.join(STATE_FILE);
@@ -183,7 +209,13 @@ impl Container {
     /// temp + fsync-free rename: readers see the old or the new file, never half.
     pub fn save(&self) -> Result<()> {
         let tmp = self.dir.join(".state.json.tmp");
-        let mut f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("create {}", tmp.display()))?;
         f.write_all(&serde_json::to_vec(&self.state)?)?;
         drop(f);
         let path = self.dir.join(STATE_FILE);

@@ -8,6 +8,7 @@
 //! serialised between our own processes except the small `sync::Msg`s.
 #![cfg_attr(not(test), no_main)]
 
+mod capnames;
 mod cgroup;
 mod cli;
 mod cmd;

@@ -32,7 +32,7 @@ pub struct Plan {
 pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    parse(&text, &path)
+    parse(&crate::capnames::screen(&text, true), &path)
 }
 
 /// Parses config.json text (`path` only names it in errors). Pure: the
@@ -188,6 +188,7 @@ fn check_process(
         .as_ref()
         .context("process: missing in config.json")?;
     crate::init::user::check_lsm_labels(process)?;
+    crate::init::user::check_user_ids(process, "process")?;
     let args = process.args().clone().unwrap_or_default();
     if args.is_empty() {
         bail!("process.args: must not be empty");
@@ -231,6 +232,15 @@ pub fn plan_at(
         .as_ref()
         .context("linux: missing in config.json")?;
     let ns = namespaces::plan(linux)?;
+    use crate::init::user::check_id_mappings;
+    check_id_mappings(
+        linux.uid_mappings().as_deref().unwrap_or_default(),
+        "linux.uidMappings",
+    )?;
+    check_id_mappings(
+        linux.gid_mappings().as_deref().unwrap_or_default(),
+        "linux.gidMappings",
+    )?;
     check_uts(&spec, &ns)?;
     check_sysctls(linux, &ns)?;
     let rootfs_plan = crate::rootfs::plan(&spec, &rootfs, no_pivot)?;

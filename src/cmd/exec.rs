@@ -153,7 +153,7 @@ pub static CLI: Cmd<Args> = Cmd {
 fn build_process(a: &Args, spec_process: Option<Process>) -> Result<Process> {
     if let Some(f) = &a.process {
         let text = std::fs::read(f).with_context(|| format!("read --process {}", f.display()))?;
-        let mut p: Process = serde_json::from_slice(&text)
+        let mut p: Process = serde_json::from_slice(&crate::capnames::screen(&text, false))
             .with_context(|| format!("parse --process {}", f.display()))?;
         if a.tty {
             p.set_terminal(Some(true));
@@ -202,11 +202,20 @@ fn add_caps(p: &mut Process, caps: &[String]) -> Result<()> {
     if caps.is_empty() {
         return Ok(());
     }
+    // runc's rule: only canonical names of capabilities this kernel has;
+    // anything else is skipped with a warning (src/capnames.rs).
+    let mut last = None;
     let parsed: Vec<Capability> = caps
         .iter()
+        .filter(|c| match crate::capnames::refusal(c, &mut last) {
+            None => true,
+            Some(why) => {
+                crate::log::warn(&format!("--cap: ignoring {c:?}: {why}"));
+                false
+            }
+        })
         .map(|c| {
-            let n = c.to_ascii_uppercase();
-            Capability::from_str(n.strip_prefix("CAP_").unwrap_or(&n))
+            Capability::from_str(c.strip_prefix("CAP_").unwrap_or(c))
                 .with_context(|| format!("--cap: unknown capability {c:?}"))
         })
         .collect::<Result<_>>()?;
@@ -279,6 +288,12 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         process.set_selinux_label(Some(l.clone()));
     }
     crate::init::user::check_lsm_labels(&process)?;
+    let what = if a.process.is_some() {
+        "--process"
+    } else {
+        "process"
+    };
+    crate::init::user::check_user_ids(&process, what)?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && a.console_socket.is_none() && a.detach {
         bail!("cannot allocate tty if skiff will detach without setting console socket");
