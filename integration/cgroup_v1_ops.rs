@@ -526,3 +526,64 @@ fn pause_and_resume_a_created_container() {
     rt.out(&["start", &id]).check("start after resume");
     rt.wait_status(&id, "stopped");
 }
+
+/// `update --memory -1` with a memory+swap limit in place lifts both
+/// (runc's rule): the kernel refuses a limit above memsw.
+#[test]
+fn update_memory_unlimited_lifts_memsw() {
+    require_v1!();
+    if !std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+        crate::skip!("swap accounting is off on this host (no memory.memsw.limit_in_bytes)");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let res = json!({"memory": {"limit": 64 * MIB, "swap": 128 * MIB}});
+    let p = Probe::start(&rt, &b, "updunl", res);
+    rt.out(&["update", "--memory", "-1", &p.id])
+        .check("update --memory -1");
+    let unlimited = host("memory", "/", "memory.limit_in_bytes");
+    both(&p, "memory", "memory.limit_in_bytes", &unlimited);
+    both(&p, "memory", "memory.memsw.limit_in_bytes", &unlimited);
+}
+
+/// Under a parent with its own CFS quota, a smaller period can only be
+/// written once the quota fits it: the writes are ordered (and retried
+/// the other way round) so that every intermediate state is valid.
+#[test]
+fn update_cpu_period_and_quota_under_a_limited_parent() {
+    require_v1!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let id = rt.id("cfs");
+    let parent = format!("{id}-parent");
+    let pdir = host_path("cpu", &format!("/{parent}"), "");
+    fs::create_dir(&pdir).unwrap();
+    fs::write(pdir.join("cpu.cfs_quota_us"), "50000").unwrap();
+    let cg = format!("/{parent}/c");
+    b.args(&["sleep", "1000"]);
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(cg);
+        c["linux"]["resources"]["cpu"] = json!({"quota": 50000, "period": 100000});
+    });
+    let o = rt.run_detached(&b, &id, &[]);
+    let u = rt.out(&[
+        "update",
+        "--cpu-period",
+        "10000",
+        "--cpu-quota",
+        "3000",
+        &id,
+    ]);
+    let got = (
+        fs::read_to_string(host_path("cpu", &cg, "cpu.cfs_period_us")),
+        fs::read_to_string(host_path("cpu", &cg, "cpu.cfs_quota_us")),
+    );
+    let _ = rt.out(&["delete", "--force", &id]);
+    for e in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = fs::remove_dir(e.path().join(&parent));
+    }
+    o.check("run --detach under a parent with a quota");
+    u.check("update --cpu-period 10000 --cpu-quota 3000");
+    assert_eq!(got.0.unwrap().trim(), "10000");
+    assert_eq!(got.1.unwrap().trim(), "3000");
+}

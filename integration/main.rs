@@ -23,6 +23,7 @@ mod lifecycle;
 mod man;
 mod namespaces;
 mod no_openat2;
+mod parity;
 mod privilege;
 mod process;
 mod rootfs;

@@ -60,3 +60,4 @@ bundle("io", f"echo io=$(cat {F}io.max)",
        {"blockIO": {"throttleReadBpsDevice": [{"major": 7, "minor": 0, "rate": 1048576}],
                     "throttleWriteIOPSDevice": [{"major": 7, "minor": 0, "rate": 500}]}})
 bundle("sleep", "sleep 600")
+bundle("frozen", "true")

@@ -85,3 +85,11 @@ $S start oomev
 wait $evpid
 if grep -q '"type":"oom"' /tmp/oomev.json; then pass "events reports OOM"; else fail "events reports OOM" "$(cat /tmp/oomev.json)"; fi
 $S delete --force oomev
+
+# A cgroup frozen before create (cgroup.freeze 1): refused at once, not a hang.
+mkdir -p $CG/frozen && echo 1 > $CG/frozen/cgroup.freeze
+out=$($S create --bundle /bundles/frozen frozen 2>&1)
+rc=$?
+eq "frozen cgroup refused" "1 1" "$rc $(echo "$out" | grep -c 'unexpectedly frozen')"
+if $S state frozen >/dev/null 2>&1; then fail "frozen cgroup: no state left" "state exists"; else pass "frozen cgroup: no state left"; fi
+echo 0 > $CG/frozen/cgroup.freeze; rmdir $CG/frozen

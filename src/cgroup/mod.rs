@@ -179,7 +179,10 @@ impl Cgroup {
     /// mkdir -p in every hierarchy, recording what we made, then apply the
     /// writes. On error everything made here is removed again.
     pub fn create(&mut self, writes: &[Write]) -> Result<()> {
-        let result = self.create_dirs(writes).and_then(|_| self.apply(writes));
+        let result = self
+            .create_dirs(writes)
+            .and_then(|_| self.check_not_frozen())
+            .and_then(|_| self.apply(writes));
         if let Err(e) = result {
             let _ = self.remove_created();
             self.created.clear();
@@ -270,6 +273,26 @@ impl Cgroup {
         match self.version {
             Version::V1 => v1::freeze(&self.freezer()?.dir, frozen),
             Version::V2 => v2::freeze(&self.first()?.dir, frozen),
+        }
+    }
+
+    /// A cgroup that is frozen (or freezing, or under a frozen parent)
+    /// before the container exists would stop init in state D as it joins,
+    /// and `create` would never return: refuse it, as runc does.
+    pub fn check_not_frozen(&self) -> Result<()> {
+        let frozen = match self.version {
+            Version::V1 => self.freezer().ok().map(|h| h.dir.clone()).filter(|d| {
+                read_trim(&d.join("freezer.state")).is_ok_and(|s| s == "FROZEN" || s == "FREEZING")
+            }),
+            Version::V2 => self.first().ok().map(|h| h.dir.clone()).filter(|d| {
+                v2::is_frozen(d)
+                    || std::fs::read_to_string(d.join("cgroup.events"))
+                        .is_ok_and(|t| t.lines().any(|l| l == "frozen 1"))
+            }),
+        };
+        match frozen {
+            Some(d) => bail!("container's cgroup unexpectedly frozen: {}", d.display()),
+            None => Ok(()),
         }
     }
 

@@ -8,7 +8,7 @@
 //! Zero values mean "leave unchanged", as in runc 1.1: docker's `update`
 //! payload sends `"shares":0, "quota":0, "kernel":0` for fields it leaves alone.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
 use serde::{Deserialize, Serialize};
 
@@ -461,14 +461,24 @@ fn device_rule(i: usize, d: &LinuxDeviceCgroup) -> Result<DeviceRule> {
             Some(n) => bail!("{field}.{what}: {n} is invalid"),
         }
     };
-    let access = d.access().as_deref().unwrap_or("");
-    if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
-        bail!("{field}.access: {access:?} must be a non-empty subset of \"rwm\"");
+    // runc's reading: r, w and m in any order, repeated or not; any other
+    // letter is ignored (with a warning here), but one of the three must be there.
+    let given = d.access().as_deref().unwrap_or("");
+    if given.is_empty() {
+        bail!("{field}.access: must not be empty");
     }
     let access = ["rwm", "rw", "rm", "r", "wm", "w", "m"]
         .into_iter()
-        .find(|a| a.len() == access.len() && access.chars().all(|c| a.contains(c)))
-        .unwrap_or("rwm");
+        .find(|a| {
+            let has = |c| given.contains(c);
+            a.chars().all(has) && "rwm".chars().filter(|&c| has(c)).count() == a.len()
+        })
+        .with_context(|| format!("{field}.access: {given:?} has none of r, w, m"))?;
+    if !given.chars().all(|c| "rwm".contains(c)) {
+        crate::log::warn(&format!(
+            "{field}.access: {given:?}: only r, w and m mean anything; read as {access:?}"
+        ));
+    }
     Ok(DeviceRule {
         allow: d.allow(),
         kind,

@@ -247,10 +247,27 @@ fn devices_v1_runc_default_spec() {
 }
 
 #[test]
+fn device_access_in_any_order_with_repeats() {
+    for (given, want) in [
+        ("rwa", "rw"),
+        ("mrrw", "rwm"),
+        ("wm", "wm"),
+        ("mmr", "rm"),
+        ("wwr", "rw"),
+    ] {
+        let r = res(&format!(
+            r#"{{"devices":[{{"allow":true,"type":"c","major":1,"minor":11,"access":"{given}"}}]}}"#
+        ));
+        let lines = device_lines(&writes(&r, Version::V1).unwrap());
+        assert_eq!(lines[0], format!("devices.allow c 1:11 {want}"), "{given}");
+    }
+}
+
+#[test]
 fn devices_validation_and_v2() {
     for bad in [
         r#"{"allow":true,"access":""}"#,
-        r#"{"allow":true,"access":"rwx"}"#,
+        r#"{"allow":true,"access":"xa"}"#,
         r#"{"allow":true,"type":"p","access":"r"}"#,
     ] {
         let r = res(&format!(r#"{{"devices":[{bad}]}}"#));

@@ -61,6 +61,7 @@ impl Cgroup {
                 Err(e) => return Err(e),
             }
         }
+        self.check_not_frozen()?;
         let (devices, limits): (Vec<Write>, Vec<Write>) = writes
             .iter()
             .cloned()

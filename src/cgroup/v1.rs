@@ -53,8 +53,12 @@ pub(super) fn copy_cpuset(parent: &Path, child: &Path) -> Result<()> {
 pub(super) fn apply(dir: &Path, writes: &[super::Write]) -> Result<()> {
     const LIMIT: &str = "memory.limit_in_bytes";
     const MEMSW: &str = "memory.memsw.limit_in_bytes";
+    const PERIOD: &str = "cpu.cfs_period_us";
+    const QUOTA: &str = "cpu.cfs_quota_us";
     let memsw = writes.iter().find(|w| w.file == MEMSW);
     let mut memsw_done = false;
+    let quota = writes.iter().find(|w| w.file == QUOTA);
+    let mut quota_done = false;
     let mut rules: Option<(&str, std::fs::File)> = None;
     for w in writes {
         let path = dir.join(&w.file);
@@ -70,7 +74,26 @@ pub(super) fn apply(dir: &Path, writes: &[super::Write]) -> Result<()> {
                     write_file(&path, &w.value)?;
                 }
             }
+            // Lifting the limit (-1) without a word about swap lifts
+            // memsw too (runc's rule), or the kernel refuses a limit above
+            // memsw: memsw first, so limit <= memsw holds throughout.
+            LIMIT if w.value == "-1" && dir.join(MEMSW).exists() => {
+                write_file(&dir.join(MEMSW), "-1")?;
+                write_file(&path, &w.value)?;
+            }
             MEMSW if memsw_done => {}
+            // Under a parent with its own quota, a new period can be refused
+            // until the quota fits it (and the other way round): try the
+            // period first, and on a refusal the quota first (runc's retry).
+            PERIOD if quota.is_some() => {
+                if write_file(&path, &w.value).is_err() {
+                    let q = quota.expect("checked above");
+                    write_file(&dir.join(QUOTA), &q.value)?;
+                    quota_done = true;
+                    write_file(&path, &w.value)?;
+                }
+            }
+            QUOTA if quota_done => {}
             // CFQ (and blkio.weight with it) left the kernel in 5.0; BFQ has its own file.
             "blkio.weight" if !path.exists() && dir.join("blkio.bfq.weight").exists() => {
                 write_file(&dir.join("blkio.bfq.weight"), &w.value)?
