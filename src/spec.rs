@@ -28,30 +28,62 @@ pub struct Plan {
     pub seccomp: Option<crate::seccomp::Filter>,
 }
 
-/// Reads and parses `<bundle>/config.json`, failing on fields oci-spec does not know.
+/// Reads and parses `<bundle>/config.json`. Unknown fields are ignored, as
+/// runtime-spec's "Extensibility" requires, and named in the debug log.
 pub fn load(bundle: &Path) -> Result<Spec> {
-    let path = bundle.join("config.json");
-    let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+    let (text, path) = read_config(bundle)?;
     parse(&text, &path)
 }
 
-/// Parses config.json text (`path` only names it in errors). Pure: the
-/// fuzz target (fuzz/fuzz_targets/config.rs) calls it directly.
-/// One pass: serde_ignored reports every key the typed spec does not take,
-/// which would otherwise be dropped without a word.
+/// `load`, returning the unknown fields' JSON paths (for `skiff validate`).
+pub fn load_checked(bundle: &Path) -> Result<(Spec, Vec<String>)> {
+    let (text, path) = read_config(bundle)?;
+    parse_checked(&text, &path)
+}
+
+fn read_config(bundle: &Path) -> Result<(Vec<u8>, PathBuf)> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+    Ok((text, path))
+}
+
+/// Parses config.json text (`path` only names it in errors), ignoring
+/// unknown fields (debug-logged). Pure but for the log: the fuzz target
+/// (fuzz/fuzz_targets/config.rs) calls it directly.
 pub fn parse(text: &[u8], path: &Path) -> Result<Spec> {
-    let mut unknown: Option<String> = None;
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let spec: Result<Spec, _> = serde_ignored::deserialize(&mut de, |p| {
-        unknown.get_or_insert_with(|| field_path(&p));
-    });
-    let spec = spec
-        .and_then(|s| de.end().map(|()| s))
-        .with_context(|| format!("parse {}", path.display()))?;
-    if let Some(field) = unknown {
-        bail!("config.json: unknown field {field:?}");
-    }
+    let (spec, unknown) = parse_checked(text, path)?;
+    log_unknown("config.json", &unknown);
     Ok(spec)
+}
+
+/// `parse`, returning every key the typed spec does not take (serde_ignored
+/// reports them in the same pass), as JSON paths in document order.
+pub fn parse_checked(text: &[u8], path: &Path) -> Result<(Spec, Vec<String>)> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let (spec, unknown) = deserialize_checked(&mut de)
+        .and_then(|r| de.end().map(|()| r))
+        .with_context(|| format!("parse {}", path.display()))?;
+    Ok((spec, unknown))
+}
+
+/// Deserializes any `T` from `de`, collecting the JSON paths of the keys
+/// `T` does not know instead of dropping them without a word.
+pub fn deserialize_checked<'de, T, D>(de: D) -> Result<(T, Vec<String>), D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    let mut unknown = Vec::new();
+    let value = serde_ignored::deserialize(de, |p| unknown.push(field_path(&p)))?;
+    Ok((value, unknown))
+}
+
+/// Unknown fields are not errors (runtime-spec: a runtime MUST ignore
+/// them), but a typo should still be findable: `--debug` names each one.
+pub fn log_unknown(what: &str, unknown: &[String]) {
+    for f in unknown {
+        crate::log::debug(&format!("{what}: ignoring unknown field {f:?}"));
+    }
 }
 
 /// `linux.bogusField`, `mounts[2].flavour`: the key path as the user wrote it.
@@ -272,29 +304,43 @@ mod tests {
         }
     }
 
+    /// The unknown fields' paths; panics if the text does not parse.
+    fn unknown(v: Value) -> Vec<String> {
+        let text = serde_json::to_vec(&v).unwrap();
+        parse_checked(&text, Path::new("config.json")).unwrap().1
+    }
+
     #[test]
     fn default_spec_has_no_unknown_fields() {
         let v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        assert_eq!(parse_error(v.clone()), None);
+        assert_eq!(unknown(v), Vec::<String>::new());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_named() {
+        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        v["linux"]["bogusField"] = json!(1);
+        v["mounts"][2]["flavour"] = json!("x");
+        // runtime-spec "Extensibility": MUST NOT error on unknown properties.
+        assert_eq!(parse_error(v.clone()), None);
+        assert_eq!(
+            unknown(v.clone()),
+            ["mounts[2].flavour", "linux.bogusField"]
+        );
+        let text = serde_json::to_vec(&v).unwrap();
+        let spec = parse(&text, Path::new("config.json")).unwrap();
+        assert_eq!(spec.mounts().as_ref().unwrap().len(), 7);
+        v["hooks"] = Value::Null;
         assert_eq!(parse_error(v), None);
     }
 
     #[test]
-    fn unknown_fields_are_named() {
+    fn malformed_known_fields_are_still_errors() {
         let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
-        v["linux"]["bogusField"] = json!(1);
-        assert_eq!(
-            parse_error(v.clone()),
-            Some("config.json: unknown field \"linux.bogusField\"".into())
-        );
-        v["linux"].as_object_mut().unwrap().remove("bogusField");
-        v["mounts"][2]["flavour"] = json!("x");
-        assert_eq!(
-            parse_error(v.clone()),
-            Some("config.json: unknown field \"mounts[2].flavour\"".into())
-        );
-        v["mounts"][2].as_object_mut().unwrap().remove("flavour");
-        v["hooks"] = Value::Null;
-        assert_eq!(parse_error(v), None);
+        v["process"]["args"] = json!("sh");
+        let e = parse_error(v).unwrap();
+        assert!(e.starts_with("parse config.json"), "{e}");
     }
 
     #[test]
@@ -321,8 +367,7 @@ mod tests {
         for (want, edit) in cases {
             let mut v = base.clone();
             edit(&mut v);
-            let got = parse_error(v).unwrap_or_default();
-            assert!(got.ends_with(&format!("{want:?}")), "{want}: {got}");
+            assert_eq!(unknown(v), [want], "{want}");
         }
     }
 

@@ -73,6 +73,13 @@ fn memory(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> 
     {
         bail!("linux.resources.memory.swap: must be >= memory.limit ({s} < {l})");
     }
+    // Always hierarchical: cgroup v2 by design, v1 since Linux 5.16
+    // (memory.use_hierarchy reads 1 and refuses 0).
+    if m.use_hierarchy() == Some(false) {
+        bail!(
+            "linux.resources.memory.useHierarchy: false is not supported (accounting is always hierarchical)"
+        );
+    }
     // Kernel memory limits are ignored, as runc 1.1 does ("Kernel memory
     // settings are ignored and will be removed"); Linux 6.x no longer
     // enforces memory.kmem.limit_in_bytes at all.

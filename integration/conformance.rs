@@ -1,0 +1,121 @@
+//! runtime-spec conformance: unknown properties are ignored (and `skiff
+//! validate` names them), defined ones are honoured or refused by name.
+use crate::cgroup::cgroup_dirs_left;
+use crate::{Bundle, Rt, is_skiff, mountinfo_at, require_root, skip};
+use serde_json::json;
+use std::fs;
+
+/// config.md "Extensibility": a runtime MUST NOT generate an error on an
+/// unknown property and MUST ignore it. The known fields next to the
+/// unknown ones are still honoured.
+#[test]
+fn unknown_fields_are_ignored() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.mount(
+        json!({"destination": "/extra", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["size=64k"], "flavour": "x"}),
+    );
+    let n = b.config()["mounts"].as_array().unwrap().len() - 1;
+    b.edit(|c| {
+        c["linux"]["bogusField"] = json!({"deep": [1, 2]});
+        c["process"]["bogus"] = json!(true);
+        c["hostname"] = json!("conf-host");
+        c["bogusTop"] = json!(null);
+    });
+    b.args(&["sh", "-c", "hostname; cat /proc/self/mountinfo"]);
+    let log = rt.root.path().join("debug.log");
+    let id = rt.id("unknown");
+    let mut c = rt.cmd();
+    c.arg("--debug").arg("--log").arg(&log);
+    c.args(["run", "--bundle"]).arg(b.path()).arg(&id);
+    let o = crate::output(c).check("run with unknown fields");
+    assert!(o.stdout.starts_with("conf-host\n"), "{o:?}");
+    let m = mountinfo_at(&o.stdout, "/extra");
+    assert_eq!(m.len(), 1, "the tmpfs with an unknown field: {}", o.stdout);
+    assert!(m[0].join(" ").contains("size=64k"), "{:?}", m[0]);
+    assert!(!o.stderr.contains("unknown"), "{o:?}");
+    if is_skiff() {
+        // runc logs nothing about them; skiff names each in the debug log.
+        let text = fs::read_to_string(&log).unwrap();
+        for f in [
+            "linux.bogusField".to_string(),
+            format!("mounts[{n}].flavour"),
+            "process.bogus".into(),
+            "bogusTop".into(),
+        ] {
+            assert!(
+                text.contains(&format!("unknown field \\\"{f}\\\"")),
+                "debug log lacks {f}: {text}"
+            );
+        }
+    }
+}
+
+/// `skiff validate`: unknown fields as warnings (exit 0), and the error
+/// create would give (exit 1), without creating anything.
+#[test]
+fn validate_warns_on_unknown_fields_and_fails_like_create() {
+    require_root!();
+    if !is_skiff() {
+        skip!("validate is a skiff command");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let cg = format!("/{}-cg", rt.id("validate"));
+    b.edit(|c| {
+        c["linux"]["bogusField"] = json!(1);
+        c["mounts"][2]["flavour"] = json!("x");
+        c["linux"]["cgroupsPath"] = json!(cg);
+        c["linux"]["resources"]["pids"] = json!({"limit": 10});
+    });
+    let bundle = b.path().to_str().unwrap();
+    let o = rt.out(&["validate", "--bundle", bundle]);
+    assert_eq!(o.code, Some(0), "{o:?}");
+    assert_eq!(
+        o.stderr,
+        "warning: config.json: unknown field \"mounts[2].flavour\"\n\
+         warning: config.json: unknown field \"linux.bogusField\"\n"
+    );
+    assert!(o.stdout.is_empty(), "{o:?}");
+    assert!(cgroup_dirs_left(&cg).is_empty(), "validate made a cgroup");
+    // A valid config without unknown fields: silent.
+    let clean = Bundle::new();
+    let o = rt.out(&["validate", "-b", clean.path().to_str().unwrap()]);
+    assert_eq!((o.code, o.stderr.as_str()), (Some(0), ""), "{o:?}");
+
+    // An error create gives before its first fork: the same message.
+    b.edit(|c| {
+        c["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+    });
+    let v = rt.out(&["validate", "--bundle", bundle]);
+    assert_eq!(v.code, Some(1), "{v:?}");
+    let err = v.stderr.lines().last().unwrap_or_default().to_string();
+    assert!(err.contains("linux.sysctl"), "{v:?}");
+    let id = rt.id("validate-create");
+    let c = rt.create(&b, &id, &[]);
+    assert_eq!(c.code, Some(1), "{c:?}");
+    assert_eq!(c.stderr.trim(), err, "validate and create disagree");
+    // Nothing made: no state, no cgroup.
+    let left: Vec<_> = fs::read_dir(rt.root.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| !n.to_string_lossy().starts_with("create-"))
+        .collect();
+    assert!(left.is_empty(), "state left: {left:?}");
+    assert!(
+        cgroup_dirs_left(&cg).is_empty(),
+        "{:?}",
+        cgroup_dirs_left(&cg)
+    );
+
+    // Unparsable: exit 1, nothing made.
+    fs::write(b.path().join("config.json"), "{\"process\": ").unwrap();
+    let o = rt.out(&["validate", "--bundle", bundle]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    assert!(o.stderr.contains("config.json"), "{o:?}");
+}
