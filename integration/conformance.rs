@@ -4,6 +4,7 @@ use crate::cgroup::cgroup_dirs_left;
 use crate::{Bundle, Rt, is_skiff, mountinfo_at, require_root, skip};
 use serde_json::json;
 use std::fs;
+use std::path::Path;
 
 /// config.md "Extensibility": a runtime MUST NOT generate an error on an
 /// unknown property and MUST ignore it. The known fields next to the
@@ -118,4 +119,85 @@ fn validate_warns_on_unknown_fields_and_fails_like_create() {
     let o = rt.out(&["validate", "--bundle", bundle]);
     assert_eq!(o.code, Some(1), "{o:?}");
     assert!(o.stderr.contains("config.json"), "{o:?}");
+}
+
+/// hugepageLimits reach the kernel or fail create by name (runc and crun
+/// refuse too): a page size the kernel lacks has no hugetlb.<size>.* file.
+#[test]
+fn hugepage_limits_apply_or_are_refused() {
+    require_root!();
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    let ctrls = fs::read_to_string(unified.join("cgroup.controllers")).unwrap_or_default();
+    if !ctrls.split_whitespace().any(|c| c == "hugetlb")
+        || !Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
+        || Path::new("/sys/kernel/mm/hugepages/hugepages-3072kB").exists()
+    {
+        skip!("needs hugetlb in a hybrid unified hierarchy, 2MB pages and no 3MB ones");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.args(&["sleep", "100"]);
+    let id = rt.id("huge3");
+    let cg = format!("/{id}-cg");
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(cg);
+        c["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "3MB", "limit": 6291456}]);
+    });
+    let o = rt.create(&b, &id, &[]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    if is_skiff() {
+        // runc 1.1.5 also fails, on the v1 hugetlb mount it cannot find.
+        let want = format!(
+            "error: linux.resources.hugepageLimits: page size \"3MB\" is not supported by this kernel (it has: {})",
+            kernel_sizes()
+        );
+        assert_eq!(o.stderr.trim(), want);
+    }
+    assert!(rt.state(&id).is_none(), "state after a failed create");
+    assert!(
+        cgroup_dirs_left(&cg).is_empty(),
+        "{:?}",
+        cgroup_dirs_left(&cg)
+    );
+    if !is_skiff() {
+        skip!("runc 1.1.5 cannot set hugetlb on a hybrid host");
+    }
+    let id = rt.id("huge2");
+    let cg = format!("/{id}-cg");
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(cg);
+        c["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 6291456}]);
+    });
+    rt.create(&b, &id, &[])
+        .check("create with 2MB hugepageLimits");
+    // The container's own cgroup2 path, as its init's /proc/<pid>/cgroup names it.
+    let pid = rt.pid(&id);
+    let own = crate::cgroup::cgroup_of(pid, "").unwrap();
+    assert_eq!(own, cg);
+    let max = unified
+        .join(own.trim_start_matches('/'))
+        .join("hugetlb.2MB.max");
+    assert_eq!(fs::read_to_string(&max).unwrap().trim(), "6291456");
+}
+
+/// The kernel's page sizes as skiff names them, smallest first.
+fn kernel_sizes() -> String {
+    let mut kb: Vec<u64> = fs::read_dir("/sys/kernel/mm/hugepages")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    kb.sort_unstable();
+    let name = |k: u64| match k {
+        k if k >= 1 << 20 => format!("{}GB", k >> 20),
+        k if k >= 1 << 10 => format!("{}MB", k >> 10),
+        k => format!("{k}KB"),
+    };
+    kb.into_iter().map(name).collect::<Vec<_>>().join(", ")
 }

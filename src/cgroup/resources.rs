@@ -313,6 +313,34 @@ pub fn hugetlb(res: &LinuxResources, v: Version) -> Result<Vec<Write>> {
     Ok(out)
 }
 
+/// The page sizes the kernel supports, named as in the hugetlb cgroup
+/// files (`2MB`, `1GB`: the kernel's mem_fmt), from the `hugepages-<N>kB`
+/// entries of `dir` (/sys/kernel/mm/hugepages), smallest first. Empty when
+/// the kernel has no huge pages.
+pub fn hugepage_sizes(dir: &std::path::Path) -> Vec<String> {
+    let mut kb: Vec<u64> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let n = name
+                .to_str()?
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?;
+            n.parse().ok()
+        })
+        .collect();
+    kb.sort_unstable();
+    kb.into_iter()
+        .map(|k| match k {
+            k if k >= 1 << 20 => format!("{}GB", k >> 20),
+            k if k >= 1 << 10 => format!("{}MB", k >> 10),
+            k => format!("{k}KB"),
+        })
+        .collect()
+}
+
 fn network(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
     let Some(n) = res.network() else {
         return Ok(());
