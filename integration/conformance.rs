@@ -201,3 +201,38 @@ fn kernel_sizes() -> String {
     };
     kb.into_iter().map(name).collect::<Vec<_>>().join(", ")
 }
+
+/// memory.kernelTCP reaches memory.kmem.tcp.limit_in_bytes where the kernel
+/// has it (crun sets it too), as the container's own cgroup shows it.
+#[test]
+fn kernel_tcp_is_applied_where_the_kernel_has_it() {
+    require_root!();
+    let file = "memory.kmem.tcp.limit_in_bytes";
+    let host = Path::new("/sys/fs/cgroup/memory").join(file);
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let limit = 8 * 1024 * 1024;
+    b.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": 64 << 20, "kernelTCP": limit}));
+    b.args(&["cat", &format!("/sys/fs/cgroup/memory/{file}")]);
+    let id = rt.id("ktcp");
+    let o = rt.run(&b, &id, &[]);
+    if !host.exists() {
+        if is_skiff() {
+            assert!(
+                o.stderr
+                    .contains("linux.resources.memory.kernelTCP: ignored"),
+                "{o:?}"
+            );
+        }
+        skip!("this kernel has no {file} (no cgroup v1 kmem accounting)");
+    }
+    let o = o.check("run with kernelTCP");
+    if !is_skiff() {
+        // runc 1.1.5 ignores kernelTCP ("Kernel memory settings are ignored
+        // and will be removed"); skiff applies it, as crun does.
+        assert!(o.stderr.contains("Kernel memory"), "{o:?}");
+        return;
+    }
+    assert_eq!(o.stdout.trim(), limit.to_string(), "{o:?}");
+    assert!(!o.stderr.contains("kernelTCP"), "{o:?}");
+}

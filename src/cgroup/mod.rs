@@ -156,6 +156,17 @@ impl Cgroup {
             out.retain(|w| w.controller != "hugetlb");
             out.extend(resources::hugetlb(res, Version::V2)?);
         }
+        if let Some(m) = self.v1("memory")
+            && !m.mount.join(resources::KMEM_TCP).exists()
+            && out.iter().any(|w| w.file == resources::KMEM_TCP)
+        {
+            // A kernel built without kmem accounting (or one that dropped it).
+            crate::log::warn(&format!(
+                "linux.resources.memory.kernelTCP: ignored, this kernel has no {}",
+                resources::KMEM_TCP
+            ));
+            out.retain(|w| w.file != resources::KMEM_TCP);
+        }
         for w in &out {
             if self.target(&w.controller).is_none() {
                 bail!(

@@ -62,6 +62,9 @@ pub fn writes(res: &LinuxResources, v: Version) -> Result<Vec<Write>> {
     Ok(out)
 }
 
+/// The v1 file of `linux.resources.memory.kernelTCP`.
+pub const KMEM_TCP: &str = "memory.kmem.tcp.limit_in_bytes";
+
 fn memory(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
     let Some(m) = res.memory() else { return Ok(()) };
     let limit = m.limit().filter(|&l| l != 0);
@@ -80,9 +83,28 @@ fn memory(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> 
             "linux.resources.memory.useHierarchy: false is not supported (accounting is always hierarchical)"
         );
     }
-    // Kernel memory limits are ignored, as runc 1.1 does ("Kernel memory
-    // settings are ignored and will be removed"); Linux 6.x no longer
-    // enforces memory.kmem.limit_in_bytes at all.
+    // memory.kernel: runc 1.1 ignores it ("Kernel memory settings are
+    // ignored and will be removed"), and Linux >= 5.16 accepts
+    // memory.kmem.limit_in_bytes but enforces nothing: warn, naming it.
+    #[allow(deprecated)] // as the spec, oci-spec deprecates `kernel`
+    if m.kernel().is_some_and(|k| k != 0) {
+        crate::log::warn(
+            "linux.resources.memory.kernel: ignored, the kernel no longer enforces kernel memory limits",
+        );
+    }
+    // kernelTCP: applied on v1 (memory.kmem.tcp.limit_in_bytes still works,
+    // and crun sets it); v2 has no such file, so a warning (runc 1.1
+    // ignores both kernel fields with a warning on every host).
+    // `Cgroup::plan` drops the write, with a warning, on a v1 kernel
+    // without the file.
+    if let Some(t) = m.kernel_tcp().filter(|&t| t != 0) {
+        match v {
+            Version::V1 => out.push(w("memory", KMEM_TCP, t)),
+            Version::V2 => crate::log::warn(
+                "linux.resources.memory.kernelTCP: ignored, cgroup v2 has no TCP kernel memory limit",
+            ),
+        }
+    }
     match v {
         Version::V1 => {
             if let Some(l) = limit {

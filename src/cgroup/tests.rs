@@ -632,3 +632,24 @@ fn root_device_program_loads_and_attaches() {
     // 0: moved, /dev/zero refused, /dev/null allowed
     assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
 }
+
+#[test]
+fn kernel_tcp_is_written_only_where_the_kernel_has_the_file() {
+    let t = Tmp::new("kernel-tcp");
+    let (mi, own) = hybrid(&t.0);
+    let cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("/c1")), "c1").unwrap();
+    let r = res(r#"{"memory":{"kernelTCP":8388608}}"#);
+    let tcp = |ws: Vec<Write>| -> Vec<(String, String)> {
+        ws.into_iter()
+            .filter(|w| w.controller == "memory")
+            .map(|w| (w.file, w.value))
+            .collect()
+    };
+    // No kmem accounting files: dropped (with a warning), not an error.
+    assert!(tcp(cg.plan(Some(&r)).unwrap()).is_empty());
+    fs::write(t.0.join("memory/memory.kmem.tcp.limit_in_bytes"), "").unwrap();
+    assert_eq!(
+        tcp(cg.plan(Some(&r)).unwrap()),
+        [("memory.kmem.tcp.limit_in_bytes".into(), "8388608".into())]
+    );
+}
