@@ -236,3 +236,31 @@ fn kernel_tcp_is_applied_where_the_kernel_has_it() {
     assert_eq!(o.stdout.trim(), limit.to_string(), "{o:?}");
     assert!(!o.stderr.contains("kernelTCP"), "{o:?}");
 }
+
+/// linux.mountLabel without SELinux: nothing to label, so the container
+/// runs and its mounts carry no `context=` (crun does the same).
+#[test]
+fn mount_label_without_selinux_is_accepted_and_ignored() {
+    require_root!();
+    if Path::new("/sys/fs/selinux/enforce").exists() {
+        skip!("SELinux is enabled here: skiff refuses linux.mountLabel");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| c["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0:c1,c2"));
+    b.args(&["cat", "/proc/self/mountinfo"]);
+    let id = rt.id("mountlabel");
+    let o = rt.run(&b, &id, &[]);
+    if !is_skiff() {
+        // runc 1.1.5 adds context="…" to its tmpfs mounts even with SELinux
+        // off, and the kernel refuses the option: create fails.
+        assert!(!o.ok() && o.stderr.contains("context="), "{o:?}");
+        return;
+    }
+    let o = o.check("run with linux.mountLabel");
+    for dst in ["/dev", "/dev/shm", "/dev/mqueue"] {
+        let m = mountinfo_at(&o.stdout, dst);
+        assert_eq!(m.len(), 1, "{dst}: {}", o.stdout);
+        assert!(!m[0].join(" ").contains("context="), "{:?}", m[0]);
+    }
+}

@@ -123,10 +123,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         check(l.memory_policy().is_some(), "linux.memoryPolicy");
         check(l.personality().is_some(), "linux.personality");
         check(l.net_devices().is_some(), "linux.netDevices");
-        check(
-            l.mount_label().as_ref().is_some_and(|s| !s.is_empty()),
-            "linux.mountLabel",
-        );
     }
     if let Some(p) = spec.process() {
         check(p.scheduler().is_some(), "process.scheduler");
@@ -138,6 +134,29 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         bail!("{f}: not supported by skiff yet");
     }
     Ok(())
+}
+
+/// linux.mountLabel: without SELinux there is nothing to label, so it is
+/// accepted and ignored (crun's behaviour; runc 1.1.5 passes `context=` to
+/// the kernel anyway and its mounts fail with EINVAL). With SELinux on,
+/// skiff cannot apply it yet (runc's `context=` mount option), so refuse.
+fn check_mount_label(spec: &Spec, selinux: bool) -> Result<()> {
+    let label = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref());
+    match label.filter(|s| !s.is_empty()) {
+        None => Ok(()),
+        Some(_) if selinux => {
+            bail!("linux.mountLabel: not supported by skiff yet (SELinux is enabled on this host)")
+        }
+        Some(l) => {
+            crate::log::debug(&format!(
+                "linux.mountLabel {l:?}: ignored, SELinux is not enabled on this host"
+            ));
+            Ok(())
+        }
+    }
 }
 
 /// A sysctl may only be set for a namespace the container owns (runc's rule):
@@ -257,6 +276,7 @@ pub fn plan_at(
     preserve_fds: i32,
 ) -> Result<Plan> {
     reject_unsupported(&spec)?;
+    check_mount_label(&spec, crate::init::user::selinux_enabled())?;
     let (process, args) = check_process(&spec, preserve_fds)?;
     let linux = spec
         .linux()
@@ -389,6 +409,20 @@ mod tests {
         let l = linux(json!({"namespaces": [{"type": "mount"}, {"type": "ipc"}],
                              "sysctl": {"vm.swappiness": "1"}}));
         assert!(check_sysctls(&l, &namespaces::plan(&l).unwrap()).is_err());
+    }
+
+    #[test]
+    fn mount_label_is_ignored_without_selinux_and_refused_with_it() {
+        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        v["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
+        let spec: Spec = serde_json::from_value(v.clone()).unwrap();
+        assert!(reject_unsupported(&spec).is_ok());
+        assert!(check_mount_label(&spec, false).is_ok());
+        let e = check_mount_label(&spec, true).unwrap_err().to_string();
+        assert!(e.starts_with("linux.mountLabel: "), "{e}");
+        v["linux"]["mountLabel"] = json!("");
+        let spec: Spec = serde_json::from_value(v).unwrap();
+        assert!(check_mount_label(&spec, true).is_ok());
     }
 
     #[test]
