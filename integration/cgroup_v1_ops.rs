@@ -587,3 +587,55 @@ fn update_cpu_period_and_quota_under_a_limited_parent() {
     assert_eq!(got.0.unwrap().trim(), "10000");
     assert_eq!(got.1.unwrap().trim(), "3000");
 }
+
+/// `update --resources`: unknown fields are ignored (runtime-spec
+/// "Extensibility"), the known ones next to them applied; a defined field
+/// update cannot apply is an error naming it, and changes nothing.
+#[test]
+fn update_ignores_unknown_fields_and_refuses_what_it_cannot_apply() {
+    require_v1!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let p = Probe::start(
+        &rt,
+        &b,
+        "updunknown",
+        json!({"memory": {"limit": 64 * MIB}}),
+    );
+    let file = p.dir.path().join("res.json");
+    let limit = (48 * MIB).to_string();
+    fs::write(
+        &file,
+        format!(r#"{{"memory":{{"limit":{limit},"flavour":1}},"bogusTop":{{"x":[]}}}}"#),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    rt.out(&["update", "--resources", f, &p.id])
+        .check("update with unknown fields");
+    both(&p, "memory", "memory.limit_in_bytes", &limit);
+    if !crate::is_skiff() {
+        // runc 1.1.5 ignores memory.kernel with a warning and never reads
+        // useHierarchy; skiff refuses both by name instead of pretending.
+        return;
+    }
+    for (res, field) in [
+        (
+            r#"{"memory":{"limit":33554432,"kernel":1048576}}"#,
+            "linux.resources.memory.kernel",
+        ),
+        (
+            r#"{"memory":{"limit":33554432,"useHierarchy":false}}"#,
+            "linux.resources.memory.useHierarchy",
+        ),
+    ] {
+        fs::write(&file, res).unwrap();
+        let o = rt.out(&["update", "--resources", f, &p.id]);
+        assert_eq!(o.code, Some(1), "{res}: {o:?}");
+        assert!(
+            o.stderr.contains(field),
+            "{res}: the error must name {field}: {o:?}"
+        );
+        assert_eq!(o.stderr.trim().lines().count(), 1, "{o:?}");
+        both(&p, "memory", "memory.limit_in_bytes", &limit);
+    }
+}

@@ -14,6 +14,7 @@ mod cgroup;
 mod cgroup_v1;
 mod cgroup_v1_ops;
 mod cli;
+mod conformance;
 mod exec;
 mod failures;
 mod faults;

@@ -219,6 +219,7 @@ pub enum Command {
     Ps(cmd::ps::Args),
     Update(cmd::update::Args),
     Events(cmd::events::Args),
+    Validate(cmd::validate::Args),
 }
 
 type SubParse = fn(&mut Parser, &mut Flags, &Sub) -> Result<Command, Stop>;
@@ -300,6 +301,11 @@ static SUBS: &[Sub] = &[
         name: "events",
         about: "Display container events such as OOM notifications and cpu, memory, and IO usage statistics",
         parse: |p, f, s| command(p, f, s, &cmd::events::CLI).map(Command::Events),
+    },
+    Sub {
+        name: "validate",
+        about: "Check a bundle's config.json as create would, without creating anything",
+        parse: |p, f, s| command(p, f, s, &cmd::validate::CLI).map(Command::Validate),
     },
 ];
 

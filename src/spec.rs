@@ -28,30 +28,67 @@ pub struct Plan {
     pub seccomp: Option<crate::seccomp::Filter>,
 }
 
-/// Reads and parses `<bundle>/config.json`, failing on fields oci-spec does not know.
+/// Reads and parses `<bundle>/config.json`. Unknown fields are ignored, as
+/// runtime-spec's "Extensibility" requires, and named in the debug log.
 pub fn load(bundle: &Path) -> Result<Spec> {
-    let path = bundle.join("config.json");
-    let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
-    parse(&crate::capnames::screen(&text, true), &path)
+    let (text, path) = read_config(bundle)?;
+    parse(&text, &path)
 }
 
-/// Parses config.json text (`path` only names it in errors). Pure: the
-/// fuzz target (fuzz/fuzz_targets/config.rs) calls it directly.
-/// One pass: serde_ignored reports every key the typed spec does not take,
-/// which would otherwise be dropped without a word.
+/// `load`, returning the unknown fields' JSON paths (for `skiff validate`).
+pub fn load_checked(bundle: &Path) -> Result<(Spec, Vec<String>)> {
+    let (text, path) = read_config(bundle)?;
+    parse_checked(&text, &path)
+}
+
+/// The text of config.json, with capability names screened (src/capnames.rs).
+fn read_config(bundle: &Path) -> Result<(Vec<u8>, PathBuf)> {
+    let path = bundle.join("config.json");
+    let text = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+    let screened = match crate::capnames::screen(&text, true) {
+        std::borrow::Cow::Owned(v) => Some(v),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    Ok((screened.unwrap_or(text), path))
+}
+
+/// Parses config.json text (`path` only names it in errors), ignoring
+/// unknown fields (debug-logged). Pure but for the log: the fuzz target
+/// (fuzz/fuzz_targets/config.rs) calls it directly.
 pub fn parse(text: &[u8], path: &Path) -> Result<Spec> {
-    let mut unknown: Option<String> = None;
-    let mut de = serde_json::Deserializer::from_slice(text);
-    let spec: Result<Spec, _> = serde_ignored::deserialize(&mut de, |p| {
-        unknown.get_or_insert_with(|| field_path(&p));
-    });
-    let spec = spec
-        .and_then(|s| de.end().map(|()| s))
-        .with_context(|| format!("parse {}", path.display()))?;
-    if let Some(field) = unknown {
-        bail!("config.json: unknown field {field:?}");
-    }
+    let (spec, unknown) = parse_checked(text, path)?;
+    log_unknown("config.json", &unknown);
     Ok(spec)
+}
+
+/// `parse`, returning every key the typed spec does not take (serde_ignored
+/// reports them in the same pass), as JSON paths in document order.
+pub fn parse_checked(text: &[u8], path: &Path) -> Result<(Spec, Vec<String>)> {
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let (spec, unknown) = deserialize_checked(&mut de)
+        .and_then(|r| de.end().map(|()| r))
+        .with_context(|| format!("parse {}", path.display()))?;
+    Ok((spec, unknown))
+}
+
+/// Deserializes any `T` from `de`, collecting the JSON paths of the keys
+/// `T` does not know instead of dropping them without a word.
+pub fn deserialize_checked<'de, T, D>(de: D) -> Result<(T, Vec<String>), D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    let mut unknown = Vec::new();
+    let value = serde_ignored::deserialize(de, |p| unknown.push(field_path(&p)))?;
+    Ok((value, unknown))
+}
+
+/// Unknown fields are not errors (runtime-spec: a runtime MUST ignore
+/// them), but a typo should still be findable: `--debug` names each one.
+pub fn log_unknown(what: &str, unknown: &[String]) {
+    for f in unknown {
+        crate::log::debug(&format!("{what}: ignoring unknown field {f:?}"));
+    }
 }
 
 /// `linux.bogusField`, `mounts[2].flavour`: the key path as the user wrote it.
@@ -91,10 +128,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         check(l.memory_policy().is_some(), "linux.memoryPolicy");
         check(l.personality().is_some(), "linux.personality");
         check(l.net_devices().is_some(), "linux.netDevices");
-        check(
-            l.mount_label().as_ref().is_some_and(|s| !s.is_empty()),
-            "linux.mountLabel",
-        );
     }
     if let Some(p) = spec.process() {
         check(p.scheduler().is_some(), "process.scheduler");
@@ -106,6 +139,29 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         bail!("{f}: not supported by skiff yet");
     }
     Ok(())
+}
+
+/// linux.mountLabel: without SELinux there is nothing to label, so it is
+/// accepted and ignored (crun's behaviour; runc 1.1.5 passes `context=` to
+/// the kernel anyway and its mounts fail with EINVAL). With SELinux on,
+/// skiff cannot apply it yet (runc's `context=` mount option), so refuse.
+fn check_mount_label(spec: &Spec, selinux: bool) -> Result<()> {
+    let label = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref());
+    match label.filter(|s| !s.is_empty()) {
+        None => Ok(()),
+        Some(_) if selinux => {
+            bail!("linux.mountLabel: not supported by skiff yet (SELinux is enabled on this host)")
+        }
+        Some(l) => {
+            crate::log::debug(&format!(
+                "linux.mountLabel {l:?}: ignored, SELinux is not enabled on this host"
+            ));
+            Ok(())
+        }
+    }
 }
 
 /// A sysctl may only be set for a namespace the container owns (runc's rule):
@@ -226,6 +282,7 @@ pub fn plan_at(
     preserve_fds: i32,
 ) -> Result<Plan> {
     reject_unsupported(&spec)?;
+    check_mount_label(&spec, crate::init::user::selinux_enabled())?;
     let (process, args) = check_process(&spec, preserve_fds)?;
     let linux = spec
         .linux()
@@ -282,29 +339,43 @@ mod tests {
         }
     }
 
+    /// The unknown fields' paths; panics if the text does not parse.
+    fn unknown(v: Value) -> Vec<String> {
+        let text = serde_json::to_vec(&v).unwrap();
+        parse_checked(&text, Path::new("config.json")).unwrap().1
+    }
+
     #[test]
     fn default_spec_has_no_unknown_fields() {
         let v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        assert_eq!(parse_error(v.clone()), None);
+        assert_eq!(unknown(v), Vec::<String>::new());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_named() {
+        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        v["linux"]["bogusField"] = json!(1);
+        v["mounts"][2]["flavour"] = json!("x");
+        // runtime-spec "Extensibility": MUST NOT error on unknown properties.
+        assert_eq!(parse_error(v.clone()), None);
+        assert_eq!(
+            unknown(v.clone()),
+            ["mounts[2].flavour", "linux.bogusField"]
+        );
+        let text = serde_json::to_vec(&v).unwrap();
+        let spec = parse(&text, Path::new("config.json")).unwrap();
+        assert_eq!(spec.mounts().as_ref().unwrap().len(), 7);
+        v["hooks"] = Value::Null;
         assert_eq!(parse_error(v), None);
     }
 
     #[test]
-    fn unknown_fields_are_named() {
+    fn malformed_known_fields_are_still_errors() {
         let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
-        v["linux"]["bogusField"] = json!(1);
-        assert_eq!(
-            parse_error(v.clone()),
-            Some("config.json: unknown field \"linux.bogusField\"".into())
-        );
-        v["linux"].as_object_mut().unwrap().remove("bogusField");
-        v["mounts"][2]["flavour"] = json!("x");
-        assert_eq!(
-            parse_error(v.clone()),
-            Some("config.json: unknown field \"mounts[2].flavour\"".into())
-        );
-        v["mounts"][2].as_object_mut().unwrap().remove("flavour");
-        v["hooks"] = Value::Null;
-        assert_eq!(parse_error(v), None);
+        v["process"]["args"] = json!("sh");
+        let e = parse_error(v).unwrap();
+        assert!(e.starts_with("parse config.json"), "{e}");
     }
 
     #[test]
@@ -331,8 +402,7 @@ mod tests {
         for (want, edit) in cases {
             let mut v = base.clone();
             edit(&mut v);
-            let got = parse_error(v).unwrap_or_default();
-            assert!(got.ends_with(&format!("{want:?}")), "{want}: {got}");
+            assert_eq!(unknown(v), [want], "{want}");
         }
     }
 
@@ -354,6 +424,20 @@ mod tests {
         let l = linux(json!({"namespaces": [{"type": "mount"}, {"type": "ipc"}],
                              "sysctl": {"vm.swappiness": "1"}}));
         assert!(check_sysctls(&l, &namespaces::plan(&l).unwrap()).is_err());
+    }
+
+    #[test]
+    fn mount_label_is_ignored_without_selinux_and_refused_with_it() {
+        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        v["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
+        let spec: Spec = serde_json::from_value(v.clone()).unwrap();
+        assert!(reject_unsupported(&spec).is_ok());
+        assert!(check_mount_label(&spec, false).is_ok());
+        let e = check_mount_label(&spec, true).unwrap_err().to_string();
+        assert!(e.starts_with("linux.mountLabel: "), "{e}");
+        v["linux"]["mountLabel"] = json!("");
+        let spec: Spec = serde_json::from_value(v).unwrap();
+        assert!(check_mount_label(&spec, true).is_ok());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Fuzzes the config.json loader and validator: `spec::parse` (the typed
-//! parse plus the unknown-field check) and `spec::plan_at` (validation,
+//! parse, collecting the unknown fields) and `spec::plan_at` (validation,
 //! namespaces, rootfs and cgroup plans, seccomp compile), everything `create`
 //! decides before the first fork except canonicalising the rootfs. Any
 //! input must give Ok or Err, never a panic.

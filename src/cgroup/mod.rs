@@ -11,8 +11,7 @@
 //! given to `resolve_with`, so unit tests run against tempdir fixture trees.
 //!
 //! Rootless: see rootless.rs. NOT DONE: the systemd driver;
-//! runc's v1 device emulator (rules are written in order instead); hugetlb
-//! page sizes are not checked against /sys/kernel/mm/hugepages.
+//! runc's v1 device emulator (rules are written in order instead).
 
 mod detect;
 mod join;
@@ -143,6 +142,12 @@ impl Cgroup {
     /// Pure: the writes for `res` on this layout, checked against the mounted
     /// controllers so a missing one fails `create` before any fork.
     pub fn plan(&self, res: Option<&LinuxResources>) -> Result<Vec<Write>> {
+        self.plan_in(res, Path::new(HUGEPAGES))
+    }
+
+    /// `plan`, with the kernel's huge page sizes read from `hugepages`
+    /// (a tempdir in unit tests).
+    fn plan_in(&self, res: Option<&LinuxResources>, hugepages: &Path) -> Result<Vec<Write>> {
         let default = LinuxResources::default();
         let res = res.unwrap_or(&default);
         let mut out = resources::writes(res, self.version)?;
@@ -150,6 +155,17 @@ impl Cgroup {
             // Hybrid host: hugetlb is a v2 controller here (runc 1.1 fails instead).
             out.retain(|w| w.controller != "hugetlb");
             out.extend(resources::hugetlb(res, Version::V2)?);
+        }
+        if let Some(m) = self.v1("memory")
+            && !m.mount.join(resources::KMEM_TCP).exists()
+            && out.iter().any(|w| w.file == resources::KMEM_TCP)
+        {
+            // A kernel built without kmem accounting (or one that dropped it).
+            crate::log::warn(&format!(
+                "linux.resources.memory.kernelTCP: ignored, this kernel has no {}",
+                resources::KMEM_TCP
+            ));
+            out.retain(|w| w.file != resources::KMEM_TCP);
         }
         for w in &out {
             if self.target(&w.controller).is_none() {
@@ -160,7 +176,43 @@ impl Cgroup {
                 );
             }
         }
+        if out.iter().any(|w| w.controller == "hugetlb") {
+            self.check_hugetlb(res, hugepages)?;
+        }
         Ok(out)
+    }
+
+    /// hugepageLimits must reach the kernel or fail `create` by name, as in
+    /// runc and crun: the controller must be available where the writes go
+    /// (a cgroup2 root lists it in cgroup.controllers), and each page size
+    /// must be one the kernel has (else there is no hugetlb.<size>.* file).
+    fn check_hugetlb(&self, res: &LinuxResources, hugepages: &Path) -> Result<()> {
+        const FIELD: &str = "linux.resources.hugepageLimits";
+        if let Some(h) = self.target("hugetlb").filter(|h| h.version == Version::V2)
+            // Only fixture trees lack the file; the kernel always has it.
+            && let Ok(text) = std::fs::read_to_string(h.mount.join("cgroup.controllers"))
+            && !text.split_whitespace().any(|c| c == "hugetlb")
+        {
+            bail!(
+                "{FIELD}: the hugetlb cgroup controller is not available in {}",
+                h.mount.display()
+            );
+        }
+        let sizes = resources::hugepage_sizes(hugepages);
+        for l in res.hugepage_limits().iter().flatten() {
+            if !sizes.iter().any(|s| s == l.page_size()) {
+                bail!(
+                    "{FIELD}: page size {:?} is not supported by this kernel (it has: {})",
+                    l.page_size(),
+                    if sizes.is_empty() {
+                        "none".to_string()
+                    } else {
+                        sizes.join(", ")
+                    }
+                );
+            }
+        }
+        Ok(())
     }
 
     /// For `update`: `plan` without device rules. runc 1.1's update leaves them
@@ -428,6 +480,9 @@ impl Cgroup {
         out
     }
 }
+
+/// One `hugepages-<N>kB` directory per page size the kernel supports.
+const HUGEPAGES: &str = "/sys/kernel/mm/hugepages";
 
 const POLL: Duration = Duration::from_millis(10);
 /// 200 rounds of 10ms: two seconds for SIGKILLed processes to leave.

@@ -62,6 +62,9 @@ pub fn writes(res: &LinuxResources, v: Version) -> Result<Vec<Write>> {
     Ok(out)
 }
 
+/// The v1 file of `linux.resources.memory.kernelTCP`.
+pub const KMEM_TCP: &str = "memory.kmem.tcp.limit_in_bytes";
+
 fn memory(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
     let Some(m) = res.memory() else { return Ok(()) };
     let limit = m.limit().filter(|&l| l != 0);
@@ -73,9 +76,35 @@ fn memory(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> 
     {
         bail!("linux.resources.memory.swap: must be >= memory.limit ({s} < {l})");
     }
-    // Kernel memory limits are ignored, as runc 1.1 does ("Kernel memory
-    // settings are ignored and will be removed"); Linux 6.x no longer
-    // enforces memory.kmem.limit_in_bytes at all.
+    // Always hierarchical: cgroup v2 by design, v1 since Linux 5.16
+    // (memory.use_hierarchy reads 1 and refuses 0).
+    if m.use_hierarchy() == Some(false) {
+        bail!(
+            "linux.resources.memory.useHierarchy: false is not supported (accounting is always hierarchical)"
+        );
+    }
+    // memory.kernel: runc 1.1 ignores it ("Kernel memory settings are
+    // ignored and will be removed"), and Linux >= 5.16 accepts
+    // memory.kmem.limit_in_bytes but enforces nothing: warn, naming it.
+    #[allow(deprecated)] // as the spec, oci-spec deprecates `kernel`
+    if m.kernel().is_some_and(|k| k != 0) {
+        crate::log::warn(
+            "linux.resources.memory.kernel: ignored, the kernel no longer enforces kernel memory limits",
+        );
+    }
+    // kernelTCP: applied on v1 (memory.kmem.tcp.limit_in_bytes still works,
+    // and crun sets it); v2 has no such file, so a warning (runc 1.1
+    // ignores both kernel fields with a warning on every host).
+    // `Cgroup::plan` drops the write, with a warning, on a v1 kernel
+    // without the file.
+    if let Some(t) = m.kernel_tcp().filter(|&t| t != 0) {
+        match v {
+            Version::V1 => out.push(w("memory", KMEM_TCP, t)),
+            Version::V2 => crate::log::warn(
+                "linux.resources.memory.kernelTCP: ignored, cgroup v2 has no TCP kernel memory limit",
+            ),
+        }
+    }
     match v {
         Version::V1 => {
             if let Some(l) = limit {
@@ -304,6 +333,34 @@ pub fn hugetlb(res: &LinuxResources, v: Version) -> Result<Vec<Write>> {
         out.push(w("hugetlb", file, value));
     }
     Ok(out)
+}
+
+/// The page sizes the kernel supports, named as in the hugetlb cgroup
+/// files (`2MB`, `1GB`: the kernel's mem_fmt), from the `hugepages-<N>kB`
+/// entries of `dir` (/sys/kernel/mm/hugepages), smallest first. Empty when
+/// the kernel has no huge pages.
+pub fn hugepage_sizes(dir: &std::path::Path) -> Vec<String> {
+    let mut kb: Vec<u64> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let n = name
+                .to_str()?
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?;
+            n.parse().ok()
+        })
+        .collect();
+    kb.sort_unstable();
+    kb.into_iter()
+        .map(|k| match k {
+            k if k >= 1 << 20 => format!("{}GB", k >> 20),
+            k if k >= 1 << 10 => format!("{}MB", k >> 10),
+            k => format!("{k}KB"),
+        })
+        .collect()
 }
 
 fn network(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {

@@ -21,11 +21,12 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn memory_per_version() {
     let r = res(
-        r#"{"memory":{"limit":104857600,"swap":209715200,"reservation":1000,"swappiness":10,"disableOOMKiller":true,"kernel":5}}"#,
+        r#"{"memory":{"limit":104857600,"swap":209715200,"reservation":1000,"swappiness":10,"disableOOMKiller":true,"kernel":5,"kernelTCP":4096}}"#,
     );
     assert_eq!(
         files(&writes(&r, Version::V1).unwrap()),
         pairs(&[
+            ("memory.kmem.tcp.limit_in_bytes", "4096"),
             ("memory.limit_in_bytes", "104857600"),
             ("memory.memsw.limit_in_bytes", "209715200"),
             ("memory.soft_limit_in_bytes", "1000"),
@@ -48,7 +49,7 @@ fn memory_per_version() {
     );
     // docker update's zeros mean "unchanged"
     let zeros = res(
-        r#"{"memory":{"limit":0,"reservation":0,"swap":0,"kernel":0},"cpu":{"shares":0,"quota":0,"period":0},"blockIO":{"weight":0}}"#,
+        r#"{"memory":{"limit":0,"reservation":0,"swap":0,"kernel":0,"kernelTCP":0},"cpu":{"shares":0,"quota":0,"period":0},"blockIO":{"weight":0}}"#,
     );
     assert!(files(&writes(&zeros, Version::V1).unwrap()).is_empty());
 }

@@ -78,6 +78,88 @@ fn res(json: &str) -> LinuxResources {
     serde_json::from_str(json).unwrap()
 }
 
+/// A /sys/kernel/mm/hugepages with 2MB and 1GB pages, under `root`.
+fn hugepages(root: &Path) -> PathBuf {
+    let dir = root.join("hugepages");
+    for d in ["hugepages-2048kB", "hugepages-1048576kB"] {
+        fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn hugepage_sizes_are_named_as_the_kernel_names_its_files() {
+    let t = Tmp::new("hugepage-sizes");
+    let dir = hugepages(&t.0);
+    fs::create_dir_all(dir.join("hugepages-64kB")).unwrap();
+    fs::create_dir_all(dir.join("other")).unwrap();
+    assert_eq!(resources::hugepage_sizes(&dir), ["64KB", "2MB", "1GB"]);
+    assert!(resources::hugepage_sizes(&t.0.join("absent")).is_empty());
+}
+
+#[test]
+fn hugepage_limits_are_refused_by_name_unless_applicable() {
+    let t = Tmp::new("hugepage-refuse");
+    let pages = hugepages(&t.0);
+    let (mi, own) = hybrid(&t.0);
+    let cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("/c1")), "c1").unwrap();
+    let limit = |size: &str| {
+        res(&format!(
+            r#"{{"hugepageLimits":[{{"pageSize":"{size}","limit":4194304}}]}}"#
+        ))
+    };
+    fs::write(t.0.join("unified/cgroup.controllers"), "hugetlb\n").unwrap();
+    let ws = cg.plan_in(Some(&limit("2MB")), &pages).unwrap();
+    assert_eq!(
+        ws.iter()
+            .filter(|w| w.controller == "hugetlb")
+            .map(|w| (w.file.as_str(), w.value.as_str()))
+            .collect::<Vec<_>>(),
+        [("hugetlb.2MB.max", "4194304")]
+    );
+    // A page size this kernel lacks: no file to write, so an error naming it.
+    let e = cg
+        .plan_in(Some(&limit("3MB")), &pages)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "linux.resources.hugepageLimits: page size \"3MB\" is not supported by this kernel (it has: 2MB, 1GB)"
+    );
+    let e = cg
+        .plan_in(Some(&limit("2MB")), &t.0.join("none"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.ends_with("(it has: none)"), "{e}");
+    // The unified root does not offer hugetlb.
+    fs::write(t.0.join("unified/cgroup.controllers"), "memory pids\n").unwrap();
+    let e = cg
+        .plan_in(Some(&limit("2MB")), &pages)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(
+            "linux.resources.hugepageLimits: the hugetlb cgroup controller is not available"
+        ),
+        "{e}"
+    );
+    // v1 without a hugetlb hierarchy or a unified one: not mounted.
+    let v1_only: String = mi
+        .lines()
+        .filter(|l| !l.contains("cgroup2"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let cg = Cgroup::resolve_with(&v1_only, &own, Some(Path::new("/c1")), "c1").unwrap();
+    let e = cg
+        .plan_in(Some(&limit("2MB")), &pages)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "linux.resources.hugepageLimits: the hugetlb cgroup controller is not mounted on this host"
+    );
+}
+
 #[test]
 fn resolve_hybrid_absolute_relative_default() {
     let t = Tmp::new("resolve-hybrid");
@@ -148,9 +230,12 @@ fn plan_routes_and_rejects() {
     let cg = Cgroup::resolve_with(&mi, &own, None, "c1").unwrap();
     // hugetlb is only in the unified hierarchy here
     let ws = cg
-        .plan(Some(&res(
-            r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#,
-        )))
+        .plan_in(
+            Some(&res(
+                r#"{"hugepageLimits":[{"pageSize":"2MB","limit":4194304}]}"#,
+            )),
+            &hugepages(&t.0),
+        )
         .unwrap();
     let h = ws.iter().find(|w| w.controller == "hugetlb").unwrap();
     assert_eq!(
@@ -392,9 +477,12 @@ fn hybrid_unified_enables_only_hugetlb() {
     let (mi, own) = hybrid(&t.0);
     let mut cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("/c1")), "c1").unwrap();
     let ws: Vec<Write> = cg
-        .plan(Some(&res(
-            r#"{"hugepageLimits":[{"pageSize":"2MB","limit":2097152}]}"#,
-        )))
+        .plan_in(
+            Some(&res(
+                r#"{"hugepageLimits":[{"pageSize":"2MB","limit":2097152}]}"#,
+            )),
+            &hugepages(&t.0),
+        )
         .unwrap()
         .into_iter()
         .filter(|w| w.controller == "hugetlb")
@@ -543,4 +631,25 @@ fn root_device_program_loads_and_attaches() {
     fs::remove_dir(&dir).unwrap();
     // 0: moved, /dev/zero refused, /dev/null allowed
     assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+}
+
+#[test]
+fn kernel_tcp_is_written_only_where_the_kernel_has_the_file() {
+    let t = Tmp::new("kernel-tcp");
+    let (mi, own) = hybrid(&t.0);
+    let cg = Cgroup::resolve_with(&mi, &own, Some(Path::new("/c1")), "c1").unwrap();
+    let r = res(r#"{"memory":{"kernelTCP":8388608}}"#);
+    let tcp = |ws: Vec<Write>| -> Vec<(String, String)> {
+        ws.into_iter()
+            .filter(|w| w.controller == "memory")
+            .map(|w| (w.file, w.value))
+            .collect()
+    };
+    // No kmem accounting files: dropped (with a warning), not an error.
+    assert!(tcp(cg.plan(Some(&r)).unwrap()).is_empty());
+    fs::write(t.0.join("memory/memory.kmem.tcp.limit_in_bytes"), "").unwrap();
+    assert_eq!(
+        tcp(cg.plan(Some(&r)).unwrap()),
+        [("memory.kmem.tcp.limit_in_bytes".into(), "8388608".into())]
+    );
 }

@@ -78,7 +78,7 @@ fn listed(help: &str) -> Vec<(Option<char>, String, Option<String>)> {
 fn every_listed_option_parses_in_all_its_forms() {
     for sub in SUBS {
         let name = sub.name;
-        let args = if matches!(name, "list" | "spec") {
+        let args = if matches!(name, "list" | "spec" | "validate") {
             ""
         } else {
             "c1"
@@ -136,6 +136,7 @@ fn every_table_flag_is_in_help_and_man_page() {
         table("ps", &cmd::ps::CLI),
         table("update", &cmd::update::CLI),
         table("events", &cmd::events::CLI),
+        table("validate", &cmd::validate::CLI),
     ];
     let names: Vec<&str> = tables.iter().map(|t| t.0).collect();
     assert_eq!(names, SUBS.iter().map(|s| s.name).collect::<Vec<_>>());

@@ -13,3 +13,4 @@ pub mod spec;
 pub mod start;
 pub mod state;
 pub mod update;
+pub mod validate;

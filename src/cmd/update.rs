@@ -4,6 +4,7 @@
 //! not touched (the CRI sends a deny-all entry that runc 1.1 ignores too).
 //! Runs in: the runtime process.
 use crate::Globals;
+use crate::cgroup::Version;
 use crate::cli::{Cmd, ID, Opt, number, path, string};
 use crate::container::{Container, Status};
 use anyhow::{Context, Result, bail};
@@ -196,6 +197,32 @@ fn merge(base: &mut Value, over: Value) {
     }
 }
 
+/// Known fields `update` cannot apply to a running container: an error
+/// naming the field rather than a silent no-op. (Device rules are left
+/// alone on purpose, see the module comment; everything else `create`
+/// applies, `update` applies too, through the same `Cgroup::plan`.)
+fn refuse_unsupported(res: &oci_spec::runtime::LinuxResources, v: Version) -> Result<()> {
+    // v1: the kernel itself refuses a limit below the usage it cannot
+    // reclaim (EBUSY), which is what checkBeforeUpdate asks for. v2 would
+    // OOM-kill instead: refuse rather than pretend.
+    if let Some(m) = res.memory()
+        && m.check_before_update() == Some(true)
+        && m.limit().is_some()
+        && v == Version::V2
+    {
+        bail!("linux.resources.memory.checkBeforeUpdate: not supported by skiff on cgroup v2 yet");
+    }
+    #[allow(deprecated)] // oci-spec marks `kernel` deprecated, as the spec does
+    if let Some(m) = res.memory()
+        && m.kernel().is_some()
+    {
+        // runc 1.1 ignores it with a warning; Linux 6.x no longer enforces
+        // memory.kmem.limit_in_bytes, so "updated" would be a lie.
+        bail!("linux.resources.memory.kernel: kernel memory limits cannot be updated");
+    }
+    Ok(())
+}
+
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     let c = Container::load(&g.root, &args.id)?;
     if c.status() == Status::Stopped {
@@ -215,7 +242,10 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
     };
     merge(&mut v, from_flags(&args));
     strip_unchanged(&mut v);
-    let res: oci_spec::runtime::LinuxResources = serde_json::from_value(v).context("resources")?;
+    let (res, unknown): (oci_spec::runtime::LinuxResources, _) =
+        crate::spec::deserialize_checked(v).context("resources")?;
+    crate::spec::log_unknown("resources", &unknown);
+    refuse_unsupported(&res, c.state.cgroup.version)?;
     let writes = c.state.cgroup.plan_update(&res)?;
     c.state.cgroup.apply(&writes)
 }

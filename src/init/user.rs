@@ -190,6 +190,11 @@ fn label(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.is_empty())
 }
 
+/// SELinux is on when selinuxfs is mounted (its `enforce` file exists).
+pub fn selinux_enabled() -> bool {
+    std::path::Path::new("/sys/fs/selinux/enforce").exists()
+}
+
 /// Whether the host runs the LSM a label is for: a label for an LSM that is
 /// not there cannot be honoured, so `create` fails naming the field.
 pub fn check_lsm_labels(p: &Process) -> Result<()> {
@@ -198,8 +203,7 @@ pub fn check_lsm_labels(p: &Process) -> Result<()> {
     if label(p.apparmor_profile()).is_some() && !apparmor {
         bail!("process.apparmorProfile: AppArmor is not enabled on this host");
     }
-    let selinux = std::path::Path::new("/sys/fs/selinux/enforce").exists();
-    if label(p.selinux_label()).is_some() && !selinux {
+    if label(p.selinux_label()).is_some() && !selinux_enabled() {
         bail!("process.selinuxLabel: SELinux is not enabled on this host");
     }
     Ok(())

@@ -33,6 +33,10 @@ const ATTR_RELATIME: u64 = 0x0;
 const ATTR_NOATIME: u64 = 0x10;
 const ATTR_STRICTATIME: u64 = 0x20;
 const ATTR_NODIRATIME: u64 = 0x80;
+const ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+
+/// MS_NOSYMFOLLOW (Linux 5.10), which nix's MsFlags does not name.
+const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
 
 /// Parsed `options` of one mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +101,8 @@ fn flag_option(o: &str) -> Option<(bool, MsFlags)> {
         "rw" => (true, M::MS_RDONLY),
         "suid" => (true, M::MS_NOSUID),
         "nosuid" => (false, M::MS_NOSUID),
+        "nosymfollow" => (false, MS_NOSYMFOLLOW),
+        "symfollow" => (true, MS_NOSYMFOLLOW),
         _ => return None,
     })
 }
@@ -136,12 +142,17 @@ fn rec_option(o: &str) -> Option<(bool, u64)> {
         "ratime" => (true, ATTR_NOATIME),
         "rstrictatime" => (false, ATTR_STRICTATIME),
         "rnostrictatime" => (true, ATTR_STRICTATIME),
+        "rnosymfollow" => (false, ATTR_NOSYMFOLLOW),
+        "rsymfollow" => (true, ATTR_NOSYMFOLLOW),
         _ => return None,
     })
 }
 
 /// Pure: options → flags, data, propagation, recursive attributes. Anything
 /// not in the tables is filesystem data (e.g. "mode=755"), as in runc.
+/// Every option runtime-spec lists (config.md, "mounts") is in a table,
+/// is "idmap"/"ridmap", or is refused ("tmpcopyup"): none becomes data,
+/// which the filesystem would either reject or silently ignore.
 pub fn parse_options(options: &[String]) -> Result<Opts, String> {
     let mut o = Opts::default();
     let mut data = Vec::new();
@@ -558,6 +569,96 @@ mod tests {
         assert_eq!(o.rec_set, ATTR_RDONLY | ATTR_NOATIME);
         assert_eq!(o.rec_clr, ATTR_ATIME);
         assert_eq!(p("rrw").unwrap().rec_clr, ATTR_RDONLY);
+    }
+
+    /// runtime-spec config.md "mounts": the options it lists. Each must be
+    /// applied (a flag, propagation, a recursive attribute or idmap) or
+    /// refused: never passed on as filesystem data, which drops it silently.
+    const SPEC_OPTIONS: &[&str] = &[
+        "async",
+        "atime",
+        "bind",
+        "defaults",
+        "dev",
+        "diratime",
+        "dirsync",
+        "exec",
+        "iversion",
+        "lazytime",
+        "loud",
+        "mand",
+        "noatime",
+        "nodev",
+        "nodiratime",
+        "noexec",
+        "noiversion",
+        "nolazytime",
+        "nomand",
+        "norelatime",
+        "nostrictatime",
+        "nosuid",
+        "nosymfollow",
+        "private",
+        "ratime",
+        "rbind",
+        "rdev",
+        "rdiratime",
+        "relatime",
+        "remount",
+        "rexec",
+        "rnoatime",
+        "rnodev",
+        "rnodiratime",
+        "rnoexec",
+        "rnorelatime",
+        "rnostrictatime",
+        "rnosuid",
+        "rnosymfollow",
+        "ro",
+        "rprivate",
+        "rrelatime",
+        "rro",
+        "rrw",
+        "rshared",
+        "rslave",
+        "rstrictatime",
+        "rsuid",
+        "rsymfollow",
+        "runbindable",
+        "rw",
+        "shared",
+        "silent",
+        "slave",
+        "strictatime",
+        "suid",
+        "symfollow",
+        "sync",
+        "tmpcopyup",
+        "unbindable",
+        "idmap",
+        "ridmap",
+    ];
+
+    #[test]
+    fn every_spec_option_is_applied_or_refused() {
+        for opt in SPEC_OPTIONS {
+            match p(opt) {
+                Ok(o) => assert!(o.data.is_empty(), "{opt} became data {:?}", o.data),
+                Err(e) => assert!(e.contains(opt), "{opt}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn nosymfollow_plain_and_recursive() {
+        let o = p("bind,nosymfollow").unwrap();
+        assert_eq!(o.flags, MsFlags::MS_BIND | MS_NOSYMFOLLOW);
+        assert_eq!(o.flags.bits(), libc::MS_BIND | 0x100);
+        assert_eq!(p("nosymfollow,symfollow").unwrap().flags, MsFlags::empty());
+        let o = p("rnosymfollow").unwrap();
+        assert_eq!((o.rec_set, o.rec_clr), (ATTR_NOSYMFOLLOW, 0));
+        assert_eq!(p("rsymfollow").unwrap().rec_clr, ATTR_NOSYMFOLLOW);
+        assert_eq!(ATTR_NOSYMFOLLOW, libc::MOUNT_ATTR_NOSYMFOLLOW);
     }
 
     #[test]
