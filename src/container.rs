@@ -268,7 +268,7 @@ impl Container {
     /// Removes the container's cgroup and directory. Mounts died with init's
     /// mount namespace; processes with the cgroup.
     pub fn destroy(self) -> Result<()> {
-        self.state.cgroup.destroy()?;
+        self.state.cgroup.destroy_own()?;
         crate::log::phase("delete-cgroup");
         std::fs::remove_dir_all(&self.dir).with_context(|| format!("remove {}", self.dir.display()))
     }

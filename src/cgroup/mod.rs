@@ -362,6 +362,23 @@ impl Cgroup {
         self.remove_created()
     }
 
+    /// `delete`: `destroy`, and the container's own cgroup too where it
+    /// existed before the container (a path the caller made): runc removes
+    /// it as well. Never a parent skiff did not make.
+    pub fn destroy_own(&self) -> Result<()> {
+        self.destroy()?;
+        for h in &self.hierarchies {
+            if self.created.contains(&h.dir) {
+                continue;
+            }
+            if let Err(e) = remove_tree(&h.dir) {
+                // Still in use by something else: theirs to remove.
+                crate::log::warn(&format!("delete: cgroup left in place: {e:#}"));
+            }
+        }
+        Ok(())
+    }
+
     fn kill_all(&self) -> Result<()> {
         let Some(primary) = self.primary().filter(|d| d.exists()) else {
             return Ok(());

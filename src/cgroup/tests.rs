@@ -653,3 +653,27 @@ fn kernel_tcp_is_written_only_where_the_kernel_has_the_file() {
         [("memory.kmem.tcp.limit_in_bytes".into(), "8388608".into())]
     );
 }
+
+#[test]
+fn v1_weight_device_goes_to_bfq_where_cfq_is_gone() {
+    let t = Tmp::new("bfq");
+    fs::write(t.0.join("blkio.bfq.weight_device"), "").unwrap();
+    let ws = [Write {
+        controller: "blkio".into(),
+        file: "blkio.weight_device".into(),
+        value: "8:0 300".into(),
+    }];
+    v1::apply(&t.0, &ws).unwrap();
+    assert_eq!(
+        fs::read_to_string(t.0.join("blkio.bfq.weight_device")).unwrap(),
+        "8:0 300"
+    );
+    assert!(!t.0.join("blkio.weight_device").exists());
+    // Where the CFQ file exists, it is the one written.
+    fs::write(t.0.join("blkio.weight_device"), "").unwrap();
+    v1::apply(&t.0, &ws).unwrap();
+    assert_eq!(
+        fs::read_to_string(t.0.join("blkio.weight_device")).unwrap(),
+        "8:0 300"
+    );
+}

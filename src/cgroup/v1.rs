@@ -98,6 +98,11 @@ pub(super) fn apply(dir: &Path, writes: &[super::Write]) -> Result<()> {
             "blkio.weight" if !path.exists() && dir.join("blkio.bfq.weight").exists() => {
                 write_file(&dir.join("blkio.bfq.weight"), &w.value)?
             }
+            "blkio.weight_device"
+                if !path.exists() && dir.join("blkio.bfq.weight_device").exists() =>
+            {
+                write_file(&dir.join("blkio.bfq.weight_device"), &w.value)?
+            }
             "devices.allow" | "devices.deny" => write_rule(&mut rules, &path, w)?,
             _ => write_file(&path, &w.value)?,
         }
