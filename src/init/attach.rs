@@ -21,6 +21,9 @@ pub struct ExecPlan {
     pub env: Vec<CString>,
     /// The init's namespaces, opened (and so pinned) by the runtime, user first.
     pub joins: Vec<(CloneFlags, OwnedFd)>,
+    /// The init's root (`/proc/<pid>/root`) when the container has no
+    /// mount namespace of its own: then init only chrooted, and so do we.
+    pub chroot: Option<OwnedFd>,
     pub cgroup: Cgroup,
     /// False for `--ignore-paused` on a frozen container: a child joining it
     /// would freeze before exec, so the runtime moves the process in afterwards.
@@ -54,6 +57,10 @@ fn stage1_steps(
     }
     user::set_rlimits(&plan.process)?;
     super::namespaces::join(&plan.joins)?;
+    if let Some(root) = &plan.chroot {
+        nix::unistd::fchdir(root).context("fchdir to the container's root")?;
+        nix::unistd::chroot(".").context("chroot into the container's root")?;
+    }
     // SAFETY: single-threaded; the child ends in execve or _exit.
     match unsafe { nix::unistd::fork() }.context("fork exec process")? {
         ForkResult::Child => {

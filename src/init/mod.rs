@@ -194,7 +194,8 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
             .as_ref()
             .context("process.terminal: no --console-socket")?;
         let size = process.console_size().map(|b| (b.height(), b.width()));
-        console::setup(sock, size, true)?;
+        // Without a mount namespace /dev/console is not bound (runc's rule).
+        console::setup(sock, size, plan.rootfs_plan.mount_ns)?;
     }
     // Before finalize: readonlyPaths makes /proc/sys read-only.
     set_sysctls(plan)?;

@@ -56,9 +56,14 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
     }
 }
 
-/// Enters the rootfs: pivot_root, or MS_MOVE + chroot with --no-pivot.
+/// Enters the rootfs: pivot_root, or MS_MOVE + chroot with --no-pivot, or
+/// only chroot without a mount namespace (the host's mounts are not ours to move).
 pub fn pivot(plan: &Plan) -> Result<()> {
-    if plan.no_pivot {
+    if !plan.mount_ns {
+        chdir(&plan.rootfs).with_context(|| format!("chdir {}", plan.rootfs.display()))?;
+        chroot(".").context("chroot")?;
+        chdir("/").context("chdir /")
+    } else if plan.no_pivot {
         move_root(&plan.rootfs)
     } else {
         pivot_into(&plan.rootfs)
