@@ -139,7 +139,7 @@ fn join_namespace_by_path() {
         let file = if ns == "network" { "net" } else { ns };
         second.namespace(json!({"type": ns, "path": format!("/proc/{pid}/ns/{file}")}));
     }
-    // Joining a uts namespace: the hostname must not be set again.
+    // Joining a uts namespace: a hostname would rename the first container.
     second.edit(|c| {
         c.as_object_mut().unwrap().remove("hostname");
     });
@@ -400,4 +400,86 @@ fn only_mount_namespace_inherits_the_rest() {
         assert_eq!(inside_ns(&o.stdout, ns), host_ns("self", ns), "{ns}");
     }
     assert_ne!(inside_ns(&o.stdout, "mnt"), host_ns("self", "mnt"));
+}
+
+/// `unshare --uts sleep`: a UTS namespace held by a process; killed on drop.
+struct UtsHolder(std::process::Child);
+
+impl UtsHolder {
+    fn start() -> UtsHolder {
+        let child = std::process::Command::new("unshare")
+            .args(["--uts", "sleep", "1000"])
+            .spawn()
+            .expect("unshare");
+        let h = UtsHolder(child);
+        let pid = h.0.id().to_string();
+        // unshare execs sleep once the namespace exists.
+        let ok = crate::poll(10, || {
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|e| e.to_string_lossy().ends_with("/sleep"))
+        });
+        assert!(ok, "unshare --uts never became sleep");
+        assert_ne!(host_ns(&pid, "uts"), host_ns("self", "uts"));
+        h
+    }
+    fn path(&self) -> String {
+        format!("/proc/{}/ns/uts", self.0.id())
+    }
+    /// `hostname` and `domainname` as the holder sees them.
+    fn names(&self) -> String {
+        let o = std::process::Command::new("nsenter")
+            .arg(format!("--uts={}", self.path()))
+            .args(["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "nsenter: {o:?}");
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
+
+impl Drop for UtsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn joined_uts_namespace_gets_hostname_and_domainname() {
+    require_root!();
+    let host = nix::unistd::gethostname().unwrap();
+    let host_domain = std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
+    let holder = UtsHolder::start();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.namespace(json!({"type": "uts", "path": holder.path()}));
+    b.edit(|c| {
+        c["hostname"] = json!("joined-host");
+        c["domainname"] = json!("joined.example");
+    });
+    let o = rt
+        .sh(
+            &b,
+            "hostname; cat /proc/sys/kernel/domainname; readlink /proc/self/ns/uts",
+        )
+        .check("run joining a uts namespace with a hostname");
+    // runc 1.1.5 ignores `domainname` (support came in runc 1.2).
+    let domain = if is_skiff() {
+        "joined.example"
+    } else {
+        "(none)"
+    };
+    let uts = host_ns(&holder.0.id().to_string(), "uts");
+    assert_eq!(o.stdout, format!("joined-host\n{domain}\n{uts}\n"));
+    assert_eq!(holder.names(), format!("joined-host\n{domain}\n"));
+    assert_eq!(
+        nix::unistd::gethostname().unwrap(),
+        host,
+        "host hostname changed"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap(),
+        host_domain,
+        "host domainname changed"
+    );
 }

@@ -204,12 +204,13 @@ fn check_process(
     Ok((process, args))
 }
 
-/// hostname and domainname need a UTS namespace of the container's own.
+/// hostname and domainname need a UTS namespace listed, new or joined by
+/// path (runc's and crun's rule; a joined one is set like a new one).
 fn check_uts(spec: &Spec, ns: &Namespaces) -> Result<()> {
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.new_uts() {
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.has_uts() {
         bail!("hostname: unable to set hostname without a private UTS namespace");
     }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.new_uts() {
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.has_uts() {
         bail!("domainname: unable to set domainname without a private UTS namespace");
     }
     Ok(())
@@ -344,6 +345,25 @@ mod tests {
         let l = linux(json!({"namespaces": [{"type": "mount"}, {"type": "ipc"}],
                              "sysctl": {"vm.swappiness": "1"}}));
         assert!(check_sysctls(&l, &namespaces::plan(&l).unwrap()).is_err());
+    }
+
+    #[test]
+    fn hostname_needs_a_uts_namespace_new_or_joined() {
+        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        let check = |v: &Value| {
+            let spec: Spec = serde_json::from_value(v.clone()).unwrap();
+            let ns = namespaces::plan(spec.linux().as_ref().unwrap()).unwrap();
+            check_uts(&spec, &ns).map_err(|e| e.to_string())
+        };
+        assert!(check(&v).is_ok());
+        v["linux"]["namespaces"] =
+            json!([{"type": "mount"}, {"type": "uts", "path": "/proc/1/ns/uts"}]);
+        v["domainname"] = json!("d");
+        assert!(check(&v).is_ok());
+        v["linux"]["namespaces"] = json!([{"type": "mount"}]);
+        assert!(check(&v).unwrap_err().starts_with("hostname: "));
+        v.as_object_mut().unwrap().remove("hostname");
+        assert!(check(&v).unwrap_err().starts_with("domainname: "));
     }
 
     #[test]

@@ -20,8 +20,13 @@ pub struct Namespaces {
 }
 
 impl Namespaces {
-    pub fn new_uts(&self) -> bool {
+    /// A UTS namespace is listed: new, or joined by path.
+    pub fn has_uts(&self) -> bool {
         self.new.contains(CloneFlags::CLONE_NEWUTS)
+            || self
+                .join
+                .iter()
+                .any(|(f, _)| *f == CloneFlags::CLONE_NEWUTS)
     }
 
     pub fn joins_user(&self) -> bool {
