@@ -26,6 +26,8 @@ pub struct Plan {
     pub preserve_fds: i32,
     /// The compiled `linux.seccomp` filter, installed by init.
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// linux.personality, linux.memoryPolicy and process.ioPriority.
+    pub policy: crate::init::policy::Policy,
 }
 
 /// Reads and parses `<bundle>/config.json`, failing on fields oci-spec does not know.
@@ -45,9 +47,16 @@ pub fn parse(text: &[u8], path: &Path) -> Result<Spec> {
     let spec: Result<Spec, _> = serde_ignored::deserialize(&mut de, |p| {
         unknown.get_or_insert_with(|| field_path(&p));
     });
-    let spec = spec
-        .and_then(|s| de.end().map(|()| s))
-        .with_context(|| format!("parse {}", path.display()))?;
+    let spec = match spec.and_then(|s| de.end().map(|()| s)) {
+        Ok(s) => s,
+        Err(e) => {
+            // A bad enumeration value: serde names the value, not the field.
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(text) {
+                crate::init::policy::check_raw(&v)?;
+            }
+            return Err(e).with_context(|| format!("parse {}", path.display()));
+        }
+    };
     if let Some(field) = unknown {
         bail!("config.json: unknown field {field:?}");
     }
@@ -88,8 +97,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
     );
     if let Some(l) = spec.linux() {
         check(l.intel_rdt().is_some(), "linux.intelRdt");
-        check(l.memory_policy().is_some(), "linux.memoryPolicy");
-        check(l.personality().is_some(), "linux.personality");
         check(l.net_devices().is_some(), "linux.netDevices");
         check(
             l.mount_label().as_ref().is_some_and(|s| !s.is_empty()),
@@ -98,7 +105,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
     }
     if let Some(p) = spec.process() {
         check(p.scheduler().is_some(), "process.scheduler");
-        check(p.io_priority().is_some(), "process.ioPriority");
         check(p.exec_cpu_affinity().is_some(), "process.execCPUAffinity");
         check(p.command_line().is_some(), "process.commandLine");
     }
@@ -237,6 +243,7 @@ pub fn plan_at(
     let rootfs_plan = crate::rootfs::plan(&spec, &rootfs, no_pivot)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), id)?;
     let cgroup_writes = cgroup.plan(linux.resources().as_ref())?;
+    let policy = crate::init::policy::compile(&spec, Some(process))?;
     let seccomp = linux
         .seccomp()
         .as_ref()
@@ -256,6 +263,7 @@ pub fn plan_at(
         no_new_keyring,
         preserve_fds,
         seccomp,
+        policy,
         spec,
     })
 }

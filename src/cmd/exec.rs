@@ -313,7 +313,9 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     if args.is_empty() {
         bail!("process.args: must not be empty");
     }
+    let policy = crate::init::policy::compile(&spec, Some(&process))?;
     let plan = ExecPlan {
+        policy,
         args: crate::spec::cstrings(&args, "process.args")?,
         env: crate::spec::cstrings(process.env().as_deref().unwrap_or_default(), "process.env")?,
         process,

@@ -29,6 +29,8 @@ pub struct ExecPlan {
     /// would freeze before exec, so the runtime moves the process in afterwards.
     pub join_cgroup: bool,
     pub preserve_fds: i32,
+    /// The container's personality and memory policy, the process's I/O priority.
+    pub policy: super::policy::Policy,
     /// The container's seccomp profile, compiled by the runtime.
     pub seccomp: Option<crate::seccomp::Filter>,
 }
@@ -87,6 +89,7 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     }
     crate::rootfs::enter_cwd(p.cwd()).context("cwd")?;
     user::set_oom_score_adj(p)?;
+    super::policy::apply_early(&plan.policy)?;
     // The same two install points as init (see init::init_steps).
     let nnp = p.no_new_privileges().unwrap_or(false);
     if let Some(f) = plan.seccomp.as_ref().filter(|_| !nnp) {
@@ -101,5 +104,6 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
         crate::seccomp::install_and_hand_over(f, sync)?;
     }
     exec::seal_fds(plan.preserve_fds)?;
+    super::policy::apply_personality(&plan.policy)?;
     exec::execve(&prog, &plan.args, &env)
 }

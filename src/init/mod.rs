@@ -8,6 +8,7 @@ pub mod attach;
 pub mod console;
 pub mod exec;
 pub mod namespaces;
+pub mod policy;
 pub mod user;
 
 use crate::spec::Plan;
@@ -202,6 +203,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     set_hostnames(plan)?;
     crate::rootfs::finalize(&plan.rootfs_plan)?;
     user::set_oom_score_adj(process)?;
+    policy::apply_early(&plan.policy)?;
     crate::rootfs::enter_cwd(process.cwd()).context("process.cwd")?;
     // Without NNP, loading a filter needs CAP_SYS_ADMIN: before the caps go (runc's order).
     let nnp = process.no_new_privileges().unwrap_or(false);
@@ -249,6 +251,7 @@ fn wait_start_and_exec(plan: &Plan, fds: &ChildFds, ready: &Ready) -> Result<()>
     state["status"] = "created".into();
     crate::hooks::run_all(hooks.start_container(), &state, "startContainer")?;
     exec::seal_fds(plan.preserve_fds)?;
+    policy::apply_personality(&plan.policy)?;
     exec::execve(&ready.prog, &plan.args, &ready.env)
 }
 
