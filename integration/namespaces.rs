@@ -483,3 +483,37 @@ fn joined_uts_namespace_gets_hostname_and_domainname() {
         "host domainname changed"
     );
 }
+
+#[test]
+fn without_mount_namespace_terminal_uses_the_rootfs_devpts() {
+    require_root!();
+    let rt = Rt::new();
+    let b = bundle_without_mount_ns(json!([{"type": "pid"}]));
+    let _proc = HostProc::mount(&b);
+    let pts = b.rootfs().join("dev/pts");
+    std::fs::create_dir_all(&pts).unwrap();
+    nix::mount::mount(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        nix::mount::MsFlags::empty(),
+        Some("newinstance,ptmxmode=0666"),
+    )
+    .unwrap();
+    let _pts = HostProc(pts.clone());
+    b.edit(|c| c["process"]["terminal"] = json!(true));
+    b.args(&["sh", "-c", "tty; cat /marker"]);
+    let console = crate::fds_tty::ConsoleSocket::new("nomnt-tty");
+    let before = host_mounts_under(b.path());
+    let id = rt.id("nomnt-tty");
+    rt.run_detached(&b, &id, &["--console-socket", console.arg()])
+        .check("run with a terminal without a mount namespace");
+    let out = console.output();
+    assert!(out.contains("/dev/pts/0") && out.contains("in-rootfs"), "{out:?}");
+    let after = host_mounts_under(b.path());
+    if is_skiff() {
+        assert_eq!(after, before, "host mounts changed");
+    } else {
+        unmount_leaked(&before, &after);
+    }
+}

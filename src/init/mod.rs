@@ -195,8 +195,13 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
             .as_ref()
             .context("process.terminal: no --console-socket")?;
         let size = process.console_size().map(|b| (b.height(), b.width()));
-        // Without a mount namespace /dev/console is not bound (runc's rule).
-        console::setup(sock, size, plan.rootfs_plan.mount_ns)?;
+        // Without a mount namespace /dev/console is not bound (runc's rule)
+        // and the pty comes from whatever devpts the rootfs has at /dev/pts.
+        let mount_ns = plan.rootfs_plan.mount_ns;
+        console::setup(sock, size, mount_ns).with_context(|| match mount_ns {
+            true => "process.terminal",
+            false => "process.terminal: without a mount namespace, the rootfs needs its own devpts",
+        })?;
     }
     // Before finalize: readonlyPaths makes /proc/sys read-only.
     set_sysctls(plan)?;
