@@ -509,11 +509,44 @@ fn without_mount_namespace_terminal_uses_the_rootfs_devpts() {
     rt.run_detached(&b, &id, &["--console-socket", console.arg()])
         .check("run with a terminal without a mount namespace");
     let out = console.output();
-    assert!(out.contains("/dev/pts/0") && out.contains("in-rootfs"), "{out:?}");
+    assert!(
+        out.contains("/dev/pts/0") && out.contains("in-rootfs"),
+        "{out:?}"
+    );
     let after = host_mounts_under(b.path());
     if is_skiff() {
         assert_eq!(after, before, "host mounts changed");
     } else {
         unmount_leaked(&before, &after);
     }
+}
+
+#[test]
+fn without_mount_namespace_mknod_refused_binds_nothing() {
+    require_root!();
+    // runc 1.1.5 falls back to bind-mounting the host's nodes, on the host.
+    if !is_skiff() {
+        skip!("runc binds device nodes on the host when mknod fails");
+    }
+    let rt = Rt::new();
+    let b = bundle_without_mount_ns(json!([{"type": "pid"}]));
+    let before = host_mounts_under(b.path());
+    // Without CAP_MKNOD in the bounding set root's exec gets no CAP_MKNOD.
+    let mut c = std::process::Command::new("setpriv");
+    c.args(["--bounding-set", "-mknod", "--"])
+        .arg(crate::runtime())
+        .arg("--root")
+        .arg(rt.root.path())
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(rt.id("nomknod"))
+        .stdin(std::process::Stdio::null());
+    let o = crate::output(c);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    assert!(o.stderr.contains("create device /dev/"), "{o:?}");
+    assert_eq!(
+        host_mounts_under(b.path()),
+        before,
+        "a node was bound on the host"
+    );
 }
