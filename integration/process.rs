@@ -348,3 +348,182 @@ fn oom_score_adj_negative() {
         "-100\n"
     );
 }
+
+/// Runs `script` with `edit` applied to the config; `None` when the
+/// runtime under test is runc 1.1.5, which ignores the field (it predates
+/// linux.personality, linux.memoryPolicy and process.ioPriority) and so
+/// can only be checked to run.
+fn run_with(edit: impl FnOnce(&mut serde_json::Value), script: &str) -> Option<String> {
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(edit);
+    let o = rt.sh(&b, script).check("run");
+    crate::is_skiff().then_some(o.stdout)
+}
+
+#[test]
+fn personality_linux32() {
+    require_root!();
+    let out = run_with(
+        |c| c["linux"]["personality"] = json!({"domain": "LINUX32"}),
+        "uname -m; cat /proc/self/personality",
+    );
+    if let Some(out) = out {
+        assert_eq!(out, "i686\n00000008\n");
+    }
+    let out = run_with(
+        |c| c["linux"]["personality"] = json!({"domain": "LINUX"}),
+        "uname -m; cat /proc/self/personality",
+    );
+    if let Some(out) = out {
+        assert_eq!(out, "x86_64\n00000000\n");
+    }
+}
+
+#[test]
+fn personality_applies_to_exec() {
+    require_root!();
+    if !crate::is_skiff() {
+        skip!("runc 1.1.5 ignores linux.personality");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| c["linux"]["personality"] = json!({"domain": "LINUX32"}));
+    let id = rt.sleeper(&b);
+    let o = rt.out(&["exec", &id, "uname", "-m"]).check("exec");
+    assert_eq!(o.stdout, "i686\n");
+}
+
+#[test]
+fn memory_policy_modes() {
+    require_root!();
+    // The task policy as /proc/self/numa_maps prints it (mm/mempolicy.c
+    // mpol_to_str); the host has node 0.
+    for (policy, want) in [
+        (json!({"mode": "MPOL_BIND", "nodes": "0"}), "bind:0"),
+        (
+            json!({"mode": "MPOL_INTERLEAVE", "nodes": "0"}),
+            "interleave:0",
+        ),
+        (
+            json!({"mode": "MPOL_WEIGHTED_INTERLEAVE", "nodes": "0"}),
+            "weighted interleave:0",
+        ),
+        (json!({"mode": "MPOL_PREFERRED", "nodes": "0"}), "prefer:0"),
+        (
+            json!({"mode": "MPOL_PREFERRED_MANY", "nodes": "0"}),
+            "prefer (many):0",
+        ),
+        (json!({"mode": "MPOL_LOCAL"}), "local"),
+        (json!({"mode": "MPOL_DEFAULT"}), "default"),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]}),
+            "bind=static:0",
+        ),
+        (
+            json!({"mode": "MPOL_INTERLEAVE", "nodes": "0", "flags": ["MPOL_F_RELATIVE_NODES"]}),
+            "interleave=relative:0",
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_NUMA_BALANCING"]}),
+            "bind=balancing:0",
+        ),
+    ] {
+        let p = policy.clone();
+        let out = run_with(
+            |c| c["linux"]["memoryPolicy"] = p,
+            "head -n 1 /proc/self/numa_maps",
+        );
+        if let Some(out) = out {
+            let got = out.split_once(' ').map(|x| x.1).unwrap_or("");
+            assert!(got.starts_with(&format!("{want} ")), "{policy}: {out}");
+        }
+    }
+}
+
+#[test]
+fn io_priority_classes() {
+    require_root!();
+    // busybox ionice prints "<class>: prio <level>".
+    for (class, prio, want) in [
+        ("IOPRIO_CLASS_RT", 2, "realtime: prio 2"),
+        ("IOPRIO_CLASS_BE", 6, "best-effort: prio 6"),
+        ("IOPRIO_CLASS_IDLE", 0, "idle"),
+    ] {
+        let out = run_with(
+            |c| c["process"]["ioPriority"] = json!({"class": class, "priority": prio}),
+            "ionice -p $$",
+        );
+        if let Some(out) = out {
+            assert_eq!(out.trim(), want, "{class}");
+        }
+    }
+}
+
+#[test]
+fn io_priority_applies_to_exec() {
+    require_root!();
+    if !crate::is_skiff() {
+        skip!("runc 1.1.5 ignores process.ioPriority");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 1}));
+    let id = rt.sleeper(&b);
+    let o = rt.out(&["exec", &id, "ionice", "-p", "1"]).check("exec");
+    assert_eq!(o.stdout.trim(), "best-effort: prio 1");
+    let o = rt
+        .out(&["exec", &id, "sh", "-c", "ionice -p $$"])
+        .check("exec");
+    assert_eq!(o.stdout.trim(), "best-effort: prio 1");
+}
+
+#[test]
+fn bad_personality_memory_policy_and_io_priority_fail_create() {
+    require_root!();
+    if !crate::is_skiff() {
+        skip!("runc 1.1.5 ignores these fields");
+    }
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 6] = [
+        ("linux.personality.domain", |c| {
+            c["linux"]["personality"] = json!({"domain": "LINUX64"})
+        }),
+        (
+            "linux.personality.flags",
+            |c| {
+                c["linux"]["personality"] =
+                    json!({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]})
+            },
+        ),
+        ("linux.memoryPolicy.nodes", |c| {
+            c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0-"})
+        }),
+        // Node 1000 is not online: the kernel refuses it, init reports it.
+        ("linux.memoryPolicy", |c| {
+            c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "1000"})
+        }),
+        ("process.ioPriority.priority", |c| {
+            c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 8})
+        }),
+        ("process.ioPriority.class", |c| {
+            c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_NONE", "priority": 0})
+        }),
+    ];
+    let rt = Rt::new();
+    for (field, edit) in cases {
+        let b = Bundle::new();
+        b.edit(edit);
+        b.args(&["sleep", "1000"]);
+        let id = rt.id("badpolicy");
+        let o = rt.create(&b, &id, &[]);
+        assert_eq!(o.code, Some(1), "{field}: {o:?}");
+        assert!(o.stderr.contains(&format!("{field}: ")), "{field}: {o:?}");
+        assert_eq!(o.stderr.trim().lines().count(), 1, "{field}: {o:?}");
+        assert!(rt.state(&id).is_none(), "{field}: state left behind");
+        assert!(
+            !rt.root.path().join(&id).exists(),
+            "{field}: state dir left"
+        );
+    }
+}

@@ -26,6 +26,8 @@ pub struct Plan {
     pub preserve_fds: i32,
     /// The compiled `linux.seccomp` filter, installed by init.
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// linux.personality, linux.memoryPolicy and process.ioPriority.
+    pub policy: crate::init::policy::Policy,
 }
 
 /// Reads and parses `<bundle>/config.json`. Unknown fields are ignored, as
@@ -65,10 +67,16 @@ pub fn parse(text: &[u8], path: &Path) -> Result<Spec> {
 /// reports them in the same pass), as JSON paths in document order.
 pub fn parse_checked(text: &[u8], path: &Path) -> Result<(Spec, Vec<String>)> {
     let mut de = serde_json::Deserializer::from_slice(text);
-    let (spec, unknown) = deserialize_checked(&mut de)
-        .and_then(|r| de.end().map(|()| r))
-        .with_context(|| format!("parse {}", path.display()))?;
-    Ok((spec, unknown))
+    match deserialize_checked(&mut de).and_then(|r| de.end().map(|()| r)) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            // A bad enumeration value: serde names the value, not the field.
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(text) {
+                crate::init::policy::check_raw(&v)?;
+            }
+            Err(e).with_context(|| format!("parse {}", path.display()))
+        }
+    }
 }
 
 /// Deserializes any `T` from `de`, collecting the JSON paths of the keys
@@ -125,13 +133,10 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
     );
     if let Some(l) = spec.linux() {
         check(l.intel_rdt().is_some(), "linux.intelRdt");
-        check(l.memory_policy().is_some(), "linux.memoryPolicy");
-        check(l.personality().is_some(), "linux.personality");
         check(l.net_devices().is_some(), "linux.netDevices");
     }
     if let Some(p) = spec.process() {
         check(p.scheduler().is_some(), "process.scheduler");
-        check(p.io_priority().is_some(), "process.ioPriority");
         check(p.exec_cpu_affinity().is_some(), "process.execCPUAffinity");
         check(p.command_line().is_some(), "process.commandLine");
     }
@@ -261,12 +266,13 @@ fn check_process(
     Ok((process, args))
 }
 
-/// hostname and domainname need a UTS namespace of the container's own.
+/// hostname and domainname need a UTS namespace listed, new or joined by
+/// path (runc's and crun's rule; a joined one is set like a new one).
 fn check_uts(spec: &Spec, ns: &Namespaces) -> Result<()> {
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.new_uts() {
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.has_uts() {
         bail!("hostname: unable to set hostname without a private UTS namespace");
     }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.new_uts() {
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !ns.has_uts() {
         bail!("domainname: unable to set domainname without a private UTS namespace");
     }
     Ok(())
@@ -303,6 +309,7 @@ pub fn plan_at(
     let rootfs_plan = crate::rootfs::plan(&spec, &rootfs, no_pivot)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), id)?;
     let cgroup_writes = cgroup.plan(linux.resources().as_ref())?;
+    let policy = crate::init::policy::compile(&spec, Some(process))?;
     let seccomp = linux
         .seccomp()
         .as_ref()
@@ -322,6 +329,7 @@ pub fn plan_at(
         no_new_keyring,
         preserve_fds,
         seccomp,
+        policy,
         spec,
     })
 }

@@ -308,6 +308,18 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         .flat_map(|l| l.namespaces().iter().flatten().map(|n| n.typ()))
         .collect();
     let joins = open_namespaces(pid, &types)?;
+    let chroot = if types.contains(&LinuxNamespaceType::Mount) {
+        None
+    } else {
+        let root = format!("/proc/{pid}/root");
+        let dir = nix::fcntl::OFlag::O_PATH
+            | nix::fcntl::OFlag::O_DIRECTORY
+            | nix::fcntl::OFlag::O_CLOEXEC;
+        Some(
+            nix::fcntl::open(root.as_str(), dir, nix::sys::stat::Mode::empty())
+                .with_context(|| format!("open {root}"))?,
+        )
+    };
     // The fds pin the namespaces; this check makes sure they were the init's.
     if proc_start_time(pid) != c.state.pid_start {
         bail!("container {} is not running", a.id);
@@ -316,11 +328,14 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     if args.is_empty() {
         bail!("process.args: must not be empty");
     }
+    let policy = crate::init::policy::compile(&spec, Some(&process))?;
     let plan = ExecPlan {
+        policy,
         args: crate::spec::cstrings(&args, "process.args")?,
         env: crate::spec::cstrings(process.env().as_deref().unwrap_or_default(), "process.env")?,
         process,
         joins,
+        chroot,
         cgroup: c.state.cgroup.clone(),
         join_cgroup: status != Status::Paused,
         preserve_fds: a.preserve_fds,

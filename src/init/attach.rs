@@ -21,11 +21,16 @@ pub struct ExecPlan {
     pub env: Vec<CString>,
     /// The init's namespaces, opened (and so pinned) by the runtime, user first.
     pub joins: Vec<(CloneFlags, OwnedFd)>,
+    /// The init's root (`/proc/<pid>/root`) when the container has no
+    /// mount namespace of its own: then init only chrooted, and so do we.
+    pub chroot: Option<OwnedFd>,
     pub cgroup: Cgroup,
     /// False for `--ignore-paused` on a frozen container: a child joining it
     /// would freeze before exec, so the runtime moves the process in afterwards.
     pub join_cgroup: bool,
     pub preserve_fds: i32,
+    /// The container's personality and memory policy, the process's I/O priority.
+    pub policy: super::policy::Policy,
     /// The container's seccomp profile, compiled by the runtime.
     pub seccomp: Option<crate::seccomp::Filter>,
 }
@@ -54,6 +59,10 @@ fn stage1_steps(
     }
     user::set_rlimits(&plan.process)?;
     super::namespaces::join(&plan.joins)?;
+    if let Some(root) = &plan.chroot {
+        nix::unistd::fchdir(root).context("fchdir to the container's root")?;
+        nix::unistd::chroot(".").context("chroot into the container's root")?;
+    }
     // SAFETY: single-threaded; the child ends in execve or _exit.
     match unsafe { nix::unistd::fork() }.context("fork exec process")? {
         ForkResult::Child => {
@@ -80,6 +89,7 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     }
     crate::rootfs::enter_cwd(p.cwd()).context("cwd")?;
     user::set_oom_score_adj(p)?;
+    super::policy::apply_early(&plan.policy)?;
     // The same two install points as init (see init::init_steps).
     let nnp = p.no_new_privileges().unwrap_or(false);
     if let Some(f) = plan.seccomp.as_ref().filter(|_| !nnp) {
@@ -94,5 +104,6 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
         crate::seccomp::install_and_hand_over(f, sync)?;
     }
     exec::seal_fds(plan.preserve_fds)?;
+    super::policy::apply_personality(&plan.policy)?;
     exec::execve(&prog, &plan.args, &env)
 }

@@ -8,6 +8,7 @@ pub mod attach;
 pub mod console;
 pub mod exec;
 pub mod namespaces;
+pub mod policy;
 pub mod user;
 
 use crate::spec::Plan;
@@ -194,13 +195,20 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
             .as_ref()
             .context("process.terminal: no --console-socket")?;
         let size = process.console_size().map(|b| (b.height(), b.width()));
-        console::setup(sock, size, true)?;
+        // Without a mount namespace /dev/console is not bound (runc's rule)
+        // and the pty comes from whatever devpts the rootfs has at /dev/pts.
+        let mount_ns = plan.rootfs_plan.mount_ns;
+        console::setup(sock, size, mount_ns).with_context(|| match mount_ns {
+            true => "process.terminal",
+            false => "process.terminal: without a mount namespace, the rootfs needs its own devpts",
+        })?;
     }
     // Before finalize: readonlyPaths makes /proc/sys read-only.
     set_sysctls(plan)?;
     set_hostnames(plan)?;
     crate::rootfs::finalize(&plan.rootfs_plan)?;
     user::set_oom_score_adj(process)?;
+    policy::apply_early(&plan.policy)?;
     crate::rootfs::enter_cwd(process.cwd()).context("process.cwd")?;
     // Without NNP, loading a filter needs CAP_SYS_ADMIN: before the caps go (runc's order).
     let nnp = process.no_new_privileges().unwrap_or(false);
@@ -248,6 +256,7 @@ fn wait_start_and_exec(plan: &Plan, fds: &ChildFds, ready: &Ready) -> Result<()>
     state["status"] = "created".into();
     crate::hooks::run_all(hooks.start_container(), &state, "startContainer")?;
     exec::seal_fds(plan.preserve_fds)?;
+    policy::apply_personality(&plan.policy)?;
     exec::execve(&ready.prog, &plan.args, &ready.env)
 }
 

@@ -20,8 +20,13 @@ pub struct Namespaces {
 }
 
 impl Namespaces {
-    pub fn new_uts(&self) -> bool {
+    /// A UTS namespace is listed: new, or joined by path.
+    pub fn has_uts(&self) -> bool {
         self.new.contains(CloneFlags::CLONE_NEWUTS)
+            || self
+                .join
+                .iter()
+                .any(|(f, _)| *f == CloneFlags::CLONE_NEWUTS)
     }
 
     pub fn joins_user(&self) -> bool {
@@ -112,9 +117,9 @@ pub fn plan(linux: &Linux) -> Result<Namespaces> {
     }
     // Joining a user namespace by path: its maps are already written; runc
     // 1.1 insists on being given them anyway, so they are accepted.
-    if !seen.contains(CloneFlags::CLONE_NEWNS) {
-        bail!("linux.namespaces: skiff requires a mount namespace");
-    }
+    // A type not listed is inherited from the runtime (the spec's rule),
+    // the mount namespace too: rootfs::plan then refuses anything that
+    // would have to be mounted.
     Ok(ns)
 }
 
@@ -164,7 +169,7 @@ mod tests {
     }
 
     #[test]
-    fn rejects_duplicates_missing_mount_and_unmapped_userns() {
+    fn rejects_duplicates_and_unmapped_userns() {
         let dup =
             linux(json!({"namespaces": [{"type": "pid"}, {"type": "pid"}, {"type": "mount"}]}));
         assert!(
@@ -174,12 +179,7 @@ mod tests {
                 .contains("duplicate pid")
         );
         let nomnt = linux(json!({"namespaces": [{"type": "pid"}]}));
-        assert!(
-            plan(&nomnt)
-                .unwrap_err()
-                .to_string()
-                .contains("mount namespace")
-        );
+        assert_eq!(plan(&nomnt).unwrap().new, CloneFlags::CLONE_NEWPID);
         let user = linux(json!({"namespaces": [{"type": "user"}, {"type": "mount"}]}));
         assert!(
             plan(&user)

@@ -120,7 +120,7 @@ fn create_all(root: BorrowedFd, plan: &Plan) -> Result<()> {
     // /dev is resolved once; nodes directly in it are made relative to it.
     let dev = mkdir_all(root, Path::new("/dev"), Leaf::Dir)?.fd;
     for d in &plan.devices {
-        create_device(root, dev.as_fd(), d, plan.bind_devices)
+        create_device(root, dev.as_fd(), d, plan.bind_devices, plan.mount_ns)
             .with_context(|| format!("create device {}", d.path.display()))?;
     }
     mkdir_below(root, dev.as_fd(), Path::new("/dev/pts"), Leaf::Dir)?;
@@ -145,7 +145,14 @@ fn create_all(root: BorrowedFd, plan: &Plan) -> Result<()> {
 }
 
 /// Makes one node; `dev` is the resolved /dev, the parent of most of them.
-fn create_device(root: BorrowedFd, dev: BorrowedFd, d: &Device, bind: bool) -> Result<()> {
+/// `may_bind`: there is a mount namespace of ours to bind host nodes in.
+fn create_device(
+    root: BorrowedFd,
+    dev: BorrowedFd,
+    d: &Device,
+    bind: bool,
+    may_bind: bool,
+) -> Result<()> {
     let parent = match d.path.parent().unwrap_or(Path::new("/")) {
         p if p == Path::new("/dev") => dev.try_clone_to_owned().context("dup /dev fd")?,
         p => mkdir_all(root, p, Leaf::Dir)?.fd,
@@ -159,8 +166,9 @@ fn create_device(root: BorrowedFd, dev: BorrowedFd, d: &Device, bind: bool) -> R
     match mknodat(parent.as_fd(), name, d.kind, mode, dev) {
         // An existing node is kept, as runc does.
         Err(Errno::EEXIST) => return Ok(()),
-        // Not allowed to mknod (e.g. we are in a user namespace): bind instead.
-        Err(Errno::EPERM) => return bind_device(parent.as_fd(), d),
+        // Not allowed to mknod (e.g. we are in a user namespace): bind
+        // instead, unless the bind would land in the host's mount namespace.
+        Err(Errno::EPERM) if may_bind => return bind_device(parent.as_fd(), d),
         r => r.context("mknod")?,
     }
     let (uid, gid) = (Some(Uid::from_raw(d.uid)), Some(Gid::from_raw(d.gid)));

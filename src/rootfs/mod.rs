@@ -46,6 +46,9 @@ pub enum CgroupLayout {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub rootfs: PathBuf,
+    /// linux.namespaces has a mount namespace (new or joined). Without
+    /// one, init only chroots: nothing is mounted in the host's namespace.
+    pub mount_ns: bool,
     pub no_pivot: bool,
     /// linux.rootfsPropagation; None means rslave during setup and nothing after.
     pub root_propagation: Option<MsFlags>,
@@ -69,8 +72,9 @@ pub fn plan(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<Plan> {
     let linux = spec.linux().clone().unwrap_or_default();
     let namespaces = linux.namespaces().clone().unwrap_or_default();
     let has = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.typ() == t);
-    if !has(LinuxNamespaceType::Mount) {
-        bail!("linux.namespaces: skiff requires a mount namespace");
+    let mount_ns = has(LinuxNamespaceType::Mount);
+    if !mount_ns {
+        check_without_mount_ns(spec, &linux)?;
     }
     let root_propagation = match linux.rootfs_propagation().as_deref() {
         None | Some("") => None,
@@ -79,6 +83,12 @@ pub fn plan(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<Plan> {
                 .with_context(|| format!("linux.rootfsPropagation: invalid value {v:?}"))?,
         ),
     };
+    let bind_devices = has(LinuxNamespaceType::User) || in_user_namespace();
+    if !mount_ns && bind_devices {
+        bail!(
+            "linux.namespaces: without a mount namespace, device nodes cannot be made in a user namespace (they would be bind mounts on the host)"
+        );
+    }
     let cwd = std::env::current_dir().context("get current directory")?;
     let mounts = spec.mounts().clone().unwrap_or_default();
     let text =
@@ -102,6 +112,7 @@ pub fn plan(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<Plan> {
     };
     Ok(Plan {
         rootfs: rootfs.to_path_buf(),
+        mount_ns,
         no_pivot,
         root_propagation,
         readonly_root: spec
@@ -114,17 +125,47 @@ pub fn plan(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<Plan> {
             .any(|m| m.dest == Path::new("/dev") && m.kind == mount::Kind::Bind),
         mounts,
         devices: devices::compile(linux.devices().as_deref().unwrap_or(&[]))?,
-        bind_devices: has(LinuxNamespaceType::User) || in_user_namespace(),
-        terminal: spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal())
-            .unwrap_or(false),
+        bind_devices,
+        // Without a mount namespace /dev/console is not bound (as runc).
+        terminal: mount_ns
+            && spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.terminal())
+                .unwrap_or(false),
         masked: abs_paths("linux.maskedPaths", linux.masked_paths().as_deref())?,
         readonly: abs_paths("linux.readonlyPaths", linux.readonly_paths().as_deref())?,
         cgroup,
         cgroupns: has(LinuxNamespaceType::Cgroup),
     })
+}
+
+/// Without a mount namespace every mount would land in the host's: refuse
+/// what needs one, each by its field (runc 1.1.5 mounts them on the host,
+/// rootfs self-bind included; it refuses only masked and read-only paths).
+fn check_without_mount_ns(spec: &Spec, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let why = "without a private mount namespace (linux.namespaces has no \"mount\")";
+    if spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        bail!("mounts: unable to mount {why}");
+    }
+    let some = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
+    if some(linux.masked_paths()) {
+        bail!("linux.maskedPaths: unable to restrict sys entries {why}");
+    }
+    if some(linux.readonly_paths()) {
+        bail!("linux.readonlyPaths: unable to restrict sys entries {why}");
+    }
+    if linux
+        .rootfs_propagation()
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
+    {
+        bail!("linux.rootfsPropagation: unable to set {why}");
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        bail!("root.readonly: unable to remount the root read-only {why}");
+    }
+    Ok(())
 }
 
 fn abs_paths(field: &str, paths: Option<&[String]>) -> Result<Vec<PathBuf>> {
@@ -150,8 +191,17 @@ pub fn in_user_namespace() -> bool {
 }
 
 /// Init, in its new mount namespace, before pivot: root propagation, the
-/// rootfs self-bind, every spec mount in order, then /dev.
+/// rootfs self-bind, every spec mount in order, then /dev. Without a mount
+/// namespace only the /dev nodes and symlinks are made, in the rootfs's
+/// own /dev (as runc does): files, never mounts.
 pub fn setup(plan: &Plan, idmapped: &Prepared) -> Result<()> {
+    if !plan.mount_ns {
+        if plan.setup_dev {
+            let root = paths::open_root(&plan.rootfs)?;
+            devices::setup_dev(root.as_fd(), plan).context("set up /dev")?;
+        }
+        return Ok(());
+    }
     pivot::prepare_root(plan)?;
     // Opened after the self-bind so the fd is on the new mount.
     let root = paths::open_root(&plan.rootfs)?;
@@ -491,16 +541,37 @@ mod tests {
     }
 
     #[test]
-    fn plan_requires_mount_namespace_and_valid_propagation() {
-        let e = plan(
+    fn plan_without_mount_namespace_refuses_mounts_and_valid_propagation() {
+        let p = plan(
             &spec(r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"pid"}]}}"#),
             Path::new("/r"),
             false,
         );
-        assert_eq!(
-            e.unwrap_err().to_string(),
-            "linux.namespaces: skiff requires a mount namespace"
-        );
+        assert!(!p.unwrap().mount_ns);
+        for (extra, field) in [
+            (
+                r#""mounts":[{"destination":"/proc","type":"proc"}]"#,
+                "mounts: ",
+            ),
+            (r#""maskedPaths":["/proc/kcore"]"#, "linux.maskedPaths: "),
+            (r#""readonlyPaths":["/proc/sys"]"#, "linux.readonlyPaths: "),
+            (
+                r#""rootfsPropagation":"private""#,
+                "linux.rootfsPropagation: ",
+            ),
+            (r#""root":{"path":"r","readonly":true}"#, "root.readonly: "),
+        ] {
+            let (top, linux) =
+                match extra.starts_with(r#""mounts""#) || extra.starts_with(r#""root""#) {
+                    true => (format!("{extra},"), String::new()),
+                    false => (String::new(), format!(",{extra}")),
+                };
+            let json =
+                format!(r#"{{"ociVersion":"1.0.2",{top}"linux":{{"namespaces":[]{linux}}}}}"#);
+            let e = plan(&spec(&json), Path::new("/r"), false);
+            let e = e.unwrap_err().to_string();
+            assert!(e.starts_with(field) && e.contains("mount namespace"), "{e}");
+        }
         let s = spec(
             r#"{"ociVersion":"1.0.2","linux":{"namespaces":[{"type":"mount"}],"rootfsPropagation":"x"}}"#,
         );

@@ -12,10 +12,16 @@ use std::path::{Path, PathBuf};
 /// Makes "/" rslave (or the asked propagation) so nothing we mount leaks to
 /// the host, makes the rootfs' parent mount private, and binds the rootfs
 /// onto itself so it is a mount point pivot_root(2) accepts.
+/// An unbindable "/" (rootfsPropagation "unbindable"/"runbindable") would
+/// make the self-bind fail with EINVAL: "/" is private until finalize
+/// applies the asked propagation on the new root, after the pivot (crun's order).
 pub fn prepare_root(plan: &Plan) -> Result<()> {
-    let flags = plan
+    let mut flags = plan
         .root_propagation
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    if flags.contains(MsFlags::MS_UNBINDABLE) {
+        flags = (flags - MsFlags::MS_UNBINDABLE) | MsFlags::MS_PRIVATE;
+    }
     mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).context("set propagation of /")?;
     // rslave or rprivate on "/" leaves no mount of ours shared: nothing to
     // look up in mountinfo (whose text the kernel builds for every mount).
@@ -56,9 +62,14 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
     }
 }
 
-/// Enters the rootfs: pivot_root, or MS_MOVE + chroot with --no-pivot.
+/// Enters the rootfs: pivot_root, or MS_MOVE + chroot with --no-pivot, or
+/// only chroot without a mount namespace (the host's mounts are not ours to move).
 pub fn pivot(plan: &Plan) -> Result<()> {
-    if plan.no_pivot {
+    if !plan.mount_ns {
+        chdir(&plan.rootfs).with_context(|| format!("chdir {}", plan.rootfs.display()))?;
+        chroot(".").context("chroot")?;
+        chdir("/").context("chdir /")
+    } else if plan.no_pivot {
         move_root(&plan.rootfs)
     } else {
         pivot_into(&plan.rootfs)
