@@ -234,7 +234,8 @@ impl Cgroup {
         let result = self
             .create_dirs(writes)
             .and_then(|_| self.check_not_frozen())
-            .and_then(|_| self.apply(writes));
+            .and_then(|_| self.apply(writes))
+            .map(|_| self.warn_if_occupied());
         if let Err(e) = result {
             let _ = self.remove_created();
             self.created.clear();
@@ -345,6 +346,26 @@ impl Cgroup {
         match frozen {
             Some(d) => bail!("container's cgroup unexpectedly frozen: {}", d.display()),
             None => Ok(()),
+        }
+    }
+
+    /// A cgroup the caller made may already hold processes: they would
+    /// share the container's limits and die with it. runc warns; so do we.
+    fn warn_if_occupied(&self) {
+        let Some(dir) = self
+            .primary()
+            .filter(|d| !self.created.iter().any(|c| c == d))
+        else {
+            return;
+        };
+        let n = std::fs::read_to_string(dir.join("cgroup.procs"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if n > 0 {
+            crate::log::warn(&format!(
+                "container's cgroup is not empty: {n} process(es) found in {}",
+                dir.display()
+            ));
         }
     }
 

@@ -407,7 +407,9 @@ fn unified(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()>
         return Ok(());
     };
     if v == Version::V1 {
-        bail!("linux.resources.unified: requires cgroup v2, this host uses cgroup v1");
+        bail!(
+            "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1 (this host's layout)"
+        );
     }
     let mut keys: Vec<_> = map.iter().collect();
     keys.sort();

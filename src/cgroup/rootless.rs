@@ -62,6 +62,7 @@ impl Cgroup {
             }
         }
         self.check_not_frozen()?;
+        self.warn_if_occupied();
         let (devices, limits): (Vec<Write>, Vec<Write>) = writes
             .iter()
             .cloned()
