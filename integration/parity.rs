@@ -89,7 +89,7 @@ fn delete_removes_a_precreated_container_cgroup() {
     let left = cgroup_dirs_left(&cg);
     let parent_kept = base.join(&parent).exists();
     for e in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let _ = fs::remove_dir(e.path().join(&cg.trim_start_matches('/')));
+        let _ = fs::remove_dir(e.path().join(cg.trim_start_matches('/')));
         let _ = fs::remove_dir(e.path().join(&parent));
     }
     let _ = fs::remove_dir(Path::new("/sys/fs/cgroup").join(&parent));
