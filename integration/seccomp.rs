@@ -325,3 +325,37 @@ fn check_agent_log(state: &Value, seen: &[i32]) {
     assert_eq!(state["pid"], state["state"]["pid"], "{state}");
     assert_eq!(seen, [libc::SYS_mkdir as i32, libc::SYS_rmdir as i32]);
 }
+
+/// NOTIFY on `write` is refused before anything exists (runc too: the
+/// runtime's own code may write once the filter is in place); with no
+/// agent at listenerPath, the error says so and names the path.
+#[test]
+fn notify_on_write_and_a_missing_agent_are_clear_errors() {
+    require_root!();
+    let rt = Rt::new();
+    let dir = TempDir::new("noagent");
+    let path = dir.path().join("nobody.sock");
+    let mut profile = allow_all_but(json!([
+        {"names": ["write"], "action": "SCMP_ACT_NOTIFY"}
+    ]));
+    profile["listenerPath"] = json!(path);
+    let b = bundle(profile, true);
+    b.args(&["true"]);
+    let o = crate::failures::failed_create(&rt, &b, "notifywrite");
+    assert!(
+        o.stderr.contains("write") && o.stderr.to_lowercase().contains("notify"),
+        "{o:?}"
+    );
+    let mut profile = allow_all_but(json!([
+        {"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}
+    ]));
+    profile["listenerPath"] = json!(path);
+    let b = bundle(profile, true);
+    b.args(&["true"]);
+    let o = crate::failures::failed_create(&rt, &b, "noagent");
+    assert!(
+        o.stderr.contains("failed to connect with seccomp agent"),
+        "{o:?}"
+    );
+    assert!(o.stderr.contains(path.to_str().unwrap()), "{o:?}");
+}

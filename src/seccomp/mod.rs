@@ -168,7 +168,9 @@ fn flags(s: &LinuxSeccomp, notify: bool) -> u32 {
 
 /// Between the install and the agent holding the listener, init sends the
 /// fd and waits for the runtime's answer: notifying those calls would hang.
-const NOTIFY_FORBIDDEN: [&str; 4] = ["sendmsg", "recvfrom", "recvmsg", "sendto"];
+/// `write` too, as runc refuses it: the runtime's own code may write (an
+/// error to stderr) after the filter is in place.
+const NOTIFY_FORBIDDEN: [&str; 5] = ["sendmsg", "recvfrom", "recvmsg", "sendto", "write"];
 
 /// Rules per call name, in profile order; returns (calls, any NOTIFY).
 fn rules(s: &LinuxSeccomp, default: u32) -> Result<(Vec<Call>, bool)> {

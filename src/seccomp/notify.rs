@@ -30,8 +30,12 @@ pub fn process_state(state: &Value, metadata: Option<&str>) -> Value {
 /// Connects to the agent and sends the state with the listener fd.
 pub fn send_to_agent(l: &super::Listener, state: &Value, fd: &OwnedFd) -> Result<()> {
     let path = &l.path;
-    let sock = UnixStream::connect(path)
-        .with_context(|| format!("linux.seccomp.listenerPath: connect {}", path.display()))?;
+    let sock = UnixStream::connect(path).with_context(|| {
+        format!(
+            "linux.seccomp.listenerPath: failed to connect with seccomp agent at {}",
+            path.display()
+        )
+    })?;
     let body = serde_json::to_vec(&process_state(state, l.metadata.as_deref()))?;
     let fds = [fd.as_raw_fd()];
     sendmsg::<()>(
