@@ -154,3 +154,34 @@ fn unified_on_v1_is_an_invalid_configuration() {
         "{o:?}"
     );
 }
+
+/// --no-pivot: the host's full procfs must not stay reachable, or a new
+/// user namespace inside may mount a fresh, unmasked procfs (the kernel
+/// allows that only where a full one is visible). runc detaches them.
+#[test]
+fn no_pivot_leaves_no_full_procfs_to_remount() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    // Mapping uid 0 into a new user namespace takes CAP_SETFCAP (Linux 5.12).
+    b.edit(|c| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SETFCAP"));
+        }
+    });
+    b.args(&[
+        "sh",
+        "-c",
+        "unshare -mrpf sh -c 'mount -t proc proc /proc && echo mounted || echo refused' 2>&1",
+    ]);
+    let id = rt.id("nopivot");
+    let o = rt.run(&b, &id, &["--no-pivot"]).check("run --no-pivot");
+    assert!(
+        o.stdout.contains("refused"),
+        "a fresh procfs could be mounted: {o:?}"
+    );
+    assert!(!o.stdout.contains("mounted"), "{o:?}");
+}

@@ -104,7 +104,47 @@ fn pivot_into(rootfs: &Path) -> Result<()> {
 /// For --no-pivot (e.g. a ramfs root where pivot_root is impossible): move
 /// the rootfs mount over "/" and chroot. Weaker: the old root stays reachable
 /// to anyone who can escape the chroot.
+///
+/// The host's full procfs and sysfs mounts would stay reachable in this
+/// mount namespace, and the kernel lets a new user namespace mount a fresh,
+/// unmasked procfs wherever a full one is visible: detach them first (or,
+/// where that is refused, cover them with a tmpfs), as runc does.
 fn move_root(rootfs: &Path) -> Result<()> {
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    for m in parse_mountinfo(&mountinfo) {
+        let full_pseudo = m.root == "/" && (m.fstype == "proc" || m.fstype == "sysfs");
+        if !full_pseudo || m.mount_point.starts_with(rootfs) {
+            continue;
+        }
+        let p = &m.mount_point;
+        // Our unmount must not propagate to the host.
+        match mount(
+            None::<&str>,
+            p,
+            None::<&str>,
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            None::<&str>,
+        ) {
+            // A parent already went: so did this one.
+            Err(nix::errno::Errno::ENOENT) => continue,
+            r => r.with_context(|| format!("--no-pivot: make {} rslave", p.display()))?,
+        }
+        match umount2(p, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => mount(
+                Some("tmpfs"),
+                p,
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None::<&str>,
+            )
+            .with_context(|| format!("--no-pivot: cover {} with a tmpfs", p.display()))?,
+            Err(e) => {
+                return Err(e).with_context(|| format!("--no-pivot: detach {}", p.display()));
+            }
+        }
+    }
     chdir(rootfs).with_context(|| format!("chdir {}", rootfs.display()))?;
     mount(
         Some(rootfs),
