@@ -193,3 +193,30 @@ fn idmapped_mount_in_a_user_namespace() {
         "container root owns the file through the idmap"
     );
 }
+
+/// A bind source below a 0700 host directory: the container's root (host
+/// uid 100000) cannot search it, so the runtime opens the source on the
+/// host side and mounts it by fd inside (runc does the same).
+#[test]
+fn userns_bind_source_below_a_private_host_dir() {
+    require_root!();
+    use std::os::unix::fs::PermissionsExt;
+    let rt = Rt::new();
+    let b = userns_bundle(json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+    let private = crate::TempDir::new("private");
+    std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let src = private.path().join("data");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), "secret-ok").unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(src.join("f"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Mountpoints made here: the rootfs is root's, not the container's.
+    std::fs::create_dir(b.rootfs().join("data")).unwrap();
+    std::fs::write(b.rootfs().join("file"), "").unwrap();
+    b.mount(
+        json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "ro"]}),
+    );
+    b.mount(json!({"destination": "/file", "type": "bind", "source": src.join("f"), "options": ["bind"]}));
+    let o = rt.sh(&b, "cat /data/f; echo; cat /file").check("run");
+    assert_eq!(o.stdout, "secret-ok\nsecret-ok", "{o:?}");
+}

@@ -69,12 +69,24 @@ pub type Prepared = Vec<(usize, OwnedFd)>;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
-/// Runtime: makes every idmapped mount of the plan, detached.
+/// Runtime: makes every idmapped mount of the plan, detached; and with
+/// `clone_binds`, a detached copy of every other bind mount's source, taken
+/// here on the host side: inside its user namespace the container's root
+/// may be unable to search a 0700 host directory above the source (runc
+/// opens bind sources before the user namespace too).
 pub fn prepare(plan: &Plan) -> Result<Prepared> {
     let mut out = Vec::new();
     for m in &plan.mounts {
-        let Some(idmap) = &m.idmap else { continue };
         let field = format!("mounts[{}]", m.index);
+        let Some(idmap) = &m.idmap else {
+            if plan.clone_binds && m.kind == Kind::Bind {
+                let src = m.source.as_deref().context("bind mount without a source")?;
+                let fd = open_tree(src, m.opts.flags.contains(MsFlags::MS_REC))
+                    .with_context(|| format!("{field}: open_tree {}", src.display()))?;
+                out.push((m.index, fd));
+            }
+            continue;
+        };
         let src = m.source.as_deref().context("bind mount without a source")?;
         let userns =
             helper_userns(idmap).with_context(|| format!("{field}: idmap user namespace"))?;

@@ -59,6 +59,10 @@ pub struct Plan {
     pub devices: Vec<devices::Device>,
     /// mknod is refused in a user namespace: bind host nodes instead.
     pub bind_devices: bool,
+    /// Root makes a new user namespace: bind sources are opened by the
+    /// runtime on the host side (open_tree), since the container's root may
+    /// not be able to search their host directories (idmap.rs `prepare`).
+    pub clone_binds: bool,
     pub terminal: bool,
     pub masked: Vec<PathBuf>,
     pub readonly: Vec<PathBuf>,
@@ -126,6 +130,10 @@ pub fn plan(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<Plan> {
         mounts,
         devices: devices::compile(linux.devices().as_deref().unwrap_or(&[]))?,
         bind_devices,
+        clone_binds: mount_ns
+            && has(LinuxNamespaceType::User)
+            && nix::unistd::geteuid().is_root()
+            && !in_user_namespace(),
         // Without a mount namespace /dev/console is not bound (as runc).
         terminal: mount_ns
             && spec

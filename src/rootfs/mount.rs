@@ -349,7 +349,8 @@ pub fn mount_step(root: BorrowedFd, m: &MountStep, plan: &Plan, idmapped: &Prepa
             }
             r => r.map(drop).with_context(what),
         },
-        _ if m.idmap.is_some() => {
+        // Made by the runtime (idmap.rs `prepare`): attached with move_mount.
+        _ if m.idmap.is_some() || idmapped.iter().any(|(i, _)| *i == m.index) => {
             let fd = idmapped.iter().find(|(i, _)| *i == m.index);
             let fd = fd
                 .context("idmapped mount was not prepared")
