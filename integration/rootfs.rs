@@ -467,3 +467,39 @@ fn rootfs_propagation_reads_back_on_root() {
         );
     }
 }
+
+/// `tmpcopyup`: the tmpfs starts with a copy of the directory it covers
+/// (files with their modes and owners, subdirectories, symlinks not
+/// followed), and writes stay in the tmpfs.
+#[test]
+fn tmpcopyup_copies_the_covered_directory() {
+    require_root!();
+    use std::os::unix::fs::{PermissionsExt, chown, symlink};
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let d = b.rootfs().join("data");
+    fs::create_dir_all(d.join("sub")).unwrap();
+    fs::write(d.join("f"), "hello").unwrap();
+    fs::set_permissions(d.join("f"), fs::Permissions::from_mode(0o604)).unwrap();
+    chown(d.join("f"), Some(1000), Some(1001)).unwrap();
+    fs::write(d.join("sub/g"), "deep").unwrap();
+    symlink("/etc/passwd", d.join("link")).unwrap();
+    b.mount(json!({"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "nosuid"]}));
+    let o = rt
+        .sh(
+            &b,
+            "grep ' /data ' /proc/self/mountinfo | grep -c tmpfs; cat /data/f; echo; \
+             stat -c '%a %u %g' /data/f; cat /data/sub/g; echo; readlink /data/link; \
+             echo new > /data/sub/g && cat /data/sub/g",
+        )
+        .check("run");
+    assert_eq!(
+        o.stdout, "1\nhello\n604 1000 1001\ndeep\n/etc/passwd\nnew\n",
+        "{o:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(d.join("sub/g")).unwrap(),
+        "deep",
+        "write reached the image"
+    );
+}

@@ -5,6 +5,7 @@
 //! config error fails `create` early; init only executes it. The order of
 //! operations follows runc 1.1's prepareRootfs/finalizeRootfs.
 
+mod copyup;
 mod devices;
 mod idmap;
 mod mount;

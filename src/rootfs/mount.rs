@@ -49,6 +49,8 @@ pub struct Opts {
     pub rec_clr: u64,
     /// "idmap" (false) or "ridmap" (true, recursive).
     pub idmap: Option<bool>,
+    /// "tmpcopyup": a tmpfs starts with a copy of what it covers (copyup.rs).
+    pub copy_up: bool,
 }
 
 impl Default for Opts {
@@ -60,6 +62,7 @@ impl Default for Opts {
             rec_set: 0,
             rec_clr: 0,
             idmap: None,
+            copy_up: false,
         }
     }
 }
@@ -151,7 +154,7 @@ fn rec_option(o: &str) -> Option<(bool, u64)> {
 /// Pure: options → flags, data, propagation, recursive attributes. Anything
 /// not in the tables is filesystem data (e.g. "mode=755"), as in runc.
 /// Every option runtime-spec lists (config.md, "mounts") is in a table,
-/// is "idmap"/"ridmap", or is refused ("tmpcopyup"): none becomes data,
+/// is "idmap"/"ridmap" or "tmpcopyup" (tmpfs only): none becomes data,
 /// which the filesystem would either reject or silently ignore.
 pub fn parse_options(options: &[String]) -> Result<Opts, String> {
     let mut o = Opts::default();
@@ -172,7 +175,7 @@ pub fn parse_options(options: &[String]) -> Result<Opts, String> {
                 o.rec_set |= a
             }
         } else if opt == "tmpcopyup" {
-            return Err("mount option \"tmpcopyup\" is not supported yet".into());
+            o.copy_up = true;
         } else if opt == "idmap" || opt == "ridmap" {
             o.idmap = Some(opt == "ridmap");
         } else if opt.is_empty() || opt.contains(',') {
@@ -247,6 +250,9 @@ pub fn compile(
         "" => bail!("{field}.type: required unless the mount is a bind mount"),
         _ => Kind::Other,
     };
+    if opts.copy_up && kind != Kind::Tmpfs {
+        bail!("{field}.options: \"tmpcopyup\" is only for tmpfs mounts");
+    }
     let mut source = m.source().clone();
     let mut src_is_dir = true;
     if bind {
@@ -416,6 +422,11 @@ fn mount_on(
     let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     let remount = m.kind == Kind::Bind && !extra.is_empty();
     let rec = m.opts.rec_set != 0 || m.opts.rec_clr != 0;
+    if m.opts.copy_up && !target.created {
+        // The old fd still reaches the covered directory.
+        let mounted = target.reopen(root)?;
+        super::copyup::copy_dir(target.fd.as_fd(), mounted.as_fd())?;
+    }
     if old_mode.is_some() || !m.opts.propagation.is_empty() || remount || rec {
         // The old fd is below the new mount; reopen to act on the mount itself.
         let mounted = target.reopen(root)?;
@@ -664,20 +675,21 @@ mod tests {
 
     #[test]
     fn unsupported_options_are_rejected() {
-        assert!(p("tmpcopyup").unwrap_err().contains("not supported yet"));
+        assert!(p("tmpcopyup").unwrap().copy_up);
         assert_eq!(p("ridmap").unwrap().idmap, Some(true));
         assert!(p("ro,,nodev").unwrap_err().contains("invalid mount option"));
     }
 
     #[test]
     fn compile_names_the_field() {
-        let m: Mount =
-            serde_json::from_str(r#"{"destination":"/x","type":"tmpfs","options":["tmpcopyup"]}"#)
-                .unwrap();
+        let m: Mount = serde_json::from_str(
+            r#"{"destination":"/x","type":"bind","source":"/tmp","options":["tmpcopyup"]}"#,
+        )
+        .unwrap();
         let e = compile(3, &m, Path::new("/"), None)
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("mounts[3]: "), "{e}");
+        assert!(e.starts_with("mounts[3]"), "{e}");
         let m: Mount =
             serde_json::from_str(r#"{"destination":"/x","type":"bind","source":"/tmp"}"#).unwrap();
         let s = compile(0, &m, Path::new("/"), None).unwrap();
