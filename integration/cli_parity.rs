@@ -93,3 +93,45 @@ fn exec_process_file_requires_absolute_cwd() {
         assert!(!b.rootfs().join("tmp/ran").exists(), "{tag}: it ran");
     }
 }
+
+/// The pty slave of a process that runs as uid 1000 belongs to uid 1000,
+/// so the user can use their terminal (runc's fixStdioPermissions chowns
+/// the uid and keeps the devpts gid, 5 from the `gid=5` mount option).
+#[test]
+fn terminal_is_owned_by_the_process_user() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    });
+    let probe = "stat -L -c %u:%g /proc/self/fd/0 /proc/self/fd/2; sleep 1000";
+    b.args(&["sh", "-c", probe]);
+    let console = crate::fds_tty::ConsoleSocket::new("ttyown");
+    let id = rt.id("ttyown");
+    rt.run_detached(&b, &id, &["--console-socket", console.arg()])
+        .check("run -d --console-socket as uid 1000");
+    // exec -t as uid 1000 too, with its own pty.
+    let exec_console = crate::fds_tty::ConsoleSocket::new("ttyown-exec");
+    let mut c = rt.cmd();
+    c.args(["exec", "-t", "-d", "--user", "1000:1000"])
+        .args(["--console-socket", exec_console.arg(), &id])
+        .args([
+            "stat",
+            "-L",
+            "-c",
+            "%u:%g",
+            "/proc/self/fd/0",
+            "/proc/self/fd/1",
+        ]);
+    rt.detached(c, "ttyown-exec")
+        .check("exec -t -d as uid 1000");
+    let text = exec_console.output();
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(lines, ["1000:5", "1000:5"], "exec -t: {text:?}");
+    rt.out(&["kill", &id, "KILL"]).check("kill");
+    let text = console.output();
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(lines, ["1000:5", "1000:5"], "run: {text:?}");
+}

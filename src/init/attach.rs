@@ -76,6 +76,7 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
             sock,
             p.console_size().map(|b| (b.height(), b.width())),
             false,
+            p.user().uid(),
         )?;
     }
     crate::rootfs::enter_cwd(p.cwd()).context("cwd")?;

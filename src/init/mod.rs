@@ -194,7 +194,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
             .as_ref()
             .context("process.terminal: no --console-socket")?;
         let size = process.console_size().map(|b| (b.height(), b.width()));
-        console::setup(sock, size, true)?;
+        console::setup(sock, size, true, process.user().uid())?;
     }
     // Before finalize: readonlyPaths makes /proc/sys read-only.
     set_sysctls(plan)?;
