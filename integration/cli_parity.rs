@@ -135,3 +135,66 @@ fn terminal_is_owned_by_the_process_user() {
     let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
     assert_eq!(lines, ["1000:5", "1000:5"], "run: {text:?}");
 }
+
+/// The host pids `ps --format json` lists (runc prints `null` for none).
+fn ps_json(rt: &Rt, id: &str) -> Vec<i64> {
+    let o = rt.out(&["ps", "--format", "json", id]).check("ps -f json");
+    let v: Value = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {o:?}"));
+    match v {
+        Value::Null => Vec::new(),
+        v => v
+            .as_array()
+            .unwrap_or_else(|| panic!("{o:?}"))
+            .iter()
+            .map(|p| p.as_i64().unwrap())
+            .collect(),
+    }
+}
+
+/// After init exits, a container without a pid namespace can leave
+/// processes in its cgroup. As in runc, `ps` still lists them (header and
+/// exit 0 once there are none) and `kill -a` still reaches them (and
+/// succeeds when there are none); plain `kill` says the container is not
+/// running.
+#[test]
+fn ps_and_kill_all_on_a_stopped_container() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        let ns = c["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "pid");
+        c["root"]["readonly"] = json!(false);
+    });
+    b.args(&["sh", "-c", "sleep 1000 & echo $! > /tmp/left; exit 0"]);
+    let id = rt.id("leftover");
+    rt.run_detached(&b, &id, &[]).check("run -d");
+    rt.wait_status(&id, "stopped");
+    let left = b.rootfs().join("tmp/left");
+    // No pid namespace: the pid init wrote is the host's.
+    let mut sleep: Option<i64> = None;
+    assert!(poll(10, || {
+        sleep = fs::read_to_string(&left)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        sleep.is_some()
+    }));
+    assert_eq!(ps_json(&rt, &id), [sleep.unwrap()], "the leftover sleep");
+    let o = rt.out(&["kill", &id, "KILL"]);
+    assert_eq!(o.code, Some(1), "plain kill of a stopped container: {o:?}");
+    assert!(o.stderr.contains("not running"), "{o:?}");
+    rt.out(&["kill", "--all", &id, "KILL"])
+        .check("kill --all on a stopped container");
+    assert!(
+        poll(10, || ps_json(&rt, &id).is_empty()),
+        "kill --all did not reach the leftover process"
+    );
+    rt.out(&["kill", "-a", &id, "KILL"])
+        .check("kill -a on an empty stopped container");
+    let o = rt.out(&["ps", &id]).check("ps on a stopped container");
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "only the header: {o:?}");
+    assert!(lines[0].split_whitespace().any(|h| h == "PID"), "{o:?}");
+    let o = rt.out(&["ps", "-f", "json", &id]).check("ps -f json");
+    assert_eq!(o.stdout.trim(), "null", "runc's empty list: {o:?}");
+}
