@@ -3,6 +3,7 @@
 //! stopped container, help and version output, text logs. Each test also
 //! passes against runc 1.1.5, except where gated on `is_skiff()`.
 use crate::*;
+use std::process::Command;
 
 /// The `Name:\tv1\tv2...` line of a /proc/PID/status text, as fields.
 fn status_field<'a>(status: &'a str, name: &str) -> Vec<&'a str> {
@@ -197,4 +198,74 @@ fn ps_and_kill_all_on_a_stopped_container() {
     assert!(lines[0].split_whitespace().any(|h| h == "PID"), "{o:?}");
     let o = rt.out(&["ps", "-f", "json", &id]).check("ps -f json");
     assert_eq!(o.stdout.trim(), "null", "runc's empty list: {o:?}");
+}
+
+/// `<runtime> args...` with no --root (help and version need none).
+fn bare(args: &[&str]) -> Out {
+    let mut c = Command::new(runtime());
+    c.args(args);
+    output(c)
+}
+
+/// The runtime's name as its help prints it: runc, skiff.
+fn prog() -> String {
+    let p = runtime();
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// `-v` is `--version`: "NAME version X" first, the spec version after.
+#[test]
+fn short_v_prints_the_version() {
+    let v = bare(&["-v"]).check("-v");
+    assert_eq!(v.stdout, bare(&["--version"]).stdout, "{v:?}");
+    let first = v.stdout.lines().next().unwrap_or_default();
+    let want = format!("{} version ", prog());
+    assert!(first.starts_with(&want), "{v:?}");
+    assert!(v.stdout.lines().any(|l| l.starts_with("spec: 1.")), "{v:?}");
+}
+
+/// `help CMD`, `CMD -h` and `CMD --help` print urfave/cli's layout, as
+/// runc: NAME, USAGE (with "[command options]" only when the command has
+/// options), OPTIONS as `--long value, -s value  help`.
+#[test]
+fn command_help_has_runcs_layout() {
+    let p = prog();
+    let create = bare(&["help", "create"]).check("help create");
+    assert_eq!(create.stdout, bare(&["create", "-h"]).stdout);
+    assert_eq!(create.stdout, bare(&["create", "--help"]).stdout);
+    let t = &create.stdout;
+    assert!(t.starts_with(&format!("NAME:\n   {p} create - ")), "{t}");
+    let usage = format!("\n\nUSAGE:\n   {p} create [command options] <container-id>\n");
+    assert!(t.contains(&usage), "{t}");
+    assert!(
+        t.contains("\n\nOPTIONS:\n   --bundle value, -b value  "),
+        "{t}"
+    );
+    assert!(t.contains("\n   --no-pivot                "), "{t}");
+    let kill = bare(&["help", "kill"]).check("help kill").stdout;
+    let usage = format!("\n\nUSAGE:\n   {p} kill [command options] <container-id> [signal]\n");
+    assert!(kill.contains(&usage), "{kill}");
+    assert!(kill.contains("\nOPTIONS:\n   --all, -a  "), "{kill}");
+    // No options: neither "[command options]" nor an OPTIONS section.
+    let state = bare(&["state", "--help"]).check("state --help").stdout;
+    assert!(
+        state.contains(&format!("\n   {p} state <container-id>\n")),
+        "{state}"
+    );
+    assert!(!state.contains("OPTIONS"), "{state}");
+    let top = bare(&["help"]).check("help").stdout;
+    assert!(top.starts_with(&format!("NAME:\n   {p} - ")), "{top}");
+    assert!(top.contains("\nCOMMANDS:\n"), "{top}");
+    assert!(top.contains("\n   --version, -v "), "{top}");
+}
+
+/// `help foo` and `foo`: runc's "No help topic for 'foo'", exit status 3.
+#[test]
+fn help_for_an_unknown_command() {
+    for args in [&["help", "foo"][..], &["foo"]] {
+        let o = bare(args);
+        assert_eq!(o.code, Some(3), "{args:?}: {o:?}");
+        assert!(o.stderr.contains("No help topic for 'foo'"), "{o:?}");
+        assert!(o.stdout.is_empty(), "{o:?}");
+    }
 }

@@ -85,6 +85,10 @@ fn main() {
             eprint!("{text}");
             std::process::exit(2);
         }
+        Err(Stop::NoTopic(msg)) => {
+            log::error(&msg);
+            std::process::exit(3);
+        }
     };
     let flags = cli.flags;
     let trace = log::init_phases(flags.debug, t0);
