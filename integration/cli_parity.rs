@@ -269,3 +269,102 @@ fn help_for_an_unknown_command() {
         assert!(o.stdout.is_empty(), "{o:?}");
     }
 }
+
+/// Errors without --log go to stderr as logrus text lines; with --log FILE
+/// the line goes to the file and stderr gets the bare message (runc's
+/// `fatal`); with --log-format json, JSON lines (unchanged).
+#[test]
+fn errors_are_logged_as_runc_logs_them() {
+    require_root!();
+    let rt = Rt::new();
+    let o = rt.out(&["delete", "no-such-container"]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{o:?}");
+    let (level, msg, _) = logrus_text(lines[0]).unwrap_or_else(|| panic!("not logrus: {o:?}"));
+    assert_eq!(level, "error");
+    assert!(msg.contains("does not exist"), "{o:?}");
+
+    let log = rt.root.path().join("text.log");
+    let o = rt.out(&[
+        "--log",
+        log.to_str().unwrap(),
+        "delete",
+        "no-such-container",
+    ]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    assert!(o.stderr.trim().ends_with("does not exist"), "{o:?}");
+    assert!(!o.stderr.contains("level="), "bare on stderr: {o:?}");
+    let text = fs::read_to_string(&log).unwrap();
+    let (level, msg, _) = logrus_text(text.trim()).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        (level.as_str(), msg),
+        ("error", o.stderr.trim().to_string())
+    );
+
+    let o = rt.out(&["--log-format", "json", "delete", "no-such-container"]);
+    let v: Value = serde_json::from_str(o.stderr.trim()).unwrap_or_else(|e| panic!("{e}: {o:?}"));
+    assert_eq!(v["level"], "error", "{o:?}");
+    assert!(v["msg"].as_str().unwrap().contains("does not exist"));
+}
+
+/// `--debug --log FILE`: every line is a logrus text line (or a JSON line
+/// with --log-format json), with debug lines at the stages runc logs them:
+/// "child process in init()" in the container's init, "process exited"
+/// with pid and status when a foreground process ends.
+#[test]
+fn debug_log_lines_at_runcs_stages() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.args(&["true"]);
+    let log = rt.root.path().join("debug.log");
+    let id = rt.id("debuglog");
+    let mut c = rt.cmd();
+    c.args(["--debug", "--log", log.to_str().unwrap(), "run", "--bundle"])
+        .arg(b.path())
+        .arg(&id);
+    output(c).check("run --debug");
+    let text = fs::read_to_string(&log).unwrap();
+    let parsed: Vec<_> = text
+        .lines()
+        .map(|l| logrus_text(l).unwrap_or_else(|| panic!("not a logrus line: {l:?}")))
+        .collect();
+    assert!(parsed.iter().all(|p| p.0 == "debug"), "{text}");
+    let has = |m: &str| parsed.iter().find(|p| p.1 == m);
+    assert!(has("child process in init()").is_some(), "{text}");
+    let exited = has("process exited").unwrap_or_else(|| panic!("{text}"));
+    assert!(exited.2.contains(" status=0"), "{text}");
+    assert!(exited.2.contains(" pid="), "{text}");
+
+    let id = rt.sleeper(&b);
+    let log = rt.root.path().join("debug.json");
+    let mut c = rt.cmd();
+    c.args([
+        "--debug",
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+    ])
+    .args(["exec", &id, "true"]);
+    output(c).check("exec --debug");
+    let text = fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    assert!(lines.len() > 1, "{text}");
+    assert!(
+        lines
+            .iter()
+            .all(|v| v["level"] == "debug" && v["time"].is_string()),
+        "{text}"
+    );
+    let exited = lines.iter().find(|v| v["msg"] == "process exited");
+    assert_eq!(
+        exited.map(|v| v["status"].clone()),
+        Some(json!(0)),
+        "{text}"
+    );
+}

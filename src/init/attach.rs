@@ -94,6 +94,7 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
         crate::seccomp::install_and_hand_over(f, sync)?;
     }
+    crate::log::debug("setns_init: about to exec");
     exec::seal_fds(plan.preserve_fds)?;
     exec::execve(&prog, &plan.args, &env)
 }
