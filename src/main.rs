@@ -72,7 +72,7 @@ fn main() {
         .skip(1)
         .any(|a| a == "create" || a == "run" || a == "exec");
     if enters && let Err(e) = seal::ensure_sealed() {
-        eprintln!("error: {e:#}");
+        log::error(&format!("{e:#}"));
         std::process::exit(1);
     }
     let cli = match cli::parse(std::env::args_os().skip(1)) {
