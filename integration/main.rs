@@ -14,6 +14,7 @@ mod cgroup;
 mod cgroup_v1;
 mod cgroup_v1_ops;
 mod cli;
+mod cli_parity;
 mod conformance;
 mod exec;
 mod failures;
@@ -418,6 +419,48 @@ impl Bundle {
     pub fn mount(&self, m: Value) {
         self.edit(|c| c["mounts"].as_array_mut().unwrap().push(m));
     }
+}
+
+/// Splits a logrus text line (`time="2026-12-02T05:44:23Z" level=debug
+/// msg="…" k=v…`) into (level, msg, the rest); None if it is not one.
+pub fn logrus_text(line: &str) -> Option<(String, String, String)> {
+    let rest = line.strip_prefix("time=\"")?;
+    let (time, rest) = rest.split_at_checked(20)?;
+    let b = time.as_bytes();
+    let shape = b.iter().enumerate().all(|(i, c)| match i {
+        4 | 7 => *c == b'-',
+        10 => *c == b'T',
+        13 | 16 => *c == b':',
+        19 => *c == b'Z',
+        _ => c.is_ascii_digit(),
+    });
+    let rest = rest.strip_prefix("\" level=").filter(|_| shape)?;
+    let (level, rest) = rest.split_once(" msg=")?;
+    // msg is bare or a Go-quoted string.
+    let (msg, rest) = match rest.strip_prefix('"') {
+        Some(q) => {
+            let mut end = None;
+            let mut esc = false;
+            for (i, c) in q.char_indices() {
+                match (esc, c) {
+                    (true, _) => esc = false,
+                    (false, '\\') => esc = true,
+                    (false, '"') => {
+                        end = Some(i);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let end = end?;
+            (q[..end].replace("\\\"", "\""), q[end + 1..].to_string())
+        }
+        None => match rest.split_once(' ') {
+            Some((m, r)) => (m.to_string(), format!(" {r}")),
+            None => (rest.to_string(), String::new()),
+        },
+    };
+    Some((level.to_string(), msg, rest))
 }
 
 /// `readlink /proc/<who>/ns/<ns>` on the host, e.g. "net:[4026531833]".

@@ -24,6 +24,8 @@ const VERSION: &str = concat!(
     "\nspec: 1.3.0\n"
 );
 const ABOUT: &str = "Run OCI containers: a drop-in replacement for runc";
+/// urfave/cli's indent for the lines of a help section.
+const INDENT: &str = "   ";
 
 /// Converts an option's value and stores it; an error says why the value is bad.
 pub type Setter<A> = fn(&mut A, OsString) -> Result<(), String>;
@@ -316,6 +318,9 @@ pub enum Stop {
     Print(String),
     /// A usage error: print this on stderr, exit 2.
     Usage(String),
+    /// `help foo`, or `foo`, naming no command: runc's "No help topic for
+    /// 'foo'", logged as an error, exit 3.
+    NoTopic(String),
 }
 
 fn usage(msg: impl std::fmt::Display) -> Stop {
@@ -330,7 +335,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Stop> {
     while let Some(arg) = p.next().map_err(lex_error)? {
         match arg {
             Arg::Short('h') | Arg::Long("help") => return Err(Stop::Print(top_help())),
-            Arg::Short('V') | Arg::Long("version") => return Err(Stop::Print(VERSION.into())),
+            // runc's is -v; -V is what skiff took first (clap's).
+            Arg::Short('v' | 'V') | Arg::Long("version") => {
+                return Err(Stop::Print(VERSION.into()));
+            }
             Arg::Value(name) => return subcommand(&mut p, flags, &name.to_string_lossy()),
             arg => match (find(GLOBAL, &arg), find(TOP_ONLY, &arg)) {
                 (Some(i), _) => set(&mut p, GLOBAL, i, &mut flags, &mut seen)?,
@@ -339,12 +347,12 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Stop> {
             },
         }
     }
-    // No subcommand: clap's behaviour, the help on stderr.
-    Err(Stop::Usage(top_help()))
+    // No subcommand: runc prints the help and succeeds.
+    Err(Stop::Print(top_help()))
 }
 
 fn subcommand(p: &mut Parser, mut flags: Flags, name: &str) -> Result<Cli, Stop> {
-    if name == "help" {
+    if name == "help" || name == "h" {
         return Err(help_command(p));
     }
     let sub = find_sub(name)?;
@@ -352,9 +360,11 @@ fn subcommand(p: &mut Parser, mut flags: Flags, name: &str) -> Result<Cli, Stop>
     Ok(Cli { flags, command })
 }
 
+/// An unknown command is runc's "No help topic" too (urfave/cli shows the
+/// help of the command it was given, and there is none).
 fn find_sub(name: &str) -> Result<&'static Sub, Stop> {
     (SUBS.iter().find(|s| s.name == name))
-        .ok_or_else(|| usage(format_args!("unrecognized subcommand '{name}'")))
+        .ok_or_else(|| Stop::NoTopic(format!("No help topic for '{name}'")))
 }
 
 /// `skiff help [CMD]`: the same text as `skiff [CMD] --help`.
@@ -365,7 +375,7 @@ fn help_command(p: &mut Parser) -> Stop {
         Ok(Some(arg)) => return usage(format_args!("unrecognized subcommand '{}'", show(&arg))),
         Err(e) => return lex_error(e),
     };
-    if name == "help" {
+    if name == "help" || name == "h" {
         return Stop::Print(top_help());
     }
     let sub = match find_sub(&name) {
@@ -576,51 +586,131 @@ fn display<A>(o: &Opt<A>) -> String {
     }
 }
 
-/// An option's left column in help: `-b, --bundle <DIR>`.
-fn row<A>(o: &Opt<A>) -> (String, &'static str) {
+/// An option's left column in help, as urfave/cli prints it:
+/// `--bundle value, -b value`.
+fn row<A>(o: &Opt<A>) -> (String, String) {
+    let value = match o.kind {
+        Kind::Flag(_) => "",
+        Kind::Value(..) | Kind::Many(..) => " value",
+    };
     let short = o
         .short
-        .map(|c| format!("-{c}, "))
-        .unwrap_or_else(|| "    ".into());
-    (format!("{short}{}", display(o)), o.help)
+        .map(|c| format!(", -{c}{value}"))
+        .unwrap_or_default();
+    (format!("--{}{value}{short}", o.long), help_text(o.help))
 }
 
-/// Two aligned columns, as clap prints them.
-fn columns(rows: &[(String, &str)]) -> String {
+/// An option's help as urfave/cli words it: `(default: X)` at the end; the
+/// possible values are already in the text.
+fn help_text(h: &str) -> String {
+    let mut out = h.to_string();
+    if let Some(i) = out.find(" [possible values: ") {
+        out.truncate(i);
+    }
+    match out.find(" [default: ") {
+        Some(i) if out.ends_with(']') => {
+            let d = out[i + 11..out.len() - 1].to_string();
+            out.truncate(i);
+            format!("{out} (default: {d})")
+        }
+        _ => out,
+    }
+}
+
+/// Two aligned columns, indented, as urfave/cli's tabwriter prints them.
+fn columns(rows: &[(String, String)]) -> String {
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
-    let lines = rows.iter().map(|(l, r)| format!("  {l:<width$}  {r}\n"));
+    let lines = rows
+        .iter()
+        .map(|(l, r)| format!("{INDENT}{l:<width$}  {r}\n"));
     lines.collect()
 }
 
+/// runc's `runc --help` layout (urfave/cli's AppHelpTemplate).
 fn top_help() -> String {
-    let mut cmds: Vec<(String, &str)> = SUBS.iter().map(|s| (s.name.into(), s.about)).collect();
+    let mut cmds: Vec<(String, String)> = SUBS
+        .iter()
+        .map(|s| (s.name.into(), s.about.into()))
+        .collect();
     cmds.push((
-        "help".into(),
-        "Print this message or the help of the given subcommand(s)",
+        "help, h".into(),
+        "Shows a list of commands or help for one command".into(),
     ));
     let mut opts: Vec<_> = GLOBAL.iter().chain(TOP_ONLY).map(row).collect();
-    opts.push(("-h, --help".into(), "Print help"));
-    opts.push(("-V, --version".into(), "Print version"));
+    opts.push(("--help, -h".into(), "show help".into()));
+    opts.push(("--version, -v".into(), "print the version".into()));
+    let version = VERSION.trim_start_matches("skiff version ");
     format!(
-        "{ABOUT}\n\nUsage: skiff [OPTIONS] <COMMAND>\n\nCommands:\n{}\nOptions:\n{}",
+        "NAME:\n{INDENT}skiff - {ABOUT}\n\n\
+         USAGE:\n{INDENT}skiff [global options] command [command options] [arguments...]\n\n\
+         VERSION:\n{INDENT}{version}\n\
+         COMMANDS:\n{}\n\
+         GLOBAL OPTIONS:\n{}",
         columns(&cmds),
         columns(&opts)
     )
 }
 
-fn help<A>(sub: &Sub, cmd: &Cmd<A>) -> String {
-    let mut s = format!("{}\n\nUsage: skiff {} [OPTIONS]", sub.about, sub.name);
-    cmd.args.iter().for_each(|a| s = format!("{s} {}", a.name));
-    if !cmd.args.is_empty() {
-        let args: Vec<(String, &str)> = cmd.args.iter().map(|a| (a.name.into(), a.help)).collect();
-        s = format!("{s}\n\nArguments:\n{}", columns(&args));
-    } else {
-        s.push('\n');
+/// A positional as runc's usage lines name it: `<container-id>`, `[signal]`.
+fn arg_word(name: &str) -> String {
+    match name {
+        "<ID>" => "<container-id>".into(),
+        "[COMMAND]..." => "<command>".into(),
+        "[PS_ARGS]..." => "[ps options]".into(),
+        n => n.to_lowercase(),
     }
-    let mut opts: Vec<_> = cmd.opts.iter().map(row).collect();
-    opts.extend(GLOBAL.iter().map(row));
-    opts.push(("-h, --help".into(), "Print help"));
-    format!("{s}\nOptions:\n{}", columns(&opts))
+}
+
+/// A command's usage arguments, and runc's paragraph naming them
+/// (`Where "<container-id>" is ...`).
+fn args_usage<A>(sub: &Sub, cmd: &Cmd<A>) -> (String, String) {
+    let words: Vec<String> = cmd.args.iter().map(|a| arg_word(a.name)).collect();
+    let mut usage = words.join(" ");
+    if sub.name == "exec" {
+        usage.push_str(" [command options]  || -p process.json <container-id>");
+    }
+    let what: Vec<String> = (words.iter().zip(cmd.args))
+        .map(|(w, a)| {
+            let h = a.help.split(" [default: ").next().unwrap_or_default();
+            let mut c = h.chars();
+            let h = c
+                .next()
+                .map(|f| f.to_lowercase().chain(c).collect::<String>());
+            format!("\"{w}\" is {}", h.unwrap_or_default())
+        })
+        .collect();
+    let para = match what.is_empty() {
+        true => String::new(),
+        false => format!("Where {}.\n", what.join(" and ")),
+    };
+    (usage, para)
+}
+
+/// runc's `runc CMD --help` layout (urfave/cli's CommandHelpTemplate):
+/// NAME, USAGE and the command's own OPTIONS. The global options, which
+/// skiff also takes after the command, are in `skiff --help`.
+fn help<A>(sub: &Sub, cmd: &Cmd<A>) -> String {
+    let name = format!("skiff {}", sub.name);
+    let mut s = format!(
+        "NAME:\n{INDENT}{name} - {}\n\nUSAGE:\n{INDENT}{name}",
+        sub.about
+    );
+    if !cmd.opts.is_empty() {
+        s.push_str(" [command options]");
+    }
+    let (args, para) = args_usage(sub, cmd);
+    if !args.is_empty() || !cmd.opts.is_empty() {
+        s = format!("{s} {args}");
+    }
+    s.push('\n');
+    if !para.is_empty() {
+        s = format!("{s}\n{para}");
+    }
+    if !cmd.opts.is_empty() {
+        let opts: Vec<_> = cmd.opts.iter().map(row).collect();
+        s = format!("{s}\nOPTIONS:\n{}{INDENT}\n", columns(&opts));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -72,7 +72,7 @@ fn main() {
         .skip(1)
         .any(|a| a == "create" || a == "run" || a == "exec");
     if enters && let Err(e) = seal::ensure_sealed() {
-        eprintln!("error: {e:#}");
+        log::error(&format!("{e:#}"));
         std::process::exit(1);
     }
     let cli = match cli::parse(std::env::args_os().skip(1)) {
@@ -84,6 +84,10 @@ fn main() {
         Err(Stop::Usage(text)) => {
             eprint!("{text}");
             std::process::exit(2);
+        }
+        Err(Stop::NoTopic(msg)) => {
+            log::error(&msg);
+            std::process::exit(3);
         }
     };
     let flags = cli.flags;

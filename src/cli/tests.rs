@@ -40,7 +40,7 @@ fn help_of(cmd: &str) -> String {
     }
 }
 
-/// A valid value for an option, by its value name.
+/// A valid value for an option, by its value name in the table.
 fn sample(value_name: &str) -> &'static str {
     match value_name {
         "FORMAT" | "LOG_FORMAT" => "json",
@@ -52,30 +52,60 @@ fn sample(value_name: &str) -> &'static str {
     }
 }
 
-/// The options a command's help lists: (short, long, value name).
-fn listed(help: &str) -> Vec<(Option<char>, String, Option<String>)> {
-    let opts = help.split("\nOptions:\n").nth(1).unwrap();
+/// The options a command's help lists, urfave/cli's way
+/// (`--bundle value, -b value  help`): (short, long, takes a value).
+fn listed(help: &str) -> Vec<(Option<char>, String, bool)> {
+    let opts = help.split("\nOPTIONS:\n").nth(1).unwrap_or_default();
     opts.lines()
+        .take_while(|l| !l.trim().is_empty())
         .map(|l| {
-            let mut words = l.split_whitespace().map(|w| w.trim_end_matches(','));
-            let first = words.next().unwrap();
-            let (short, long) = match first.strip_prefix("--") {
-                Some(long) => (None, long.to_string()),
-                None => (first.chars().nth(1), words.next().unwrap()[2..].to_string()),
-            };
-            let value = (words.next())
-                .filter(|w| w.starts_with('<'))
-                .map(|w| w.trim_matches(['<', '>']).to_string());
-            (short, long, value)
+            let left = l.trim_start().split("  ").next().unwrap();
+            let mut forms = left.split(", ");
+            let first: Vec<&str> = forms.next().unwrap().split(' ').collect();
+            let long = first[0].strip_prefix("--").unwrap().to_string();
+            let short = forms.next().and_then(|f| f.chars().nth(1));
+            (short, long, first.get(1) == Some(&"value"))
         })
-        .filter(|(_, l, _)| l != "help" && l != "version")
         .collect()
+}
+
+/// The value name the table gives each option of command `name`.
+fn value_name(name: &str, long: &str) -> &'static str {
+    fn of<A>(c: &Cmd<A>, long: &str) -> Option<&'static str> {
+        c.opts
+            .iter()
+            .find(|o| o.long == long)
+            .and_then(|o| match o.kind {
+                Kind::Flag(_) => None,
+                Kind::Value(n, _) | Kind::Many(n, _) => Some(n),
+            })
+    }
+    match name {
+        "create" => of(&cmd::create::CLI, long),
+        "start" => of(&cmd::start::CLI, long),
+        "run" => of(&cmd::run::CLI, long),
+        "state" => of(&cmd::state::CLI, long),
+        "kill" => of(&cmd::kill::CLI, long),
+        "delete" => of(&cmd::delete::CLI, long),
+        "list" => of(&cmd::list::CLI, long),
+        "spec" => of(&cmd::spec::CLI, long),
+        "exec" => of(&cmd::exec::CLI, long),
+        "pause" | "resume" => of(&cmd::pause::CLI, long),
+        "ps" => of(&cmd::ps::CLI, long),
+        "update" => of(&cmd::update::CLI, long),
+        "events" => of(&cmd::events::CLI, long),
+        "validate" => of(&cmd::validate::CLI, long),
+        _ => None,
+    }
+    .unwrap_or_else(|| panic!("{name} --{long}: no value name"))
 }
 
 /// Every option of every command's help parses, in every form it has,
 /// to the same result, and changes that result.
 #[test]
 fn every_listed_option_parses_in_all_its_forms() {
+    assert_eq!(listed(&help_of("exec")).len(), cmd::exec::CLI.opts.len());
+    assert_eq!(listed(&help_of("kill")), [(Some('a'), "all".into(), false)]);
     for sub in SUBS {
         let name = sub.name;
         let args = if matches!(name, "list" | "spec" | "validate") {
@@ -85,13 +115,13 @@ fn every_listed_option_parses_in_all_its_forms() {
         };
         let plain = format!("{:?}", ok(&format!("{name} {args}")));
         for (short, long, value) in listed(&help_of(name)) {
-            let forms: Vec<String> = match &value {
-                None => [format!("--{long}")]
+            let forms: Vec<String> = match value {
+                false => [format!("--{long}")]
                     .into_iter()
                     .chain(short.map(|s| format!("-{s}")))
                     .collect(),
-                Some(v) => {
-                    let v = sample(v);
+                true => {
+                    let v = sample(value_name(name, &long));
                     let mut f = vec![format!("--{long} {v}"), format!("--{long}={v}")];
                     if let Some(s) = short {
                         f.extend([format!("-{s} {v}"), format!("-{s}{v}"), format!("-{s}={v}")]);
@@ -157,9 +187,8 @@ fn every_table_flag_is_in_help_and_man_page() {
     let (top, man) = (help_of(""), man_page("skiff.8"));
     for o in GLOBAL.iter().chain(TOP_ONLY) {
         assert!(mentions(&top, o.long), "skiff --help lacks --{}", o.long);
-        // Subcommands list the globals, but not the flags only accepted before them.
-        let global = GLOBAL.iter().any(|g| g.long == o.long);
-        assert_eq!(mentions(&help_of("state"), o.long), global, "--{}", o.long);
+        // As in runc, a command's help lists only its own options.
+        assert!(!mentions(&help_of("create"), o.long), "--{}", o.long);
         let roff = format!("\\-\\-{}", o.long.replace('-', "\\-"));
         assert!(man.contains(&roff), "skiff.8 lacks --{}", o.long);
     }
@@ -168,21 +197,48 @@ fn every_table_flag_is_in_help_and_man_page() {
 #[test]
 fn help_and_version() {
     let top = help_of("");
-    assert!(top.contains("Usage: skiff [OPTIONS] <COMMAND>\n\nCommands:\n  create  "));
+    assert!(top.starts_with("NAME:\n   skiff - "), "{top}");
+    assert!(top.contains(
+        "\nUSAGE:\n   skiff [global options] command [command options] [arguments...]\n"
+    ));
+    assert!(top.contains("\nCOMMANDS:\n   create    Create a container\n"));
+    assert!(top.contains("\n   --version, -v       print the version\n"));
     assert_eq!(stop("-h"), Stop::Print(top.clone()));
     assert_eq!(stop("help"), Stop::Print(top.clone()));
+    assert_eq!(stop("h"), Stop::Print(top.clone()));
     assert_eq!(stop("help run"), Stop::Print(help_of("run")));
+    assert_eq!(stop("h run"), Stop::Print(help_of("run")));
     assert_eq!(stop("run -h"), Stop::Print(help_of("run")));
     assert_eq!(stop("kill c1 --help"), Stop::Print(help_of("kill")));
     let version = Stop::Print("skiff version 0.1.0\nspec: 1.3.0\n".into());
     assert_eq!(stop("--version"), version);
+    assert_eq!(stop("-v"), version);
     assert_eq!(stop("-V"), version);
-    // No subcommand: the help, as a usage error.
-    assert_eq!(stop(""), Stop::Usage(top));
+    // No subcommand: the help, as runc prints it.
+    assert_eq!(stop(""), Stop::Print(top));
+    let nope = Stop::NoTopic("No help topic for 'nope'".into());
+    assert_eq!(stop("help nope"), nope);
+    assert_eq!(stop("nope c1"), nope);
+    let ps = help_of("ps");
+    assert_eq!(
+        ps.split("\n\nWhere").next().unwrap(),
+        "NAME:\n   skiff ps - Display the processes running inside a container\n\n\
+         USAGE:\n   skiff ps [command options] <container-id> [ps options]"
+    );
+    assert!(ps.ends_with(
+        "\n\nOPTIONS:\n   --format value, -f value  Select one of: table or json (default: table)\n   \n"
+    ));
     let exec = help_of("exec");
-    assert!(exec.contains("Usage: skiff exec [OPTIONS] <ID> [COMMAND]...\n"));
-    assert!(exec.contains("\n  -e, --env <NAME=VALUE>  "));
-    assert!(exec.contains("\n      --cwd <DIR>  "));
+    assert!(exec.contains("\n   skiff exec [command options] <container-id> <command> "));
+    assert!(exec.contains("\n   --env value, -e value              Set environment"));
+    assert!(exec.contains("\n   --cwd value                        Current working"));
+    // No options: no OPTIONS section and no "[command options]".
+    let state = help_of("state");
+    assert!(
+        state.contains("\n   skiff state <container-id>\n"),
+        "{state}"
+    );
+    assert!(!state.contains("OPTIONS"), "{state}");
 }
 
 #[test]
@@ -459,8 +515,6 @@ fn update_and_events() {
 #[test]
 fn usage_errors_are_one_line() {
     let cases = [
-        ("bogus", "unrecognized subcommand 'bogus'"),
-        ("help bogus", "unrecognized subcommand 'bogus'"),
         ("--bogus state c1", "unexpected argument '--bogus' found"),
         ("state --bogus c1", "unexpected argument '--bogus' found"),
         ("run --version", "unexpected argument '--version' found"),

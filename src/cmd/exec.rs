@@ -153,8 +153,8 @@ pub static CLI: Cmd<Args> = Cmd {
 fn build_process(a: &Args, spec_process: Option<Process>) -> Result<Process> {
     if let Some(f) = &a.process {
         let text = std::fs::read(f).with_context(|| format!("read --process {}", f.display()))?;
-        let mut p: Process = serde_json::from_slice(&crate::capnames::screen(&text, false))
-            .with_context(|| format!("parse --process {}", f.display()))?;
+        let mut p = parse_process_file(&crate::capnames::screen(&text, false), spec_process)
+            .with_context(|| format!("--process {}", f.display()))?;
         if a.tty {
             p.set_terminal(Some(true));
         }
@@ -192,6 +192,28 @@ fn build_process(a: &Args, spec_process: Option<Process>) -> Result<Process> {
     p.set_terminal(Some(a.tty));
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}
+
+/// A --process file as runc reads it: `user` may be left out (uid 0, gid 0,
+/// Go's zero value), and so may `capabilities` (the container's, from
+/// config.json, as runc's init falls back to); `cwd` and `args` are
+/// required, with runc's errors.
+fn parse_process_file(text: &[u8], spec_process: Option<Process>) -> Result<Process> {
+    let mut v: serde_json::Value = serde_json::from_slice(text).context("parse")?;
+    let obj = v.as_object_mut().context("parse: not a JSON object")?;
+    obj.entry("user")
+        .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+    match obj.get("cwd").and_then(|c| c.as_str()) {
+        None | Some("") => bail!("cwd: must not be empty"),
+        Some(c) if !c.starts_with('/') => bail!("cwd: must be an absolute path, not {c:?}"),
+        Some(_) => {}
+    }
+    let (mut p, unknown): (Process, _) = crate::spec::deserialize_checked(v).context("parse")?;
+    crate::spec::log_unknown("--process", &unknown);
+    if p.capabilities().is_none() {
+        p.set_capabilities(spec_process.and_then(|s| s.capabilities().clone()));
     }
     Ok(p)
 }

@@ -2,7 +2,7 @@
 //! Runs in: the runtime process.
 use crate::Globals;
 use crate::cli::{Cmd, ID, Opt, Pos, one_of};
-use crate::container::{Container, Status};
+use crate::container::Container;
 use anyhow::{Context, Result, bail};
 
 #[derive(Debug)]
@@ -40,13 +40,16 @@ pub static CLI: Cmd<Args> = Cmd {
 
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     let c = Container::load(&g.root, &args.id)?;
-    if c.status() == Status::Stopped {
-        bail!("container {} is not running", args.id);
-    }
+    // As runc, whatever the status: a stopped container's cgroup may still
+    // hold processes (no pid namespace), and is otherwise empty.
     let mut pids = c.state.cgroup.pids()?;
     pids.sort_unstable();
     if args.format == "json" {
-        println!("{}", serde_json::to_string(&pids)?);
+        // runc prints Go's nil slice, `null`, for no processes.
+        match pids.is_empty() {
+            true => println!("null"),
+            false => println!("{}", serde_json::to_string(&pids)?),
+        }
         return Ok(());
     }
     let ps_args = if args.ps_args.is_empty() {

@@ -85,6 +85,7 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
             sock,
             p.console_size().map(|b| (b.height(), b.width())),
             false,
+            p.user().uid(),
         )?;
     }
     crate::rootfs::enter_cwd(p.cwd()).context("cwd")?;
@@ -103,6 +104,7 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
         crate::seccomp::install_and_hand_over(f, sync)?;
     }
+    crate::log::debug("setns_init: about to exec");
     exec::seal_fds(plan.preserve_fds)?;
     super::policy::apply_personality(&plan.policy)?;
     exec::execve(&prog, &plan.args, &env)

@@ -39,9 +39,31 @@ fn open_pty() -> Result<(OwnedFd, OwnedFd, String)> {
     Ok((master, slave, format!("/dev/pts/{n}")))
 }
 
+/// The slave belongs to the process's uid; its gid stays what devpts gave
+/// it (the `gid=` mount option). runc's fixStdioPermissions does the same,
+/// and likewise skips the error when the owner or uid is not mapped in this
+/// user namespace (EINVAL, EPERM): the terminal is then only less usable.
+fn give_to(slave: &OwnedFd, uid: u32) -> Result<()> {
+    let st = nix::sys::stat::fstat(slave.as_fd()).context("fstat pty slave")?;
+    if st.st_uid == uid {
+        return Ok(());
+    }
+    match nix::unistd::fchown(slave.as_fd(), Some(nix::unistd::Uid::from_raw(uid)), None) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EPERM) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("process.user.uid: chown pty slave to {uid}")),
+    }
+}
+
 /// `bind_console`: init binds the slave onto /dev/console; exec'd processes do not.
-pub fn setup(socket: &OwnedFd, size: Option<(u64, u64)>, bind_console: bool) -> Result<()> {
+/// `uid` (process.user.uid) gets the slave, so a non-root user can use it.
+pub fn setup(
+    socket: &OwnedFd,
+    size: Option<(u64, u64)>,
+    bind_console: bool,
+    uid: u32,
+) -> Result<()> {
     let (master, slave, name) = open_pty()?;
+    give_to(&slave, uid)?;
     if bind_console {
         crate::rootfs::mount_console(slave.as_fd())?;
     }

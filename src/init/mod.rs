@@ -198,10 +198,14 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         // Without a mount namespace /dev/console is not bound (runc's rule)
         // and the pty comes from whatever devpts the rootfs has at /dev/pts.
         let mount_ns = plan.rootfs_plan.mount_ns;
-        console::setup(sock, size, mount_ns).with_context(|| match mount_ns {
-            true => "process.terminal",
-            false => "process.terminal: without a mount namespace, the rootfs needs its own devpts",
-        })?;
+        console::setup(sock, size, mount_ns, process.user().uid()).with_context(
+            || match mount_ns {
+                true => "process.terminal",
+                false => {
+                    "process.terminal: without a mount namespace, the rootfs needs its own devpts"
+                }
+            },
+        )?;
     }
     // Before finalize: readonlyPaths makes /proc/sys read-only.
     set_sysctls(plan)?;
