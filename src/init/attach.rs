@@ -45,6 +45,9 @@ fn stage1_steps(
     in_v2: bool,
 ) -> Result<()> {
     set_name("skiff:[1:EXEC]");
+    // Before joining the container's mount namespace (its /proc is not
+    // ours to trust) and before any seccomp filter (see init::init_steps).
+    exec::seal_fds(plan.preserve_fds)?;
     // Invisible to the container's processes until execve (see init::init_steps).
     // Our uid is still the host's, so /proc/self stays writable for us.
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
@@ -90,9 +93,11 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     user::set_no_new_privs(p)?;
     let env = exec::with_home(&plan.env, p.user().uid());
     let prog = exec::find_program(&plan.args[0], &env)?;
+    let exec = exec::Prepared::new(prog, plan.args.clone(), env);
+    exec::restore_sigpipe();
+    // After the filter: nothing but execve (the sync socket is CLOEXEC).
     if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
         crate::seccomp::install_and_hand_over(f, sync)?;
     }
-    exec::seal_fds(plan.preserve_fds)?;
-    exec::execve(&prog, &plan.args, &env)
+    exec.exec()
 }
