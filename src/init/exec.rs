@@ -62,8 +62,16 @@ fn home_of(passwd: &str, uid: u32) -> Option<&str> {
     })
 }
 
-/// Marks every fd from 3 + preserve_fds upwards close-on-exec, and clears
-/// the flag on the preserved ones: only stdio and those reach the program.
+/// Marks every fd from 3 + preserve_fds upwards close-on-exec: only stdio
+/// and the preserved fds reach the program.
+///
+/// The preserved range is left as it is, never made inheritable: an fd
+/// there that the runtime's caller passed is inheritable already (it came
+/// through the caller's execve of the runtime), and one the runtime opened
+/// itself because the caller had nothing there (the exec fifo, the sync
+/// socket: every fd skiff opens is CLOEXEC) must stay close-on-exec, or it
+/// would reach the container (CVE-2024-21626 class).
+///
 /// Called before the seccomp filter goes in, so that a profile need not
 /// allow close_range or fcntl: after it, nothing changes fd flags.
 pub fn seal_fds(preserve_fds: i32) -> Result<()> {
@@ -85,10 +93,6 @@ pub fn seal_fds(preserve_fds: i32) -> Result<()> {
             Some(libc::ENOSYS | libc::EINVAL | libc::EPERM) => cloexec_from_proc(first as i32)?,
             _ => bail!("close_range: {e}"),
         }
-    }
-    for fd in 3..first as i32 {
-        // SAFETY: F_SETFD on an fd number; a closed fd just returns EBADF.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
     Ok(())
 }
