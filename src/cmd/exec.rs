@@ -158,6 +158,7 @@ fn build_process(a: &Args, spec_process: Option<Process>) -> Result<Process> {
         if a.tty {
             p.set_terminal(Some(true));
         }
+        dedup_env(&mut p);
         return Ok(p);
     }
     let mut p = spec_process.context("config.json has no process")?;
@@ -168,6 +169,7 @@ fn build_process(a: &Args, spec_process: Option<Process>) -> Result<Process> {
     let mut env = p.env().clone().unwrap_or_default();
     env.extend(a.env.iter().cloned());
     p.set_env(Some(env));
+    dedup_env(&mut p);
     if let Some(cwd) = &a.cwd {
         p.set_cwd(cwd.clone());
     }
@@ -194,6 +196,23 @@ fn build_process(a: &Args, spec_process: Option<Process>) -> Result<Process> {
         p.set_no_new_privileges(Some(true));
     }
     Ok(p)
+}
+
+/// One entry per name, as runc's init leaves it (Go's os.Setenv for each
+/// entry in turn): a name keeps its first position and takes its last
+/// value, so `--env NAME=x` replaces the spec's NAME.
+fn dedup_env(p: &mut Process) {
+    let Some(env) = p.env().as_ref() else { return };
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    for e in env {
+        let name = e.split_once('=').map_or(e.as_str(), |(n, _)| n);
+        let same = |o: &String| o.split_once('=').map_or(o.as_str(), |(n, _)| n) == name;
+        match out.iter_mut().find(|o| same(o)) {
+            Some(o) => o.clone_from(e),
+            None => out.push(e.clone()),
+        }
+    }
+    p.set_env(Some(out));
 }
 
 /// --cap adds to bounding, effective and permitted (and ambient when the
@@ -341,5 +360,30 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     match master {
         Some(m) => crate::tty::proxy(m, child, &set),
         None => super::run::wait_forwarding(child, &set),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_flags_replace_the_specs_entries() {
+        let mut p = Process::default();
+        let env = ["PATH=/bin", "A=1", "MY_VAR=spec", "B=2", "MY_VAR=spec2"];
+        p.set_env(Some(env.iter().map(|s| s.to_string()).collect()));
+        let a = Args {
+            command: vec!["env".into()],
+            env: ["MY_VAR=cli", "C=3", "A=cliA", "C=4"]
+                .map(String::from)
+                .to_vec(),
+            ..Args::default()
+        };
+        let p = build_process(&a, Some(p)).unwrap();
+        // runc 1.1.5's order: first position, last value.
+        assert_eq!(
+            p.env().as_deref().unwrap(),
+            ["PATH=/bin", "A=cliA", "MY_VAR=cli", "B=2", "C=4"]
+        );
     }
 }
