@@ -31,6 +31,12 @@
 //! (and v2 cgroup), knows its pid from the clone, and I joins the v1 cgroups,
 //! sets rlimits and unshares the cgroup namespace itself after `Proceed`.
 //!
+//! `exec` (init/attach.rs) uses the same socket: S sends `InitPid`, the
+//! new process `SeccompFd` if needed, and its execve is the EOF. With
+//! `--ignore-paused` on a frozen container it sends `Done` just before
+//! execve; P moves it into the cgroup (it freezes there) and answers
+//! `Proceed("")`.
+//!
 //! `SeccompFd` is the one message that carries a file descriptor: the
 //! seccomp notify listener, which only init can create (it belongs to its
 //! filter). The runtime, not init, talks to the agent, so init never blocks
@@ -135,6 +141,23 @@ impl SyncSocket {
         b.truncate(MAX_MSG);
         nix::unistd::write(&self.0, &b).context("sync: write")?;
         Ok(())
+    }
+
+    /// Waits for a message-less `Proceed` with read(2), under a seccomp
+    /// filter (see `send_plain`).
+    pub fn expect_go_plain(&self) -> Result<()> {
+        let mut b = [0u8; 16];
+        loop {
+            match nix::unistd::read(&self.0, &mut b) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("sync: read"),
+                Ok(0) => bail!("sync: the runtime exited"),
+                Ok(n) => match Msg::decode(&b[..n])? {
+                    Msg::Proceed(s) if s.is_empty() => return Ok(()),
+                    m => bail!("sync: expected Proceed, got {m:?}"),
+                },
+            }
+        }
     }
 
     /// Sends `m` with `fd` attached (SCM_RIGHTS).

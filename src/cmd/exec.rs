@@ -341,9 +341,6 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     let state = c.oci_state(status);
     let child = crate::launch::exec(&plan, console, c.lock_fd(), &state)?;
     crate::log::phase("exec-done");
-    if !plan.join_cgroup {
-        plan.cgroup.add_task(child)?;
-    }
     if let Some(p) = &a.pid_file {
         crate::launch::write_pid_file_at(p, child)?;
     }

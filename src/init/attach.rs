@@ -23,7 +23,8 @@ pub struct ExecPlan {
     pub joins: Vec<(CloneFlags, OwnedFd)>,
     pub cgroup: Cgroup,
     /// False for `--ignore-paused` on a frozen container: a child joining it
-    /// would freeze before exec, so the runtime moves the process in afterwards.
+    /// would freeze during setup, so the runtime moves the process in once
+    /// it is set up, just before its execve (it then freezes there).
     pub join_cgroup: bool,
     pub preserve_fds: i32,
     /// The container's seccomp profile, compiled by the runtime.
@@ -98,6 +99,13 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     // After the filter: nothing but execve (the sync socket is CLOEXEC).
     if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
         crate::seccomp::install_and_hand_over(f, sync)?;
+    }
+    if !plan.join_cgroup {
+        // `--ignore-paused` on a frozen container: nothing of the program
+        // may run outside the container's cgroup. The runtime moves us in
+        // while we wait here, where we freeze until the container resumes.
+        sync.send_plain(&Msg::Done)?;
+        sync.expect_go_plain()?;
     }
     exec.exec()
 }
