@@ -618,3 +618,137 @@ fn pause_and_resume_a_created_container() {
     rt.out(&["start", &id]).check("start after resume");
     rt.wait_status(&id, "stopped");
 }
+
+/// `exec --cgroup` (runc 1.1): the process runs in an existing sub-cgroup
+/// of the container's, for every hierarchy (`--cgroup PATH`) or for the
+/// named controllers (`--cgroup CTRL[,CTRL]:PATH`, repeatable); a missing
+/// sub-cgroup, an unknown controller or a path out of the container's
+/// cgroup is an error.
+#[test]
+fn exec_cgroup_runs_in_a_sub_cgroup() {
+    require_v1!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let (id, cg) = limited(&rt, &b, "execcg", json!({}));
+    b.args(&["sleep", "1000"]);
+    rt.run_detached(&b, &id, &[]).check("run --detach");
+    rt.wait_status(&id, "running");
+    let dirs = crate::cgroup::cgroup_dirs_left(&cg);
+    let cleanup = Cleanup(dirs.iter().map(|d| d.join("sub")).collect());
+    for c in ["memory", "pids"] {
+        fs::create_dir(host_path(c, &cg, "sub")).unwrap();
+    }
+    // (controller, path) lines of the exec'd process's /proc/self/cgroup.
+    let cgroups = |flags: &[&str]| -> Vec<(String, String)> {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[&id, "cat", "/proc/self/cgroup"]);
+        let o = rt.out(&args).check("exec --cgroup");
+        o.stdout
+            .lines()
+            .map(|l| {
+                let mut f = l.splitn(3, ':').skip(1);
+                (f.next().unwrap().to_string(), f.next().unwrap().to_string())
+            })
+            .collect()
+    };
+    let in_sub = |lines: &[(String, String)], ctrl: &str| {
+        lines
+            .iter()
+            .find(|(c, _)| c == ctrl)
+            .unwrap_or_else(|| panic!("no {ctrl:?} line in {lines:?}"))
+            .1
+            .ends_with("/sub")
+    };
+    for flags in [
+        &["--cgroup", "memory,pids:sub"][..],
+        &["--cgroup", "memory:sub", "--cgroup", "pids:sub"][..],
+    ] {
+        let lines = cgroups(flags);
+        assert!(
+            in_sub(&lines, "memory") && in_sub(&lines, "pids"),
+            "{flags:?}: {lines:?}"
+        );
+        for other in ["cpu", "freezer", "devices", "name=systemd"] {
+            assert!(
+                !in_sub(&lines, other),
+                "{flags:?}: {other} moved too: {lines:?}"
+            );
+        }
+    }
+    // The process really is there, as the host sees it.
+    let pid_file = rt.root.path().join("exec.pid");
+    let mut c = rt.cmd();
+    c.args(["exec", "-d", "--cgroup", "memory:sub", "--pid-file"])
+        .arg(&pid_file)
+        .args([&id, "sleep", "1000"]);
+    rt.detached(c, "exec-cg").check("exec -d --cgroup");
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    let procs = host("memory", &cg, "sub/cgroup.procs");
+    assert!(
+        procs.lines().any(|p| p == pid.trim()),
+        "{pid} not in {procs}"
+    );
+    // Without a prefix: every hierarchy, so `sub` must exist in each.
+    let o = rt.out(&["exec", "--cgroup", "sub", &id, "true"]);
+    assert_eq!(o.code, Some(255), "sub-cgroup missing in cpu: {o:?}");
+    for d in &cleanup.0 {
+        if !d.exists() {
+            fs::create_dir(d).unwrap();
+        }
+        // A new v1 cpuset has no cpus or mems: nothing could join it.
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if d.join(f).exists() {
+                let v = fs::read_to_string(d.parent().unwrap().join(f)).unwrap();
+                fs::write(d.join(f), v.trim()).unwrap();
+            }
+        }
+    }
+    let lines = cgroups(&["--cgroup", "sub"]);
+    for (ctrl, path) in &lines {
+        assert!(path.ends_with("/sub"), "{ctrl} not in sub: {lines:?}");
+    }
+    for bad in [
+        "memory:../..",
+        "memory:sub/../../x",
+        "bogus:sub",
+        "memory:nope",
+        "a:b:c",
+    ] {
+        let o = rt.out(&["exec", "--cgroup", bad, &id, "true"]);
+        assert_eq!(o.code, Some(255), "--cgroup {bad}: {o:?}");
+    }
+    let o = rt.out(&[
+        "exec",
+        "--cgroup",
+        "sub",
+        "--cgroup",
+        "memory:sub",
+        &id,
+        "true",
+    ]);
+    assert_eq!(
+        o.code,
+        Some(255),
+        "a prefix-less --cgroup among several: {o:?}"
+    );
+    rt.out(&["delete", "--force", &id]).check("delete --force");
+    drop(cleanup);
+    let left = crate::cgroup::cgroup_dirs_left(&cg);
+    assert!(left.is_empty(), "cgroup dirs left: {left:?}");
+}
+
+/// Removes the test's sub-cgroups (and then their parents) if the runtime
+/// left them.
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = fs::remove_dir(d);
+            if let Some(p) = d.parent() {
+                let _ = fs::remove_dir(p);
+            }
+        }
+    }
+}

@@ -31,6 +31,7 @@ pub struct Args {
     pub cap: Vec<String>,
     pub preserve_fds: i32,
     pub ignore_paused: bool,
+    pub cgroup: Vec<String>,
     pub id: String,
     pub command: Vec<String>,
 }
@@ -127,6 +128,13 @@ pub static CLI: Cmd<Args> = Cmd {
             "N",
             "Pass N additional file descriptors to the process [default: 0]",
             |a, v| number(v).map(|n| a.preserve_fds = n),
+        ),
+        Opt::many(
+            "cgroup",
+            None,
+            "[CONTROLLER[,CONTROLLER]:]PATH",
+            "Run the process in an (existing) sub-cgroup of the container's cgroup, repeatable with a CONTROLLER: prefix (cgroup v1)",
+            |a, v| string(v).map(|s| a.cgroup.push(s)),
         ),
         Opt::flag(
             "ignore-paused",
@@ -325,7 +333,10 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         env: crate::spec::cstrings(process.env().as_deref().unwrap_or_default(), "process.env")?,
         process,
         joins,
-        cgroup: c.state.cgroup.clone(),
+        cgroup: match a.cgroup.is_empty() {
+            true => c.state.cgroup.clone(),
+            false => c.state.cgroup.sub_cgroup(&a.cgroup)?,
+        },
         join_cgroup: status != Status::Paused,
         preserve_fds: a.preserve_fds,
         seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
