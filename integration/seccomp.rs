@@ -165,6 +165,27 @@ fn allow_list_without_close_range_runs_the_entrypoint() {
             rt.out(&["delete", "--force", &id]).check("delete --force");
         }
     }
+    if is_skiff() {
+        // Nor read or write: init falls back to readv/sendto for the
+        // exec fifo and its last message. The exit status is the proof
+        // that the entrypoint ran.
+        let profile = allow_list_without(&["close_range", "fcntl", "close", "read", "write"]);
+        for nnp in [true, false] {
+            let b = bundle(profile.clone(), nnp);
+            b.args(&["sh", "-c", "exit 42"]);
+            let id = rt.id("noread");
+            let o = rt.run(&b, &id, &[]);
+            assert_eq!(o.code, Some(42), "no read/write, nnp={nnp}: {o:?}");
+            let id = rt.id("noread");
+            rt.create(&b, &id, &[]).check("create");
+            rt.out(&["start", &id]).check("start");
+            rt.wait_status(&id, "stopped");
+            let id = rt.sleeper(&b);
+            let o = rt.out(&["exec", &id, "sh", "-c", "exit 42"]);
+            assert_eq!(o.code, Some(42), "exec, no read/write, nnp={nnp}: {o:?}");
+            rt.out(&["delete", "--force", &id]).check("delete --force");
+        }
+    }
 }
 
 #[test]

@@ -133,30 +133,26 @@ impl SyncSocket {
         Ok(())
     }
 
-    /// Sends `m` with write(2), the one call a seccomp profile that lets
-    /// the program print anything must allow (init's last message, sent
-    /// under the filter). No MSG_NOSIGNAL: if the runtime is gone, so are we.
+    /// Sends `m` under a seccomp filter (init's last message): write(2),
+    /// the call a profile that lets the program print anything allows, or
+    /// send(2) or sendmsg(2) if the filter refuses it (EPERM, ENOSYS).
     pub fn send_plain(&self, m: &Msg) -> Result<()> {
         let mut b = m.encode();
         b.truncate(MAX_MSG);
-        nix::unistd::write(&self.0, &b).context("sync: write")?;
+        write_filtered(&self.0, &b).context("sync: write")?;
         Ok(())
     }
 
-    /// Waits for a message-less `Proceed` with read(2), under a seccomp
-    /// filter (see `send_plain`).
+    /// Waits for a message-less `Proceed` under a seccomp filter (see
+    /// `send_plain` and `read_filtered`).
     pub fn expect_go_plain(&self) -> Result<()> {
         let mut b = [0u8; 16];
-        loop {
-            match nix::unistd::read(&self.0, &mut b) {
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e).context("sync: read"),
-                Ok(0) => bail!("sync: the runtime exited"),
-                Ok(n) => match Msg::decode(&b[..n])? {
-                    Msg::Proceed(s) if s.is_empty() => return Ok(()),
-                    m => bail!("sync: expected Proceed, got {m:?}"),
-                },
-            }
+        match read_filtered(&self.0, &mut b).context("sync: read")? {
+            0 => bail!("sync: the runtime exited"),
+            n => match Msg::decode(&b[..n])? {
+                Msg::Proceed(s) if s.is_empty() => Ok(()),
+                m => bail!("sync: expected Proceed, got {m:?}"),
+            },
         }
     }
 
@@ -218,6 +214,61 @@ impl SyncSocket {
             Some(Msg::Failed(e)) => bail!("{e}"),
             Some(m) => bail!("sync: expected {want:?}, got {m:?}"),
             None => bail!("sync: peer exited while waiting for {want:?}"),
+        }
+    }
+}
+
+/// A seccomp filter's "not allowed" (EPERM is the default errno, ENOSYS
+/// runc's stub for calls newer than the profile): try the next call.
+fn refused(e: nix::errno::Errno) -> bool {
+    matches!(e, nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS)
+}
+
+/// One datagram of `b` with whichever of write, send and sendmsg the
+/// seccomp filter allows. Retries EINTR.
+pub fn write_filtered(fd: &OwnedFd, b: &[u8]) -> nix::Result<usize> {
+    let mut r = Err(nix::errno::Errno::ENOSYS);
+    for how in 0..3 {
+        r = retry_eintr(|| match how {
+            0 => nix::unistd::write(fd, b),
+            1 => send(fd.as_raw_fd(), b, MsgFlags::MSG_NOSIGNAL),
+            _ => sendmsg::<()>(
+                fd.as_raw_fd(),
+                &[IoSlice::new(b)],
+                &[],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ),
+        });
+        if !matches!(r, Err(e) if refused(e)) {
+            break;
+        }
+    }
+    r
+}
+
+/// read(2), or readv(2) (or recv for a socket) if the seccomp filter
+/// refuses it. Retries EINTR.
+pub fn read_filtered(fd: &OwnedFd, b: &mut [u8]) -> nix::Result<usize> {
+    let mut r = Err(nix::errno::Errno::ENOSYS);
+    for how in 0..3 {
+        r = retry_eintr(|| match how {
+            0 => nix::unistd::read(fd, b),
+            1 => nix::sys::uio::readv(fd, &mut [IoSliceMut::new(b)]),
+            _ => nix::sys::socket::recv(fd.as_raw_fd(), b, MsgFlags::empty()),
+        });
+        if !matches!(r, Err(e) if refused(e)) {
+            break;
+        }
+    }
+    r
+}
+
+fn retry_eintr(mut f: impl FnMut() -> nix::Result<usize>) -> nix::Result<usize> {
+    loop {
+        match f() {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r,
         }
     }
 }

@@ -251,17 +251,11 @@ struct Ready {
 }
 
 /// Blocks on the exec fifo until `start` writes a byte, then execs. Runs
-/// under the seccomp filter: no call but read and execve (and the
-/// startContainer hooks, when there are any).
+/// under the seccomp filter: no call but read (or readv) and execve (and
+/// the startContainer hooks, when there are any).
 fn wait_start_and_exec(fds: &ChildFds, ready: &Ready) -> Result<()> {
     let mut b = [0u8; 1];
-    loop {
-        match nix::unistd::read(&fds.fifo, &mut b) {
-            Ok(_) => break,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).context("read exec fifo"),
-        }
-    }
+    crate::sync::read_filtered(&fds.fifo, &mut b).context("read exec fifo")?;
     if ready.start_hooks.is_some() {
         crate::hooks::run_all(&ready.start_hooks, &ready.state, "startContainer")?;
         exec::restore_sigpipe();
