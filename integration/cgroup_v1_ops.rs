@@ -360,6 +360,10 @@ fn kill_of_a_paused_container_stops_it() {
         "init survived SIGKILL"
     );
     assert_eq!(host("freezer", &cg, "freezer.state"), "THAWED");
+    assert!(
+        poll(10, || host("pids", &cg, "cgroup.procs").is_empty()),
+        "processes left after kill KILL"
+    );
     rt.out(&["delete", &id]).check("delete after kill KILL");
     assert!(rt.state(&id).is_none());
     let left = crate::cgroup::cgroup_dirs_left(&cg);

@@ -75,7 +75,7 @@ fn home_of(passwd: &str, uid: u32) -> Option<&str> {
 /// Called before the seccomp filter goes in, so that a profile need not
 /// allow close_range or fcntl: after it, nothing changes fd flags.
 pub fn seal_fds(preserve_fds: i32) -> Result<()> {
-    let first = 3 + preserve_fds.max(0) as u32;
+    let first = 3u32.saturating_add(preserve_fds.max(0) as u32);
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
     let r = unsafe {
         libc::syscall(
@@ -90,7 +90,9 @@ pub fn seal_fds(preserve_fds: i32) -> Result<()> {
         match e.raw_os_error() {
             // Before Linux 5.11 (CLOSE_RANGE_CLOEXEC: EINVAL, the call
             // itself: ENOSYS), or refused by a filter we run under.
-            Some(libc::ENOSYS | libc::EINVAL | libc::EPERM) => cloexec_from_proc(first as i32)?,
+            Some(libc::ENOSYS | libc::EINVAL | libc::EPERM) => {
+                cloexec_from_proc(i32::try_from(first).unwrap_or(i32::MAX))?
+            }
             _ => bail!("close_range: {e}"),
         }
     }
