@@ -341,6 +341,102 @@ fn delete_force_of_a_paused_container() {
     assert!(!o.ok(), "pause of a deleted container: {o:?}");
 }
 
+/// `kill ID KILL` of a paused container: the signal lands (runc thaws for
+/// SIGKILL; a v1-frozen task acts on no signal), the container ends up
+/// stopped, and a plain `delete` removes it, its cgroup and its processes.
+#[test]
+fn kill_of_a_paused_container_stops_it() {
+    require_v1!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let (id, cg, _dir) = counter_container(&rt, &b, "killinit");
+    let pid = rt.pid(&id);
+    rt.out(&["pause", &id]).check("pause");
+    rt.out(&["kill", &id, "KILL"])
+        .check("kill KILL of a paused container");
+    rt.wait_status(&id, "stopped");
+    assert!(
+        poll(10, || !PathBuf::from(format!("/proc/{pid}")).exists()),
+        "init survived SIGKILL"
+    );
+    assert_eq!(host("freezer", &cg, "freezer.state"), "THAWED");
+    assert!(
+        poll(10, || host("pids", &cg, "cgroup.procs").is_empty()),
+        "processes left after kill KILL"
+    );
+    rt.out(&["delete", &id]).check("delete after kill KILL");
+    assert!(rt.state(&id).is_none());
+    let left = crate::cgroup::cgroup_dirs_left(&cg);
+    assert!(left.is_empty(), "cgroup dirs left: {left:?}");
+}
+
+/// True if `f` becomes true within `secs`.
+fn within(secs: f64, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs_f64(secs);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// `exec` into a paused container is refused unless `--ignore-paused`;
+/// with it the process joins the container's (frozen) cgroup and runs once
+/// the container is resumed, as with runc.
+#[test]
+fn exec_ignore_paused_runs_once_resumed() {
+    require_v1!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let (id, cg, dir) = counter_container(&rt, &b, "ignpaused");
+    rt.out(&["pause", &id]).check("pause");
+    let o = rt.out(&["exec", &id, "true"]);
+    assert!(
+        o.code == Some(255) && o.stderr.contains("--ignore-paused"),
+        "exec into a paused container without --ignore-paused: {o:?}"
+    );
+    let marker = dir.path().join("ignored");
+    let mut c = rt.cmd();
+    c.args(["exec", "--ignore-paused", "-d", &id, "sh", "-c"])
+        .arg("cat /proc/self/cgroup > /x/cg; echo ran > /x/ignored")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    if crate::is_skiff() {
+        // skiff returns at once: the process starts frozen. runc 1.1.5
+        // blocks (its `runc init` froze in the cgroup) until resume.
+        assert!(
+            poll(10, || child.try_wait().unwrap().is_some()),
+            "exec --ignore-paused -d did not return"
+        );
+    }
+    assert!(
+        !within(0.5, || marker.exists()),
+        "the process ran while paused"
+    );
+    assert_eq!(rt.status(&id).as_deref(), Some("paused"));
+    rt.out(&["resume", &id]).check("resume");
+    let mut status = None;
+    assert!(poll(20, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    }));
+    assert!(status.unwrap().success(), "exec --ignore-paused failed");
+    assert!(
+        poll(10, || fs::read_to_string(&marker)
+            .is_ok_and(|s| s == "ran\n")),
+        "the exec'd process never ran"
+    );
+    let seen = fs::read_to_string(dir.path().join("cg")).unwrap();
+    let freezer = seen.lines().find(|l| l.contains(":freezer:")).unwrap();
+    assert!(
+        freezer.ends_with(&cg) || freezer.ends_with(":/"),
+        "exec'd process not in the container's freezer cgroup: {seen}"
+    );
+}
+
 #[test]
 fn kill_all_of_a_paused_container_and_pause_when_stopped() {
     require_v1!();
@@ -637,5 +733,139 @@ fn update_ignores_unknown_fields_and_refuses_what_it_cannot_apply() {
         );
         assert_eq!(o.stderr.trim().lines().count(), 1, "{o:?}");
         both(&p, "memory", "memory.limit_in_bytes", &limit);
+    }
+}
+
+/// `exec --cgroup` (runc 1.1): the process runs in an existing sub-cgroup
+/// of the container's, for every hierarchy (`--cgroup PATH`) or for the
+/// named controllers (`--cgroup CTRL[,CTRL]:PATH`, repeatable); a missing
+/// sub-cgroup, an unknown controller or a path out of the container's
+/// cgroup is an error.
+#[test]
+fn exec_cgroup_runs_in_a_sub_cgroup() {
+    require_v1!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let (id, cg) = limited(&rt, &b, "execcg", json!({}));
+    b.args(&["sleep", "1000"]);
+    rt.run_detached(&b, &id, &[]).check("run --detach");
+    rt.wait_status(&id, "running");
+    let dirs = crate::cgroup::cgroup_dirs_left(&cg);
+    let cleanup = Cleanup(dirs.iter().map(|d| d.join("sub")).collect());
+    for c in ["memory", "pids"] {
+        fs::create_dir(host_path(c, &cg, "sub")).unwrap();
+    }
+    // (controller, path) lines of the exec'd process's /proc/self/cgroup.
+    let cgroups = |flags: &[&str]| -> Vec<(String, String)> {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[&id, "cat", "/proc/self/cgroup"]);
+        let o = rt.out(&args).check("exec --cgroup");
+        o.stdout
+            .lines()
+            .map(|l| {
+                let mut f = l.splitn(3, ':').skip(1);
+                (f.next().unwrap().to_string(), f.next().unwrap().to_string())
+            })
+            .collect()
+    };
+    let in_sub = |lines: &[(String, String)], ctrl: &str| {
+        lines
+            .iter()
+            .find(|(c, _)| c == ctrl)
+            .unwrap_or_else(|| panic!("no {ctrl:?} line in {lines:?}"))
+            .1
+            .ends_with("/sub")
+    };
+    for flags in [
+        &["--cgroup", "memory,pids:sub"][..],
+        &["--cgroup", "memory:sub", "--cgroup", "pids:sub"][..],
+    ] {
+        let lines = cgroups(flags);
+        assert!(
+            in_sub(&lines, "memory") && in_sub(&lines, "pids"),
+            "{flags:?}: {lines:?}"
+        );
+        for other in ["cpu", "freezer", "devices", "name=systemd"] {
+            assert!(
+                !in_sub(&lines, other),
+                "{flags:?}: {other} moved too: {lines:?}"
+            );
+        }
+    }
+    // The process really is there, as the host sees it.
+    let pid_file = rt.root.path().join("exec.pid");
+    let mut c = rt.cmd();
+    c.args(["exec", "-d", "--cgroup", "memory:sub", "--pid-file"])
+        .arg(&pid_file)
+        .args([&id, "sleep", "1000"]);
+    rt.detached(c, "exec-cg").check("exec -d --cgroup");
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    let procs = host("memory", &cg, "sub/cgroup.procs");
+    assert!(
+        procs.lines().any(|p| p == pid.trim()),
+        "{pid} not in {procs}"
+    );
+    // Without a prefix: every hierarchy, so `sub` must exist in each.
+    let o = rt.out(&["exec", "--cgroup", "sub", &id, "true"]);
+    assert_eq!(o.code, Some(255), "sub-cgroup missing in cpu: {o:?}");
+    for d in &cleanup.0 {
+        if !d.exists() {
+            fs::create_dir(d).unwrap();
+        }
+        // A new v1 cpuset has no cpus or mems: nothing could join it.
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if d.join(f).exists() {
+                let v = fs::read_to_string(d.parent().unwrap().join(f)).unwrap();
+                fs::write(d.join(f), v.trim()).unwrap();
+            }
+        }
+    }
+    let lines = cgroups(&["--cgroup", "sub"]);
+    for (ctrl, path) in &lines {
+        assert!(path.ends_with("/sub"), "{ctrl} not in sub: {lines:?}");
+    }
+    for bad in [
+        "memory:../..",
+        "memory:sub/../../x",
+        "bogus:sub",
+        "memory:nope",
+        "a:b:c",
+    ] {
+        let o = rt.out(&["exec", "--cgroup", bad, &id, "true"]);
+        assert_eq!(o.code, Some(255), "--cgroup {bad}: {o:?}");
+    }
+    let o = rt.out(&[
+        "exec",
+        "--cgroup",
+        "sub",
+        "--cgroup",
+        "memory:sub",
+        &id,
+        "true",
+    ]);
+    assert_eq!(
+        o.code,
+        Some(255),
+        "a prefix-less --cgroup among several: {o:?}"
+    );
+    rt.out(&["delete", "--force", &id]).check("delete --force");
+    drop(cleanup);
+    let left = crate::cgroup::cgroup_dirs_left(&cg);
+    assert!(left.is_empty(), "cgroup dirs left: {left:?}");
+}
+
+/// Removes the test's sub-cgroups (and then their parents) if the runtime
+/// left them.
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = fs::remove_dir(d);
+            if let Some(p) = d.parent() {
+                let _ = fs::remove_dir(p);
+            }
+        }
     }
 }

@@ -110,6 +110,36 @@ fn exec_flags_override_env_cwd_user_caps() {
     );
 }
 
+/// `--env NAME=x` replaces the spec's NAME (one entry, the flag's value,
+/// at the spec's position), as runc's init leaves its environment; a
+/// --process file's duplicate names likewise end as one, the last value.
+#[test]
+fn exec_env_flag_replaces_the_specs_variable() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["env"] = serde_json::json!(["PATH=/bin", "MY_VAR=spec", "B=2", "HOME=/root"])
+    });
+    let id = rt.sleeper(&b);
+    let o = exec(&rt, &["--env", "MY_VAR=cli", "--env", "NEW=1", &id, "env"]).check("exec --env");
+    let env: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(
+        env,
+        ["PATH=/bin", "MY_VAR=cli", "B=2", "HOME=/root", "NEW=1"],
+        "{o:?}"
+    );
+    let dir = TempDir::new("exec-env");
+    let proc_file = dir.path().join("process.json");
+    let mut p = b.config()["process"].clone();
+    p["args"] = serde_json::json!(["env"]);
+    p["env"] = serde_json::json!(["PATH=/bin", "X=first", "HOME=/", "X=last"]);
+    std::fs::write(&proc_file, p.to_string()).unwrap();
+    let o = exec(&rt, &["--process", proc_file.to_str().unwrap(), &id]).check("exec --process");
+    let env: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(env, ["PATH=/bin", "X=last", "HOME=/"], "{o:?}");
+}
+
 #[test]
 fn exec_process_file_detach_and_pid_file() {
     require_root!();

@@ -406,6 +406,14 @@ pub fn exec(
         match ours.recv_fd()? {
             None => return Ok(pid),
             Some((Msg::SeccompFd, fd)) => pass_listener(plan.seccomp.as_ref(), state, fd, &ours)?,
+            // Set up, about to exec, outside the frozen cgroup: moved in,
+            // it freezes before its execve, which is why we cannot wait
+            // for the EOF that would follow it.
+            Some((Msg::Done, _)) if !plan.join_cgroup => {
+                plan.cgroup.add_task(pid)?;
+                ours.send(&Msg::Proceed(String::new()))?;
+                return Ok(pid);
+            }
             // It reports, then exits by itself.
             Some((Msg::Failed(e), _)) => bail!("{e}"),
             Some((m, _)) => bail!("sync: unexpected {m:?} from the exec'd process"),

@@ -31,6 +31,12 @@
 //! (and v2 cgroup), knows its pid from the clone, and I joins the v1 cgroups,
 //! sets rlimits and unshares the cgroup namespace itself after `Proceed`.
 //!
+//! `exec` (init/attach.rs) uses the same socket: S sends `InitPid`, the
+//! new process `SeccompFd` if needed, and its execve is the EOF. With
+//! `--ignore-paused` on a frozen container it sends `Done` just before
+//! execve; P moves it into the cgroup (it freezes there) and answers
+//! `Proceed("")`.
+//!
 //! `SeccompFd` is the one message that carries a file descriptor: the
 //! seccomp notify listener, which only init can create (it belongs to its
 //! filter). The runtime, not init, talks to the agent, so init never blocks
@@ -145,6 +151,29 @@ impl SyncSocket {
         Ok(())
     }
 
+    /// Sends `m` under a seccomp filter (init's last message): write(2),
+    /// the call a profile that lets the program print anything allows, or
+    /// send(2) or sendmsg(2) if the filter refuses it (EPERM, ENOSYS).
+    pub fn send_plain(&self, m: &Msg) -> Result<()> {
+        let mut b = m.encode();
+        b.truncate(MAX_MSG);
+        write_filtered(&self.0, &b).context("sync: write")?;
+        Ok(())
+    }
+
+    /// Waits for a message-less `Proceed` under a seccomp filter (see
+    /// `send_plain` and `read_filtered`).
+    pub fn expect_go_plain(&self) -> Result<()> {
+        let mut b = [0u8; 16];
+        match read_filtered(&self.0, &mut b).context("sync: read")? {
+            0 => bail!("sync: the runtime exited"),
+            n => match Msg::decode(&b[..n])? {
+                Msg::Proceed(s) if s.is_empty() => Ok(()),
+                m => bail!("sync: expected Proceed, got {m:?}"),
+            },
+        }
+    }
+
     /// Sends `m` with `fd` attached (SCM_RIGHTS).
     pub fn send_fd(&self, m: &Msg, fd: &OwnedFd) -> Result<()> {
         let b = m.encode();
@@ -218,6 +247,61 @@ impl SyncSocket {
             Some(Msg::Failed(e)) => bail!("{e}"),
             Some(m) => bail!("sync: expected {want:?}, got {m:?}"),
             None => bail!("sync: peer exited while waiting for {want:?}"),
+        }
+    }
+}
+
+/// A seccomp filter's "not allowed" (EPERM is the default errno, ENOSYS
+/// runc's stub for calls newer than the profile): try the next call.
+fn refused(e: nix::errno::Errno) -> bool {
+    matches!(e, nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS)
+}
+
+/// One datagram of `b` with whichever of write, send and sendmsg the
+/// seccomp filter allows. Retries EINTR.
+pub fn write_filtered(fd: &OwnedFd, b: &[u8]) -> nix::Result<usize> {
+    let mut r = Err(nix::errno::Errno::ENOSYS);
+    for how in 0..3 {
+        r = retry_eintr(|| match how {
+            0 => nix::unistd::write(fd, b),
+            1 => send(fd.as_raw_fd(), b, MsgFlags::MSG_NOSIGNAL),
+            _ => sendmsg::<()>(
+                fd.as_raw_fd(),
+                &[IoSlice::new(b)],
+                &[],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ),
+        });
+        if !matches!(r, Err(e) if refused(e)) {
+            break;
+        }
+    }
+    r
+}
+
+/// read(2), or readv(2) (or recv for a socket) if the seccomp filter
+/// refuses it. Retries EINTR.
+pub fn read_filtered(fd: &OwnedFd, b: &mut [u8]) -> nix::Result<usize> {
+    let mut r = Err(nix::errno::Errno::ENOSYS);
+    for how in 0..3 {
+        r = retry_eintr(|| match how {
+            0 => nix::unistd::read(fd, b),
+            1 => nix::sys::uio::readv(fd, &mut [IoSliceMut::new(b)]),
+            _ => nix::sys::socket::recv(fd.as_raw_fd(), b, MsgFlags::empty()),
+        });
+        if !matches!(r, Err(e) if refused(e)) {
+            break;
+        }
+    }
+    r
+}
+
+fn retry_eintr(mut f: impl FnMut() -> nix::Result<usize>) -> nix::Result<usize> {
+    loop {
+        match f() {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r,
         }
     }
 }

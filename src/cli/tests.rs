@@ -380,6 +380,8 @@ fn exec_flags_repeated_and_clustered() {
         (Some("l"), Some("a"))
     );
     assert!(a.no_new_privs && a.ignore_paused && a.console_socket == Some("s".into()));
+    let a = parsed!("exec --cgroup memory,pids:sub --cgroup=cpu:/x c1 sh", Exec);
+    assert_eq!(a.cgroup, ["memory,pids:sub", "cpu:/x"]);
     assert!(err("exec --bogus c1 sh").contains("unexpected argument '--bogus'"));
     assert!(err("exec -u 1 -u 2 c1 sh").contains("'--user <UID[:GID]>' cannot be used"));
     assert!(err("exec --additional-gids=-3 c1 sh").contains("invalid value '-3'"));

@@ -31,6 +31,7 @@ pub struct Args {
     pub cap: Vec<String>,
     pub preserve_fds: i32,
     pub ignore_paused: bool,
+    pub cgroup: Vec<String>,
     pub id: String,
     pub command: Vec<String>,
 }
@@ -128,6 +129,13 @@ pub static CLI: Cmd<Args> = Cmd {
             "Pass N additional file descriptors to the process [default: 0]",
             |a, v| number(v).map(|n| a.preserve_fds = n),
         ),
+        Opt::many(
+            "cgroup",
+            None,
+            "[CONTROLLER[,CONTROLLER]:]PATH",
+            "Run the process in an (existing) sub-cgroup of the container's cgroup, repeatable with a CONTROLLER: prefix (cgroup v1)",
+            |a, v| string(v).map(|s| a.cgroup.push(s)),
+        ),
         Opt::flag(
             "ignore-paused",
             None,
@@ -158,6 +166,7 @@ fn build_process(a: &Args, spec_process: Option<Process>) -> Result<Process> {
         if a.tty {
             p.set_terminal(Some(true));
         }
+        dedup_env(&mut p);
         return Ok(p);
     }
     let mut p = spec_process.context("config.json has no process")?;
@@ -168,6 +177,7 @@ fn build_process(a: &Args, spec_process: Option<Process>) -> Result<Process> {
     let mut env = p.env().clone().unwrap_or_default();
     env.extend(a.env.iter().cloned());
     p.set_env(Some(env));
+    dedup_env(&mut p);
     if let Some(cwd) = &a.cwd {
         p.set_cwd(cwd.clone());
     }
@@ -216,6 +226,23 @@ fn parse_process_file(text: &[u8], spec_process: Option<Process>) -> Result<Proc
         p.set_capabilities(spec_process.and_then(|s| s.capabilities().clone()));
     }
     Ok(p)
+}
+
+/// One entry per name, as runc's init leaves it (Go's os.Setenv for each
+/// entry in turn): a name keeps its first position and takes its last
+/// value, so `--env NAME=x` replaces the spec's NAME.
+fn dedup_env(p: &mut Process) {
+    let Some(env) = p.env().as_ref() else { return };
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    for e in env {
+        let name = e.split_once('=').map_or(e.as_str(), |(n, _)| n);
+        let same = |o: &String| o.split_once('=').map_or(o.as_str(), |(n, _)| n) == name;
+        match out.iter_mut().find(|o| same(o)) {
+            Some(o) => o.clone_from(e),
+            None => out.push(e.clone()),
+        }
+    }
+    p.set_env(Some(out));
 }
 
 /// --cap adds to bounding, effective and permitted (and ambient when the
@@ -358,7 +385,10 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         process,
         joins,
         chroot,
-        cgroup: c.state.cgroup.clone(),
+        cgroup: match a.cgroup.is_empty() {
+            true => c.state.cgroup.clone(),
+            false => c.state.cgroup.sub_cgroup(&a.cgroup)?,
+        },
         join_cgroup: status != Status::Paused,
         preserve_fds: a.preserve_fds,
         seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
@@ -374,9 +404,6 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     let state = c.oci_state(status);
     let child = crate::launch::exec(&plan, console, c.lock_fd(), &state)?;
     crate::log::phase("exec-done");
-    if !plan.join_cgroup {
-        plan.cgroup.add_task(child)?;
-    }
     if let Some(p) = &a.pid_file {
         crate::launch::write_pid_file_at(p, child)?;
     }
@@ -393,5 +420,30 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     match master {
         Some(m) => crate::tty::proxy(m, child, &set),
         None => super::run::wait_forwarding(child, &set),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_flags_replace_the_specs_entries() {
+        let mut p = Process::default();
+        let env = ["PATH=/bin", "A=1", "MY_VAR=spec", "B=2", "MY_VAR=spec2"];
+        p.set_env(Some(env.iter().map(|s| s.to_string()).collect()));
+        let a = Args {
+            command: vec!["env".into()],
+            env: ["MY_VAR=cli", "C=3", "A=cliA", "C=4"]
+                .map(String::from)
+                .to_vec(),
+            ..Args::default()
+        };
+        let p = build_process(&a, Some(p)).unwrap();
+        // runc 1.1.5's order: first position, last value.
+        assert_eq!(
+            p.env().as_deref().unwrap(),
+            ["PATH=/bin", "A=cliA", "MY_VAR=cli", "B=2", "C=4"]
+        );
     }
 }

@@ -63,14 +63,25 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     let sig = parse_signal(&args.signal)?;
     let c = Container::load(&g.root, &args.id)?;
-    match c.status() {
+    let status = c.status();
+    match status {
         // runc: `kill --all` still reaches what is left in the cgroup.
         Status::Stopped if !args.all => bail!("container not running"),
         Status::Creating => bail!("container {} is still being created", args.id),
         _ => {}
     }
     if !args.all {
-        return c.signal_init(sig);
+        c.signal_init(sig)?;
+        // A v1-frozen task acts on no signal, not even SIGKILL, until
+        // thawed: as runc, thaw a paused container for SIGKILL (only), so
+        // that it ends up stopped and `delete` works.
+        if status == Status::Paused
+            && sig == libc::SIGKILL
+            && let Err(e) = c.state.cgroup.freeze(false)
+        {
+            crate::log::warn(&format!("{e:#}"));
+        }
+        return Ok(());
     }
     // As runc 1.1's signalAllProcesses: freeze so nothing forks past the
     // list, signal, then always thaw (a paused container resumes too). A

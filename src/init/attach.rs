@@ -26,7 +26,8 @@ pub struct ExecPlan {
     pub chroot: Option<OwnedFd>,
     pub cgroup: Cgroup,
     /// False for `--ignore-paused` on a frozen container: a child joining it
-    /// would freeze before exec, so the runtime moves the process in afterwards.
+    /// would freeze during setup, so the runtime moves the process in once
+    /// it is set up, just before its execve (it then freezes there).
     pub join_cgroup: bool,
     pub preserve_fds: i32,
     /// The container's personality and memory policy, the process's I/O priority.
@@ -50,6 +51,9 @@ fn stage1_steps(
     in_v2: bool,
 ) -> Result<()> {
     set_name("skiff:[1:EXEC]");
+    // Before joining the container's mount namespace (its /proc is not
+    // ours to trust) and before any seccomp filter (see init::init_steps).
+    exec::seal_fds(plan.preserve_fds)?;
     // Invisible to the container's processes until execve (see init::init_steps).
     // Our uid is still the host's, so /proc/self stays writable for us.
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
@@ -101,11 +105,21 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     user::set_no_new_privs(p)?;
     let env = exec::with_home(&plan.env, p.user().uid());
     let prog = exec::find_program(&plan.args[0], &env)?;
+    let exec = exec::Prepared::new(prog, plan.args.clone(), env);
+    exec::restore_sigpipe();
+    crate::log::debug("setns_init: about to exec");
+    // Before the filter, which need not allow it (see init::init_steps).
+    super::policy::apply_personality(&plan.policy)?;
+    // After the filter: nothing but execve (the sync socket is CLOEXEC).
     if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
         crate::seccomp::install_and_hand_over(f, sync)?;
     }
-    crate::log::debug("setns_init: about to exec");
-    exec::seal_fds(plan.preserve_fds)?;
-    super::policy::apply_personality(&plan.policy)?;
-    exec::execve(&prog, &plan.args, &env)
+    if !plan.join_cgroup {
+        // `--ignore-paused` on a frozen container: nothing of the program
+        // may run outside the container's cgroup. The runtime moves us in
+        // while we wait here, where we freeze until the container resumes.
+        sync.send_plain(&Msg::Done)?;
+        sync.expect_go_plain()?;
+    }
+    exec.exec()
 }

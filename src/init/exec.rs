@@ -1,6 +1,6 @@
 //! The last steps of init: find the program, close what must not leak, exec.
 //! Runs in: init, after pivot_root and the user switch.
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -62,10 +62,20 @@ fn home_of(passwd: &str, uid: u32) -> Option<&str> {
     })
 }
 
-/// Marks every fd from 3 + preserve_fds upwards close-on-exec, and clears
-/// the flag on the preserved ones: only stdio and those reach the program.
+/// Marks every fd from 3 + preserve_fds upwards close-on-exec: only stdio
+/// and the preserved fds reach the program.
+///
+/// The preserved range is left as it is, never made inheritable: an fd
+/// there that the runtime's caller passed is inheritable already (it came
+/// through the caller's execve of the runtime), and one the runtime opened
+/// itself because the caller had nothing there (the exec fifo, the sync
+/// socket: every fd skiff opens is CLOEXEC) must stay close-on-exec, or it
+/// would reach the container (CVE-2024-21626 class).
+///
+/// Called before the seccomp filter goes in, so that a profile need not
+/// allow close_range or fcntl: after it, nothing changes fd flags.
 pub fn seal_fds(preserve_fds: i32) -> Result<()> {
-    let first = 3 + preserve_fds as u32;
+    let first = 3u32.saturating_add(preserve_fds.max(0) as u32);
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
     let r = unsafe {
         libc::syscall(
@@ -76,13 +86,86 @@ pub fn seal_fds(preserve_fds: i32) -> Result<()> {
         )
     };
     if r < 0 {
-        bail!("close_range: {}", std::io::Error::last_os_error());
-    }
-    for fd in 3..first as i32 {
-        // SAFETY: F_SETFD on an fd number; a closed fd just returns EBADF.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            // Before Linux 5.11 (CLOSE_RANGE_CLOEXEC: EINVAL, the call
+            // itself: ENOSYS), or refused by a filter we run under.
+            Some(libc::ENOSYS | libc::EINVAL | libc::EPERM) => {
+                cloexec_from_proc(i32::try_from(first).unwrap_or(i32::MAX))?
+            }
+            _ => bail!("close_range: {e}"),
+        }
     }
     Ok(())
+}
+
+/// close_range's fallback: marks the fds listed in /proc/self/fd from
+/// `first` up close-on-exec (after checking that it is procfs).
+fn cloexec_from_proc(first: i32) -> Result<()> {
+    use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let dir = nix::fcntl::open("/proc/self/fd", flags, nix::sys::stat::Mode::empty())
+        .context("seal fds: open /proc/self/fd")?;
+    let st = nix::sys::statfs::fstatfs(&dir).context("seal fds: statfs /proc/self/fd")?;
+    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+        bail!("seal fds: /proc/self/fd is not on procfs");
+    }
+    let mut dir = nix::dir::Dir::from_fd(dir).context("seal fds: read /proc/self/fd")?;
+    let own = std::os::fd::AsRawFd::as_raw_fd(&dir);
+    let fds: Vec<i32> = dir
+        .iter()
+        .filter_map(|e| e.ok()?.file_name().to_str().ok()?.parse().ok())
+        .filter(|fd| *fd >= first && *fd != own)
+        .collect();
+    for fd in fds {
+        // SAFETY: an fd number listed as open; F_SETFD only changes its flags.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        match fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)) {
+            Ok(_) | Err(nix::errno::Errno::EBADF) => {}
+            Err(e) => return Err(e).context("seal fds: fcntl(F_SETFD)"),
+        }
+    }
+    Ok(())
+}
+
+/// The entrypoint's execve, with everything it needs made beforehand: after
+/// the seccomp filter goes in, `exec` makes no call but execve itself (no
+/// allocation that could need brk or mmap).
+pub struct Prepared {
+    prog: CString,
+    _args: Vec<CString>,
+    _env: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl Prepared {
+    pub fn new(prog: CString, args: Vec<CString>, env: Vec<CString>) -> Prepared {
+        // The pointers are into the CStrings' heap buffers, which do not
+        // move when the vectors (or `Prepared`) do.
+        let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Prepared {
+            argv: ptrs(&args),
+            envp: ptrs(&env),
+            prog,
+            _args: args,
+            _env: env,
+        }
+    }
+
+    /// execve; returns only on failure.
+    pub fn exec(&self) -> Result<()> {
+        // SAFETY: `prog` is NUL-terminated; argv and envp are NULL-terminated
+        // arrays of pointers to NUL-terminated strings owned by `self`.
+        unsafe { libc::execve(self.prog.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+        let e = nix::errno::Errno::last();
+        bail!("exec {}: {e}", self.prog.to_string_lossy())
+    }
 }
 
 /// Whether SIGPIPE was ignored when the runtime started (see `ignore_sigpipe`).
@@ -105,7 +188,7 @@ pub fn ignore_sigpipe() {
 }
 
 /// Puts SIGPIPE back as the caller of the runtime had it.
-fn restore_sigpipe() {
+pub fn restore_sigpipe() {
     use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
     if SIGPIPE_WAS_IGNORED.load(std::sync::atomic::Ordering::Relaxed) {
         return;
@@ -113,12 +196,6 @@ fn restore_sigpipe() {
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     // SAFETY: installs SIG_DFL, no handler code.
     _ = unsafe { sigaction(Signal::SIGPIPE, &dfl) };
-}
-
-pub fn execve(prog: &CStr, args: &[CString], env: &[CString]) -> Result<()> {
-    restore_sigpipe();
-    let e = nix::unistd::execve(prog, args, env).unwrap_err();
-    bail!("exec {}: {e}", prog.to_string_lossy())
 }
 
 #[cfg(test)]
@@ -131,6 +208,27 @@ mod tests {
         assert_eq!(home_of(pw, 1000), Some("/home/bob"));
         assert_eq!(home_of(pw, 0), Some("/root"));
         assert_eq!(home_of(pw, 5), None);
+    }
+
+    #[test]
+    fn proc_fallback_marks_fds_cloexec() {
+        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open("/proc/self/status").unwrap();
+        fcntl(&f, FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
+        let below = std::fs::File::open("/proc/self/status").unwrap();
+        fcntl(&below, FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
+        let (lo, hi) = match below.as_raw_fd() < f.as_raw_fd() {
+            true => (&below, &f),
+            false => (&f, &below),
+        };
+        cloexec_from_proc(hi.as_raw_fd()).unwrap();
+        let flags = |f| FdFlag::from_bits_truncate(fcntl(f, FcntlArg::F_GETFD).unwrap());
+        assert!(flags(hi).contains(FdFlag::FD_CLOEXEC));
+        assert!(
+            !flags(lo).contains(FdFlag::FD_CLOEXEC),
+            "below `first` is left alone"
+        );
     }
 
     #[test]

@@ -153,7 +153,7 @@ fn run(plan: &Plan, fds: &ChildFds) -> ! {
     // Closing our end tells the runtime that setup is over.
     // SAFETY: the fd is ours; nothing uses it after this point.
     unsafe { libc::close(fds.sync.0.as_raw_fd()) };
-    if let Err(e) = wait_start_and_exec(plan, fds, &ready) {
+    if let Err(e) = wait_start_and_exec(fds, &ready) {
         let _ = writeln!(std::io::stderr(), "skiff init: {e:#}");
         // SAFETY: as in `fail`.
         unsafe { libc::_exit(1) }
@@ -167,6 +167,9 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         Some(m) => bail!("sync: expected Proceed, got {m:?}"),
         None => bail!("runtime exited before the container was set up"),
     };
+    // First, while /proc is still the host's, and before any seccomp filter
+    // (which need not allow close_range or fcntl).
+    exec::seal_fds(plan.preserve_fds)?;
     if fds.direct {
         direct_steps(plan, fds)?;
     }
@@ -224,44 +227,55 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     user::set_no_new_privs(process)?;
     let env = exec::with_home(&plan.env, process.user().uid());
     let prog = exec::find_program(&plan.args[0], &env)?;
-    // With NNP: as late as possible, so the profile needs to allow few calls (runc's order).
-    if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
-        crate::seccomp::install_and_hand_over(f, &fds.sync)?;
+    let start_hooks = hooks.start_container().clone().filter(|h| !h.is_empty());
+    if start_hooks.is_none() {
+        // Now, not after the filter (a hook's stdin must not SIGPIPE us).
+        exec::restore_sigpipe();
     }
+    let mut state = state;
+    state["status"] = "created".into();
+    let ready = Ready {
+        exec: exec::Prepared::new(prog, plan.args.clone(), env),
+        start_hooks,
+        state,
+    };
     // No container process may open /proc/1/{exe,fd,cwd} of ours while we
     // wait for `start` (CVE-2016-9962, 2019-5736): non-dumpable, after the
     // last /proc/self write (which non-dumpable would forbid in a user
     // namespace). execve makes the entrypoint dumpable again.
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
     crate::log::phase("init-ready");
-    fds.sync.send(&Msg::Done)?;
-    Ok(Ready { prog, env, state })
+    // personality(2) last of our own settings but before the filter, which
+    // need not allow it (it takes effect for the exec'd program).
+    policy::apply_personality(&plan.policy)?;
+    // With NNP: as late as possible, so the profile needs to allow few calls
+    // (runc's order): after it, init only writes Done, closes the sync
+    // socket, reads the exec fifo and execs (`wait_start_and_exec`).
+    if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
+        crate::seccomp::install_and_hand_over(f, &fds.sync)?;
+    }
+    fds.sync.send_plain(&Msg::Done)?;
+    Ok(ready)
 }
 
 /// What init needs after setup to exec the entrypoint.
 struct Ready {
-    prog: CString,
-    env: Vec<CString>,
+    exec: exec::Prepared,
+    start_hooks: Option<Vec<oci_spec::runtime::Hook>>,
     state: serde_json::Value,
 }
 
-/// Blocks on the exec fifo until `start` writes a byte, then execs.
-fn wait_start_and_exec(plan: &Plan, fds: &ChildFds, ready: &Ready) -> Result<()> {
+/// Blocks on the exec fifo until `start` writes a byte, then execs. Runs
+/// under the seccomp filter: no call but read (or readv) and execve (and
+/// the startContainer hooks, when there are any).
+fn wait_start_and_exec(fds: &ChildFds, ready: &Ready) -> Result<()> {
     let mut b = [0u8; 1];
-    loop {
-        match nix::unistd::read(&fds.fifo, &mut b) {
-            Ok(_) => break,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).context("read exec fifo"),
-        }
+    crate::sync::read_filtered(&fds.fifo, &mut b).context("read exec fifo")?;
+    if ready.start_hooks.is_some() {
+        crate::hooks::run_all(&ready.start_hooks, &ready.state, "startContainer")?;
+        exec::restore_sigpipe();
     }
-    let hooks = plan.spec.hooks().clone().unwrap_or_default();
-    let mut state = ready.state.clone();
-    state["status"] = "created".into();
-    crate::hooks::run_all(hooks.start_container(), &state, "startContainer")?;
-    exec::seal_fds(plan.preserve_fds)?;
-    policy::apply_personality(&plan.policy)?;
-    exec::execve(&ready.prog, &plan.args, &ready.env)
+    ready.exec.exec()
 }
 
 fn set_sysctls(plan: &Plan) -> Result<()> {
