@@ -869,3 +869,51 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// A process other than init is OOM-killed and init lives on: `events`
+/// reports the OOM while the container still runs (v1's eventfd fires
+/// before the kill is counted in memory.oom_control; a reader that waited
+/// for the count saw nothing until init exited).
+#[test]
+fn events_reports_an_oom_kill_of_a_child_while_init_lives() {
+    require_v1!();
+    let rt = Rt::new();
+    let (b, id, _) = oom_bundle(&rt, "oomchild");
+    b.args(&[
+        "sh",
+        "-c",
+        "sh -c 'x=a; while :; do x=$x$x$x$x; done'; sleep 1000",
+    ]);
+    rt.create(&b, &id, &[]).check("create");
+    let out = rt.root.path().join("events.out");
+    let mut ev = rt.cmd();
+    // Stats lines come every 100ms (the first proves the watch is set up).
+    ev.args(["events", "--interval", "100ms", &id])
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(rt.root.path().join("events.err")).unwrap());
+    let mut ev = ev.spawn().unwrap();
+    let registered = poll(10, || {
+        fs::read_to_string(&out).is_ok_and(|s| s.contains('\n'))
+    });
+    assert!(registered, "events printed nothing");
+    rt.out(&["start", &id]).check("start");
+    let saw = poll(10, || {
+        fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .any(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["type"] == "oom"))
+    });
+    let running = rt.status(&id);
+    let _ = ev.kill();
+    let _ = ev.wait();
+    assert!(
+        saw,
+        "no oom event while init lives: {}",
+        fs::read_to_string(&out).unwrap()
+    );
+    assert_eq!(
+        running.as_deref(),
+        Some("running"),
+        "init died: the test proves nothing"
+    );
+}

@@ -154,17 +154,30 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
             emit("stats", &args.id, Some(cg.stats()));
             continue;
         }
+        let mut v1_oom = false;
         if fds[0].revents != 0 {
             let mut buf = [0u8; 4096];
             let _ = nix::unistd::read(&oom, &mut buf);
+            // v1's eventfd fires for an OOM condition, before the kill
+            // counts in memory.oom_control: it is the event itself (runc's
+            // reading), unless the cgroup is gone (then it fires too).
+            v1_oom = cg.version == Version::V1
+                && cg
+                    .dir_for("memory")
+                    .is_some_and(|d| d.join("cgroup.event_control").exists());
         }
+        // v2's inotify wake-ups are only hints (any memory.events change):
+        // there the kernel's oom_kill count decides.
         let now = cg.oom_kills();
-        // The wake-ups are only hints (v1 fires per OOM condition, v2 on any
-        // memory.events change): the kernel's oom_kill count decides.
-        if now > kills {
+        if v1_oom || now > kills {
             emit("oom", &args.id, None);
         }
-        kills = now;
+        // A kill the v1 event already reported is not reported again when
+        // its count lands.
+        kills = match v1_oom {
+            true => now.max(kills + 1),
+            false => now.max(kills),
+        };
         if fds[1].revents != 0 {
             return Ok(());
         }
