@@ -226,6 +226,7 @@ pub fn plan_at(
 ) -> Result<Plan> {
     reject_unsupported(&spec)?;
     let (process, args) = check_process(&spec, preserve_fds)?;
+    crate::hooks::check(spec.hooks().as_ref())?;
     let linux = spec
         .linux()
         .as_ref()
