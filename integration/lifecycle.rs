@@ -340,3 +340,27 @@ fn run_stdin_is_passed() {
     let o = output(c);
     assert_eq!(o.stdout, "piped-in\n", "{o:?}");
 }
+
+/// Signal 0 probes liveness (runc accepts it): exit 0 while init runs,
+/// without harming it; "container not running" (exit 1) once it stopped.
+#[test]
+fn kill_signal_zero_probes_liveness() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let id = rt.sleeper(&b);
+    let pid = rt.pid(&id);
+    rt.out(&["kill", &id, "0"]).check("kill ID 0 (running)");
+    rt.out(&["kill", "--all", &id, "0"])
+        .check("kill --all ID 0 (running)");
+    assert_eq!(rt.status(&id).as_deref(), Some("running"));
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "signal 0 harmed init"
+    );
+    rt.out(&["kill", &id, "KILL"]).check("kill KILL");
+    rt.wait_status(&id, "stopped");
+    let o = rt.out(&["kill", &id, "0"]);
+    assert_eq!(o.code, Some(1), "kill ID 0 (stopped): {o:?}");
+    assert!(o.stderr.contains("container not running"), "{o:?}");
+}
