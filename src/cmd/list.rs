@@ -2,7 +2,7 @@
 //! Runs in: the runtime process.
 use crate::Globals;
 use crate::cli::{Cmd, Opt, one_of};
-use crate::container::{Container, list_ids};
+use crate::container::{Container, STATE_FILE, list_ids};
 use anyhow::Result;
 
 #[derive(Debug)]
@@ -38,12 +38,16 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         ids.iter().for_each(|id| println!("{id}"));
         return Ok(());
     }
-    // A container deleted between listing and loading is skipped.
-    let states: Vec<serde_json::Value> = ids
-        .iter()
-        .filter_map(|id| Container::load(&g.root, id).ok())
-        .map(|c| c.oci_state(c.status()))
-        .collect();
+    let mut states: Vec<serde_json::Value> = Vec::new();
+    for id in &ids {
+        match Container::load(&g.root, id) {
+            Ok(c) => states.push(c.oci_state(c.status())),
+            // Deleted between listing and loading, or not saved yet: skipped.
+            Err(_) if !g.root.join(id).join(STATE_FILE).exists() => {}
+            // A corrupt state.json: say so, as runc does, instead of hiding it.
+            Err(e) => crate::log::warn(&format!("load container {id}: {e:#}")),
+        }
+    }
     if args.format == "json" {
         // runc (Go) marshals an empty list as null; scripts compare output.
         match states.is_empty() {
