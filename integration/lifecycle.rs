@@ -475,3 +475,29 @@ fn force_delete_of_corrupt_state_spares_host_cgroup() {
     assert!(o.stderr.contains("not removing cgroup"), "{o:?}");
     assert!(!dir.exists(), "state dir left: {o:?}");
 }
+
+/// `list` names the owner of the container's state directory (runc: the
+/// user name from /etc/passwd, `#<uid>` without one); `state` has an empty
+/// owner, as runc's does.
+#[test]
+fn list_shows_owner() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let id = rt.sleeper(&b);
+    let owner_of = |rt: &Rt| -> (String, String) {
+        let j = rt.out(&["list", "--format", "json"]).check("list json");
+        let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+        let json = v[0]["owner"].as_str().unwrap_or("").to_string();
+        let t = rt.out(&["list"]).check("list");
+        let row = t.stdout.lines().find(|l| l.starts_with(&id)).unwrap_or("");
+        let table = row.split_whitespace().last().unwrap_or("").to_string();
+        (json, table)
+    };
+    assert_eq!(owner_of(&rt), ("root".into(), "root".into()));
+    assert_eq!(rt.state(&id).unwrap()["owner"], "");
+    let dir = rt.root.path().join(&id);
+    std::os::unix::fs::chown(&dir, Some(54321), None).unwrap();
+    assert_eq!(owner_of(&rt), ("#54321".into(), "#54321".into()));
+    std::os::unix::fs::chown(&dir, Some(0), None).unwrap();
+}
