@@ -10,7 +10,8 @@
 //! given twice is an error unless it is repeatable; `--` ends the options;
 //! once only a trailing positional (exec's command, ps's ps arguments) is
 //! left, anything that is not one of the command's options starts it, and
-//! everything after it is taken as is. Usage errors exit with status 2.
+//! everything after it is taken as is. Usage errors exit with status 1, an
+//! unknown subcommand with 3 (runc's, urfave/cli's, codes).
 use crate::cmd;
 use lexopt::{Arg, Parser};
 use std::ffi::OsString;
@@ -308,8 +309,24 @@ static SUBS: &[Sub] = &[
 pub enum Stop {
     /// `--help`, `--version`: print this on stdout, exit 0.
     Print(String),
-    /// A usage error: print this on stderr, exit 2.
+    /// A usage error: print this on stderr, exit 1 (3 for an unknown
+    /// subcommand: see `Stop::exit_code`).
     Usage(String),
+}
+
+/// How an unknown subcommand's usage error starts.
+const UNKNOWN_COMMAND: &str = "unrecognized subcommand";
+
+impl Stop {
+    /// runc's exit codes: 0 for help and version, 3 for an unknown
+    /// subcommand ("No help topic"), 1 for any other usage error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Stop::Print(_) => 0,
+            Stop::Usage(t) if t.starts_with(&format!("error: {UNKNOWN_COMMAND}")) => 3,
+            Stop::Usage(_) => 1,
+        }
+    }
 }
 
 fn usage(msg: impl std::fmt::Display) -> Stop {
@@ -333,8 +350,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, Stop> {
             },
         }
     }
-    // No subcommand: clap's behaviour, the help on stderr.
-    Err(Stop::Usage(top_help()))
+    // No subcommand: runc prints the help (stdout, exit 0).
+    Err(Stop::Print(top_help()))
 }
 
 fn subcommand(p: &mut Parser, mut flags: Flags, name: &str) -> Result<Cli, Stop> {
@@ -348,7 +365,7 @@ fn subcommand(p: &mut Parser, mut flags: Flags, name: &str) -> Result<Cli, Stop>
 
 fn find_sub(name: &str) -> Result<&'static Sub, Stop> {
     (SUBS.iter().find(|s| s.name == name))
-        .ok_or_else(|| usage(format_args!("unrecognized subcommand '{name}'")))
+        .ok_or_else(|| usage(format_args!("{UNKNOWN_COMMAND} '{name}'")))
 }
 
 /// `skiff help [CMD]`: the same text as `skiff [CMD] --help`.
@@ -356,7 +373,7 @@ fn help_command(p: &mut Parser) -> Stop {
     let name = match p.next() {
         Ok(Some(Arg::Value(v))) => v.to_string_lossy().into_owned(),
         Ok(None) => return Stop::Print(top_help()),
-        Ok(Some(arg)) => return usage(format_args!("unrecognized subcommand '{}'", show(&arg))),
+        Ok(Some(arg)) => return usage(format_args!("{UNKNOWN_COMMAND} '{}'", show(&arg))),
         Err(e) => return lex_error(e),
     };
     if name == "help" {

@@ -177,7 +177,7 @@ fn help_and_version() {
     assert_eq!(stop("--version"), version);
     assert_eq!(stop("-V"), version);
     // No subcommand: the help, as a usage error.
-    assert_eq!(stop(""), Stop::Usage(top));
+    assert_eq!(stop(""), Stop::Print(top));
     let exec = help_of("exec");
     assert!(exec.contains("Usage: skiff exec [OPTIONS] <ID> [COMMAND]...\n"));
     assert!(exec.contains("\n  -e, --env <NAME=VALUE>  "));
@@ -453,6 +453,19 @@ fn update_and_events() {
         err("events --interval 5 c1").contains("invalid value '5' for '--interval <INTERVAL>'")
     );
     assert!(err("events --stats --stats c1").contains("'--stats' cannot be used multiple times"));
+}
+
+#[test]
+fn usage_exit_codes_are_runcs() {
+    assert_eq!(parse_line("bogus").unwrap_err().exit_code(), 3);
+    assert_eq!(parse_line("help bogus").unwrap_err().exit_code(), 3);
+    assert_eq!(
+        parse_line("update --memory x c1").unwrap_err().exit_code(),
+        1
+    );
+    assert_eq!(parse_line("kill").unwrap_err().exit_code(), 1);
+    assert_eq!(parse_line("").unwrap_err().exit_code(), 0);
+    assert_eq!(parse_line("--version").unwrap_err().exit_code(), 0);
 }
 
 #[test]
