@@ -375,6 +375,17 @@ fn pids_cgroup(pid: i32) -> std::path::PathBuf {
     Path::new("/sys/fs/cgroup/pids").join(rel.trim_start_matches('/'))
 }
 
+/// Puts a state file back on drop, if its directory is still there.
+struct Restore(std::path::PathBuf, Vec<u8>);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        if self.0.parent().is_some_and(Path::exists) {
+            let _ = std::fs::write(&self.0, &self.1);
+        }
+    }
+}
+
 /// A container whose state.json is corrupt is not hidden: `list` warns,
 /// naming it (as runc does); plain `delete` fails with a clear error; and
 /// `delete --force` removes its processes, cgroup and state directory.
@@ -401,6 +412,8 @@ fn corrupt_state_is_reported_and_force_deleted() {
         assert!(cg.exists(), "{what}: {}", cg.display());
         let path = rt.root.path().join(&id).join("state.json");
         let good = std::fs::read(&path).unwrap();
+        // If an assertion fails, the state is put back so `Rt` can clean up.
+        let _restore = Restore(path.clone(), good.clone());
         let bad = match corrupt {
             Some(s) => s.to_string(),
             None => {
