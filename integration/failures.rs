@@ -263,3 +263,48 @@ fn lsm_labels_without_the_lsm_fail() {
     assert_eq!(o.code, Some(255), "{o:?}");
     assert!(o.stderr.to_lowercase().contains("apparmor"), "{o:?}");
 }
+
+/// A memory limit below what init needs to start fails create with an error
+/// that names the memory limit (runc: the write of the limit is refused,
+/// "unable to set memory limit to 1 (current usage …)"; skiff writes it
+/// before init joins, and init is then OOM-killed: it said only "container
+/// init exited during setup").
+#[test]
+fn memory_limit_below_need_is_named() {
+    require_root!();
+    let rt = Rt::new();
+    for limit in [1, 4096] {
+        let b = Bundle::new();
+        b.args(&["true"]);
+        b.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": limit}));
+        let o = failed_create(&rt, &b, "memlow");
+        assert!(o.stderr.contains("memory limit"), "{limit}: {o:?}");
+        if is_skiff() {
+            assert!(
+                o.stderr.contains("OOM killer")
+                    && o.stderr
+                        .contains(&format!("of {limit} bytes (linux.resources.memory.limit)"))
+                    && o.stderr.contains("oom_kill: "),
+                "{limit}: {o:?}"
+            );
+        }
+    }
+}
+
+/// `update --memory` below the container's usage: the kernel refuses the
+/// write (EBUSY); the error says so with the usage, as runc's.
+#[test]
+fn update_memory_below_usage_is_explained() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let id = rt.sleeper(&b);
+    let o = rt.out(&["update", "--memory", "4096", &id]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("unable to set memory limit to 4096 (current usage: "),
+        "{o:?}"
+    );
+    assert_eq!(rt.status(&id).as_deref(), Some("running"));
+}

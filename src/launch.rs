@@ -360,6 +360,23 @@ fn init_died(plan: &Plan, pid: i32) -> anyhow::Error {
             "container init was killed by its seccomp profile (linux.seccomp) during setup \
              (SIGSYS): the profile must allow the calls the runtime makes after loading it"
         ),
+        Some(Err(sig)) if sig == Signal::SIGKILL as i32 && plan.cgroup.oom_kills() > 0 => {
+            let limit = plan
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().as_ref())
+                .and_then(|r| r.memory().as_ref())
+                .and_then(|m| m.limit());
+            let limit = limit.map_or_else(String::new, |l| format!(" of {l} bytes"));
+            anyhow::anyhow!(
+                "container init was killed by the OOM killer during setup: the memory \
+                 limit{limit} (linux.resources.memory.limit) is below what it needs to start \
+                 ({} oom_kill: {})",
+                plan.cgroup.oom_file(),
+                plan.cgroup.oom_kills()
+            )
+        }
         Some(Err(sig)) => {
             let name = Signal::try_from(sig).map_or_else(|_| sig.to_string(), |s| s.to_string());
             anyhow::anyhow!("container init was killed by {name} during setup")

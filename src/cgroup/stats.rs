@@ -19,12 +19,17 @@ impl Cgroup {
         }
     }
 
+    /// The file holding the count of OOM kills (`oom_kill N`).
+    pub fn oom_file(&self) -> &'static str {
+        match self.version {
+            Version::V1 => "memory.oom_control",
+            Version::V2 => "memory.events",
+        }
+    }
+
     /// The kernel's count of OOM kills in this cgroup (0 if unknown).
     pub fn oom_kills(&self) -> u64 {
-        let (file, key) = match self.version {
-            Version::V1 => ("memory.oom_control", "oom_kill"),
-            Version::V2 => ("memory.events", "oom_kill"),
-        };
+        let (file, key) = (self.oom_file(), "oom_kill");
         self.dir_for("memory")
             .and_then(|d| keyed(&d.join(file)).get(key).cloned())
             .and_then(|v| v.as_u64())
