@@ -308,3 +308,31 @@ fn update_memory_below_usage_is_explained() {
     );
     assert_eq!(rt.status(&id).as_deref(), Some("running"));
 }
+
+/// A mount destination that is a symlink to "/" in the image (/mnt -> /)
+/// would cover the whole rootfs: create fails naming the mount and where
+/// its destination resolves (it said "open /dev/null: ENOENT").
+#[test]
+fn mount_on_symlink_to_root_is_named() {
+    require_root!();
+    let rt = Rt::new();
+    for m in [
+        json!({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs"}),
+        json!({"destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind"]}),
+    ] {
+        let b = Bundle::new();
+        std::os::unix::fs::symlink("/", b.rootfs().join("mnt")).unwrap();
+        b.args(&["true"]);
+        b.mount(m.clone());
+        let o = failed_create(&rt, &b, "mntroot");
+        // runc: error mounting "tmpfs" to rootfs at "/mnt": ...
+        assert!(o.stderr.contains("/mnt"), "{m}: {o:?}");
+        if is_skiff() {
+            assert!(
+                o.stderr.contains("mounts[")
+                    && o.stderr.contains("destination \"/mnt\" resolves to \"/\""),
+                "{m}: {o:?}"
+            );
+        }
+    }
+}
