@@ -917,3 +917,172 @@ fn events_reports_an_oom_kill_of_a_child_while_init_lives() {
         "init died: the test proves nothing"
     );
 }
+
+/// The ids in a kernel cpu/node list ("0-2,5").
+fn id_list(s: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        out.extend(a.parse::<u64>().unwrap()..=b.parse::<u64>().unwrap());
+    }
+    out
+}
+
+/// `events --stats` has runc's shape field by field: cpuset (the cpus and
+/// mems init may use), per-CPU kernel and user time, camelCase throttling
+/// counters, blkio entries for the I/O the container did, zero fields left
+/// out as Go's omitempty leaves them out, intel_rdt and network_interfaces.
+#[test]
+fn events_stats_have_runcs_fields() {
+    require_v1!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    // Direct reads reach the block layer (page-cache hits would not), then
+    // a busy loop under a tight quota gets throttled.
+    b.args(&[
+        "sh",
+        "-c",
+        "dd if=/bin/busybox of=/dev/null bs=4096 iflag=direct 2>/dev/null; while :; do :; done",
+    ]);
+    let (id, _cg) = limited(
+        &rt,
+        &b,
+        "statsshape",
+        json!({"cpu": {"quota": 5000, "period": 100000}}),
+    );
+    rt.run_detached(&b, &id, &[]).check("run --detach");
+    let pid = rt.pid(&id);
+    let mut v = Value::Null;
+    let stats = |v: &mut Value| {
+        let o = rt.out(&["events", "--stats", &id]).check("events --stats");
+        *v = serde_json::from_str(o.stdout.trim()).unwrap();
+    };
+    // Whether / is on a block device at all (else no blkio entries).
+    let devices = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| {
+            l.split_whitespace()
+                .nth(2)
+                .is_some_and(|m| !m.starts_with("0:"))
+        });
+    let read = |v: &Value| {
+        v["data"]["blkio"]["ioServiceBytesRecursive"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|e| e["op"] == "Read")
+                    .and_then(|e| e["value"].as_u64())
+            })
+    };
+    // Per-CPU user and kernel times count in ticks.
+    let busy = |v: &Value| -> u64 {
+        let u = &v["data"]["cpu"]["usage"];
+        ["percpu_kernel", "percpu_user"]
+            .iter()
+            .filter_map(|k| u[*k].as_array())
+            .flatten()
+            .filter_map(Value::as_u64)
+            .sum()
+    };
+    // dd runs under the quota too: wait for its reads, throttling and ticks.
+    poll(20, || {
+        stats(&mut v);
+        v["data"]["cpu"]["throttling"]["throttledPeriods"].as_u64() > Some(0)
+            && (!devices || read(&v) > Some(0))
+            && busy(&v) > 0
+    });
+    assert!(
+        v["data"]["cpu"]["throttling"]["throttledPeriods"].as_u64() > Some(0),
+        "never throttled (camelCase throttledPeriods): {v}"
+    );
+    let d = &v["data"];
+    let keys: Vec<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
+    for k in [
+        "cpu",
+        "cpuset",
+        "memory",
+        "pids",
+        "blkio",
+        "hugetlb",
+        "intel_rdt",
+        "network_interfaces",
+    ] {
+        assert!(keys.contains(&k), "no {k}: {d}");
+    }
+    let t = &d["cpu"]["throttling"];
+    assert!(t["throttledTime"].as_u64() > Some(0), "{t}");
+    assert!(t.get("throttled_periods").is_none(), "{t}");
+
+    // What init may use, as the kernel tells it in /proc/PID/status.
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let cs = &d["cpuset"];
+    let ids = |v: &Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("not a list: {cs}"))
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        ids(&cs["cpus"]),
+        id_list(&field("Cpus_allowed_list:")),
+        "{cs}"
+    );
+    assert_eq!(
+        ids(&cs["mems"]),
+        id_list(&field("Mems_allowed_list:")),
+        "{cs}"
+    );
+    for k in [
+        "cpu_exclusive",
+        "mem_hardwall",
+        "mem_exclusive",
+        "memory_migrate",
+        "memory_spread_page",
+        "memory_spread_slab",
+        "memory_pressure",
+        "sched_load_balance",
+    ] {
+        assert!(cs[k].is_u64(), "cpuset.{k}: {cs}");
+    }
+    assert!(cs["sched_relax_domain_level"].is_i64(), "{cs}");
+
+    let u = &d["cpu"]["usage"];
+    let n = u["percpu"].as_array().map_or(0, Vec::len);
+    assert!(n > 0, "{u}");
+    for k in ["percpu_kernel", "percpu_user"] {
+        assert_eq!(u[k].as_array().map(Vec::len), Some(n), "{k}: {u}");
+    }
+    assert!(busy(&v) > 0, "a busy loop used no CPU time: {u}");
+
+    // omitempty: a zero usage or max is left out, limit and failcnt stay.
+    for e in ["usage", "swap", "kernel", "kernelTCP"] {
+        let m = &d["memory"][e];
+        assert!(m["limit"].is_u64() && m["failcnt"].is_u64(), "{e}: {m}");
+        for k in ["usage", "max"] {
+            assert_ne!(m.get(k), Some(&json!(0)), "{e}.{k}: {m}");
+        }
+    }
+    assert!(d["network_interfaces"].is_null(), "{d}");
+
+    // The container's direct reads.
+    if devices {
+        let blk = &d["blkio"]["ioServiceBytesRecursive"];
+        assert!(read(&v) > Some(0), "no blkio reads: {}", d["blkio"]);
+        assert!(
+            blk.as_array().unwrap().iter().all(|e| e["major"].is_u64()),
+            "{blk}"
+        );
+    } else {
+        eprintln!("NOTE: no block device mounted; blkio entries not checked");
+    }
+}

@@ -265,3 +265,44 @@ fn unknown_subcommand_fails() {
     let o = output(c);
     assert!(!o.ok(), "{o:?}");
 }
+
+/// Exit codes of bad usage and bad values are runc's (and the man pages'):
+/// 1 for a usage error or a bad value, 3 for an unknown subcommand, 255 for
+/// an exec that fails; a one-line message on stderr each time.
+#[test]
+fn usage_and_value_error_exit_codes() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let id = rt.sleeper(&b);
+    let id = id.as_str();
+    let cases: &[(&[&str], i32)] = &[
+        (&["update", "--memory", "notanumber", id], 1),
+        (&["update", "--memory", "-5", id], 1),
+        (&["update", "--pids-limit", "x", id], 1),
+        (&["update", "--bogus", id], 1),
+        (&["update"], 1),
+        (&["update", id, "extra"], 1),
+        (&["kill"], 1),
+        (&["kill", "--bogus", id], 1),
+        (&["kill", id, "BOGUS"], 1),
+        (&["kill", id, "9", "extra"], 1),
+        (&["kill", id, "-1"], 1),
+        (&["exec"], 1),
+        (&["exec", "--bogus", id, "true"], 1),
+        (&["exec", "--preserve-fds", "x", id, "true"], 1),
+        (&["exec", "--cwd", "rel", id, "true"], 255),
+        (&["exec", id], 255),
+        (&["exec", id, "/nonexistent"], 255),
+        (&["list", "extra"], 1),
+        (&["state"], 1),
+        (&["--bogus", "list"], 1),
+        (&["bogus"], 3),
+    ];
+    for (args, want) in cases {
+        let o = rt.out(args);
+        assert_eq!(o.code, Some(*want), "{args:?}: {o:?}");
+        assert!(!o.stderr.trim().is_empty(), "{args:?}: no message: {o:?}");
+    }
+    assert_eq!(rt.status(id).as_deref(), Some("running"));
+}

@@ -1,6 +1,6 @@
 //! Failures: exit status 1, one line on stderr, and nothing left behind.
 use crate::cgroup::{cgroup_dirs_left, unique_cgroup};
-use crate::{Bundle, Out, Rt, require_root, skip};
+use crate::{Bundle, Out, Rt, is_skiff, require_root, skip};
 use serde_json::{Value, json};
 use std::fs;
 
@@ -241,4 +241,77 @@ fn lsm_labels_without_the_lsm_fail() {
     let o = rt.out(&["exec", "--apparmor", "docker-default", &id, "true"]);
     assert_eq!(o.code, Some(255), "{o:?}");
     assert!(o.stderr.to_lowercase().contains("apparmor"), "{o:?}");
+}
+
+/// A memory limit below what init needs to start fails create with an error
+/// that names the memory limit (runc: the write of the limit is refused,
+/// "unable to set memory limit to 1 (current usage …)"; skiff writes it
+/// before init joins, and init is then OOM-killed: it said only "container
+/// init exited during setup").
+#[test]
+fn memory_limit_below_need_is_named() {
+    require_root!();
+    let rt = Rt::new();
+    for limit in [1, 4096] {
+        let b = Bundle::new();
+        b.args(&["true"]);
+        b.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": limit}));
+        let o = failed_create(&rt, &b, "memlow");
+        assert!(o.stderr.contains("memory limit"), "{limit}: {o:?}");
+        if is_skiff() {
+            assert!(
+                o.stderr.contains("OOM killer")
+                    && o.stderr
+                        .contains(&format!("of {limit} bytes (linux.resources.memory.limit)"))
+                    && o.stderr.contains("oom_kill: "),
+                "{limit}: {o:?}"
+            );
+        }
+    }
+}
+
+/// `update --memory` below the container's usage: the kernel refuses the
+/// write (EBUSY); the error says so with the usage, as runc's.
+#[test]
+fn update_memory_below_usage_is_explained() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let id = rt.sleeper(&b);
+    let o = rt.out(&["update", "--memory", "4096", &id]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("unable to set memory limit to 4096 (current usage: "),
+        "{o:?}"
+    );
+    assert_eq!(rt.status(&id).as_deref(), Some("running"));
+}
+
+/// A mount destination that is a symlink to "/" in the image (/mnt -> /)
+/// would cover the whole rootfs: create fails naming the mount and where
+/// its destination resolves (it said "open /dev/null: ENOENT").
+#[test]
+fn mount_on_symlink_to_root_is_named() {
+    require_root!();
+    let rt = Rt::new();
+    for m in [
+        json!({"destination": "/mnt", "type": "tmpfs", "source": "tmpfs"}),
+        json!({"destination": "/mnt", "type": "bind", "source": "/tmp", "options": ["rbind"]}),
+    ] {
+        let b = Bundle::new();
+        std::os::unix::fs::symlink("/", b.rootfs().join("mnt")).unwrap();
+        b.args(&["true"]);
+        b.mount(m.clone());
+        let o = failed_create(&rt, &b, "mntroot");
+        // runc: error mounting "tmpfs" to rootfs at "/mnt": ...
+        assert!(o.stderr.contains("/mnt"), "{m}: {o:?}");
+        if is_skiff() {
+            assert!(
+                o.err().contains("mounts[")
+                    && o.err().contains("destination \"/mnt\" resolves to \"/\""),
+                "{m}: {o:?}"
+            );
+        }
+    }
 }

@@ -224,3 +224,118 @@ fn large_annotations_reach_state_and_hooks() {
         rt.wait_status(&id, "stopped");
     }
 }
+
+/// A prestart hook running `script` under the host's /bin/sh.
+fn sh_hook(script: &str) -> Value {
+    json!({"path": "/bin/sh", "args": ["sh", "-c", script]})
+}
+
+/// A hook's output is drained while it runs: one that writes more than a
+/// pipe holds (64 KiB) to stderr or stdout must not hang the runtime (it
+/// once read the output only after the hook exited).
+#[test]
+fn hook_with_large_output_does_not_hang() {
+    require_root!();
+    for (what, script) in [
+        ("200 KB to stderr", "head -c 204800 /dev/zero >&2"),
+        ("10 MB to stdout", "head -c 10485760 /dev/zero"),
+    ] {
+        let rt = Rt::new();
+        let b = Bundle::new();
+        b.edit(|c| c["hooks"] = json!({"prestart": [sh_hook(script)]}));
+        b.args(&["sh", "-c", "echo container-ran"]);
+        let id = rt.id("bighookout");
+        // `run` is bounded (60 s) by the harness: a hang fails the test.
+        let o = rt.run(&b, &id, &[]);
+        assert!(o.ok(), "{what}: {o:?}");
+        assert!(o.stdout.contains("container-ran"), "{what}: {o:?}");
+    }
+}
+
+/// A failing hook's error carries the tail of its stderr, however much it
+/// wrote before.
+#[test]
+fn failing_hook_error_has_stderr_tail() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["hooks"] = json!({"prestart": [sh_hook(
+            "head -c 204800 /dev/zero | tr '\\0' x >&2; echo; echo the-last-words >&2; exit 3"
+        )]})
+    });
+    b.args(&["true"]);
+    let id = rt.id("hooktail");
+    let o = rt.run(&b, &id, &[]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    assert!(o.stderr.contains("the-last-words"), "{o:?}");
+    assert!(rt.state(&id).is_none());
+    // skiff keeps a bounded tail of the output, not all 200 KB.
+    if crate::is_skiff() {
+        assert!(o.stderr.len() < 64 * 1024, "{} bytes", o.stderr.len());
+    }
+}
+
+/// The timeout also bounds a hook that reads no stdin while the state it is
+/// fed (1 MB of annotations) is more than a pipe holds; the error names the
+/// hook and its timeout.
+#[test]
+fn hook_timeout_with_unread_large_state() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["annotations"] = json!({"org.skiff.big": "x".repeat(1 << 20)});
+        c["hooks"] =
+            json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "5"], "timeout": 1}]})
+    });
+    b.args(&["sleep", "1000"]);
+    let id = rt.id("hooktimeoutbig");
+    let start = std::time::Instant::now();
+    let o = rt.create(&b, &id, &[]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    assert!(
+        start.elapsed().as_secs() < 5,
+        "create waited for the hook past its timeout: {o:?}"
+    );
+    assert!(rt.state(&id).is_none());
+    assert!(!rt.root.path().join(&id).exists());
+    // skiff's wording (runc: "timeout after 1s").
+    if crate::is_skiff() {
+        assert!(
+            o.stderr.contains("prestart hook #0 (/bin/sleep)")
+                && o.stderr.contains("timeout of 1 seconds"),
+            "{o:?}"
+        );
+    }
+}
+
+/// runtime-spec: a hook's path MUST be absolute. A relative one ("true")
+/// would run the host's program found through the runtime's $PATH.
+#[test]
+fn relative_hook_path_is_refused() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let out = TempDir::new("relhook");
+    let marker = out.path().join("ran");
+    b.edit(|c| {
+        c["hooks"] = json!({
+            "prestart": [{"path": "sh", "args": ["sh", "-c", format!("touch {}", marker.display())]}]
+        })
+    });
+    b.args(&["sleep", "1000"]);
+    let id = rt.id("relhook");
+    let o = rt.create(&b, &id, &[]);
+    assert_eq!(o.code, Some(1), "{o:?}");
+    assert!(!marker.exists(), "the relative hook ran: {o:?}");
+    assert!(rt.state(&id).is_none());
+    assert!(!rt.root.path().join(&id).exists());
+    if crate::is_skiff() {
+        assert!(
+            o.err()
+                .contains(r#"hooks.prestart[0].path: "sh" is not an absolute path"#),
+            "{o:?}"
+        );
+    }
+}

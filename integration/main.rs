@@ -118,6 +118,15 @@ impl Out {
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
     }
+    /// stderr with each logrus line (runc's format, and skiff's) reduced to
+    /// its unquoted message: what a person reads, whatever the log format.
+    pub fn err(&self) -> String {
+        self.stderr
+            .lines()
+            .map(|l| logrus_text(l).map_or(l.to_string(), |(_, msg, _)| msg))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
     pub fn ok(&self) -> bool {
         self.code == Some(0)
     }

@@ -436,3 +436,58 @@ fn notify_on_write_and_a_missing_agent_are_clear_errors() {
     );
     assert!(o.stderr.contains(path.to_str().unwrap()), "{o:?}");
 }
+
+/// A defaultAction that kills init as soon as its filter is loaded fails
+/// create, with an error that says the seccomp profile killed init (it said
+/// only "container init exited during setup"), and leaves nothing behind.
+#[test]
+fn profile_that_kills_init_is_named() {
+    require_root!();
+    let rt = Rt::new();
+    for (action, stage1) in [
+        ("SCMP_ACT_KILL_PROCESS", false),
+        ("SCMP_ACT_KILL", false),
+        // Joining a namespace makes init a grandchild (stage-1 forks it).
+        ("SCMP_ACT_KILL_PROCESS", true),
+    ] {
+        // runc 1.1.5 hangs when SCMP_ACT_KILL kills one thread of its
+        // multi-threaded (Go) init; skiff's init is single-threaded.
+        if action == "SCMP_ACT_KILL" && !is_skiff() {
+            continue;
+        }
+        let b = bundle(json!({"defaultAction": action}), false);
+        b.args(&["true"]);
+        if stage1 {
+            let net = format!("/proc/{}/ns/net", std::process::id());
+            b.namespace(json!({"type": "network", "path": net}));
+        }
+        let id = rt.id("seckill");
+        // Foreground run: the runtime is a subreaper, init ends as its child.
+        let o = rt.run(&b, &id, &[]);
+        assert_eq!(o.code, Some(1), "{action} stage1={stage1}: {o:?}");
+        assert!(rt.state(&id).is_none(), "{action}: state left");
+        assert!(!rt.root.path().join(&id).exists(), "{action}: dir left");
+        if is_skiff() {
+            assert!(
+                o.stderr
+                    .contains("killed by its seccomp profile (linux.seccomp)"),
+                "{action} stage1={stage1}: {o:?}"
+            );
+        }
+    }
+    // create (not a subreaper), direct clone: init is the runtime's child.
+    // runc 1.1.5 loads the filter only once `start` opened the exec fifo,
+    // so its create succeeds; skiff loads it during create, as it may.
+    if !is_skiff() {
+        return;
+    }
+    let b = bundle(json!({"defaultAction": "SCMP_ACT_KILL_PROCESS"}), false);
+    b.args(&["true"]);
+    let id = rt.id("seckill");
+    let o = rt.create(&b, &id, &[]);
+    assert_eq!(o.code, Some(1), "create: {o:?}");
+    assert!(!rt.root.path().join(&id).exists(), "create: dir left");
+    if is_skiff() {
+        assert!(o.stderr.contains("seccomp profile"), "create: {o:?}");
+    }
+}

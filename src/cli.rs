@@ -10,7 +10,8 @@
 //! given twice is an error unless it is repeatable; `--` ends the options;
 //! once only a trailing positional (exec's command, ps's ps arguments) is
 //! left, anything that is not one of the command's options starts it, and
-//! everything after it is taken as is. Usage errors exit with status 2.
+//! everything after it is taken as is. Usage errors exit with status 1, an
+//! unknown subcommand with 3 (runc's, urfave/cli's, codes).
 use crate::cmd;
 use lexopt::{Arg, Parser};
 use std::ffi::OsString;
@@ -316,11 +317,28 @@ static SUBS: &[Sub] = &[
 pub enum Stop {
     /// `--help`, `--version`: print this on stdout, exit 0.
     Print(String),
-    /// A usage error: print this on stderr, exit 2.
+    /// A usage error: print this on stderr, exit 1 (3 for an unknown
+    /// subcommand: see `Stop::exit_code`).
     Usage(String),
     /// `help foo`, or `foo`, naming no command: runc's "No help topic for
     /// 'foo'", logged as an error, exit 3.
     NoTopic(String),
+}
+
+/// How an unknown subcommand's usage error starts.
+const UNKNOWN_COMMAND: &str = "unrecognized subcommand";
+
+impl Stop {
+    /// runc's exit codes: 0 for help and version, 3 for an unknown
+    /// subcommand ("No help topic"), 1 for any other usage error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Stop::Print(_) => 0,
+            Stop::Usage(t) if t.starts_with(&format!("error: {UNKNOWN_COMMAND}")) => 3,
+            Stop::Usage(_) => 1,
+            Stop::NoTopic(_) => 3,
+        }
+    }
 }
 
 fn usage(msg: impl std::fmt::Display) -> Stop {
@@ -372,7 +390,7 @@ fn help_command(p: &mut Parser) -> Stop {
     let name = match p.next() {
         Ok(Some(Arg::Value(v))) => v.to_string_lossy().into_owned(),
         Ok(None) => return Stop::Print(top_help()),
-        Ok(Some(arg)) => return usage(format_args!("unrecognized subcommand '{}'", show(&arg))),
+        Ok(Some(arg)) => return usage(format_args!("{UNKNOWN_COMMAND} '{}'", show(&arg))),
         Err(e) => return lex_error(e),
     };
     if name == "help" || name == "h" {

@@ -3,11 +3,14 @@
 //! Runs in: the runtime (prestart, createRuntime, poststart, poststop) and
 //! init (createContainer, startContainer).
 use anyhow::{Context, Result, bail};
-use oci_spec::runtime::Hook;
-use std::io::{Read, Write};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use oci_spec::runtime::{Hook, Hooks};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub fn any(lists: &[&Option<Vec<Hook>>]) -> bool {
     lists
@@ -15,12 +18,92 @@ pub fn any(lists: &[&Option<Vec<Hook>>]) -> bool {
         .any(|l| l.as_ref().is_some_and(|v| !v.is_empty()))
 }
 
+/// Every hook's `path` must be absolute (runtime-spec): a relative one would
+/// be looked up in the runtime's `$PATH` and run a host program. Checked at
+/// create, before anything exists.
+pub fn check(hooks: Option<&Hooks>) -> Result<()> {
+    let Some(h) = hooks else { return Ok(()) };
+    let lists = [
+        ("prestart", h.prestart()),
+        ("createRuntime", h.create_runtime()),
+        ("createContainer", h.create_container()),
+        ("startContainer", h.start_container()),
+        ("poststart", h.poststart()),
+        ("poststop", h.poststop()),
+    ];
+    for (phase, list) in lists {
+        for (i, hook) in list.iter().flatten().enumerate() {
+            if !hook.path().is_absolute() {
+                bail!(
+                    "hooks.{phase}[{i}].path: {:?} is not an absolute path",
+                    hook.path()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs each hook in order; the first failure stops the phase.
 pub fn run_all(hooks: &Option<Vec<Hook>>, state: &serde_json::Value, phase: &str) -> Result<()> {
     let text = state.to_string();
     for (i, h) in hooks.iter().flatten().enumerate() {
-        run_one(h, &text).with_context(|| format!("error running {phase} hook #{i}"))?;
+        run_one(h, &text)
+            .with_context(|| format!("error running {phase} hook #{i} ({})", h.path().display()))?;
     }
+    Ok(())
+}
+
+/// How much of each output stream a failing hook's error message carries.
+const TAIL: usize = 4096;
+
+/// The last `TAIL` bytes written to one stream.
+#[derive(Default)]
+struct Tail {
+    buf: Vec<u8>,
+    cut: bool,
+}
+
+impl Tail {
+    fn push(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() > 2 * TAIL {
+            self.buf.drain(..self.buf.len() - TAIL);
+            self.cut = true;
+        }
+    }
+    fn text(&self) -> String {
+        let from = self.buf.len().saturating_sub(TAIL);
+        let s = String::from_utf8_lossy(&self.buf[from..]);
+        let s = s.trim();
+        if self.cut || from > 0 {
+            format!("...{s}")
+        } else {
+            s.to_string()
+        }
+    }
+}
+
+/// Reads what is there now; Ok(false) at EOF.
+fn drain(r: &mut impl Read, tail: &mut Tail) -> Result<bool> {
+    let mut b = [0u8; 16384];
+    // Bounded: a descendant of the hook that keeps writing cannot hold us.
+    for _ in 0..1024 {
+        match r.read(&mut b) {
+            Ok(0) => return Ok(false),
+            Ok(n) => tail.push(&b[..n]),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).context("read hook output"),
+        }
+    }
+    Ok(true)
+}
+
+fn nonblocking(fd: impl AsFd) -> Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let fl = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_fd(), FcntlArg::F_SETFL(fl | OFlag::O_NONBLOCK))?;
     Ok(())
 }
 
@@ -42,31 +125,113 @@ fn run_one(h: &Hook, state: &str) -> Result<()> {
     let mut child = cmd
         .spawn()
         .with_context(|| format!("{}", h.path().display()))?;
-    // A hook that does not read stdin must not fail us with EPIPE.
-    let _ = child
-        .stdin
-        .take()
-        .map(|mut s| s.write_all(state.as_bytes()));
-    let timeout = h.timeout().filter(|t| *t > 0);
-    if let Some(t) = timeout {
-        let pidfd = crate::pidfd::open(child.id() as i32)?;
-        if !crate::pidfd::wait_exit(&pidfd, Duration::from_secs(t as u64)) {
+    let pidfd = crate::pidfd::open(child.id() as i32);
+    let pidfd = match pidfd {
+        Ok(p) => p,
+        Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("timeout after {t} seconds");
+            return Err(e);
+        }
+    };
+    let timeout = h.timeout().filter(|t| *t > 0);
+    let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let file = |fd: Option<OwnedFd>| fd.map(std::fs::File::from);
+    let mut stdin = child.stdin.take();
+    let mut stdout = file(child.stdout.take().map(OwnedFd::from));
+    let mut stderr = file(child.stderr.take().map(OwnedFd::from));
+    let fds = [
+        stdin.as_ref().map(|f| f.as_fd()),
+        stdout.as_ref().map(|f| f.as_fd()),
+        stderr.as_ref().map(|f| f.as_fd()),
+    ];
+    for fd in fds.into_iter().flatten() {
+        nonblocking(fd)?;
+    }
+    let mut input = state.as_bytes();
+    let (mut out, mut err) = (Tail::default(), Tail::default());
+    // Feed stdin and drain both outputs while the hook runs: a hook whose
+    // output fills a pipe, or one that does not read its stdin, must
+    // neither hang us nor escape its timeout.
+    loop {
+        let ms = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!(
+                        "killed after its timeout of {} seconds",
+                        timeout.unwrap_or(0)
+                    );
+                }
+                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(s) = &stdin {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLOUT));
+        }
+        if let Some(s) = &stdout {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+        }
+        if let Some(s) = &stderr {
+            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+        }
+        match nix::poll::poll(&mut fds, ms) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e).context("poll hook"),
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        let mut k = 1;
+        if let Some(s) = stdin.as_mut() {
+            if ready[k] {
+                match s.write(input) {
+                    Ok(n) => input = &input[n..],
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    // A hook that does not read stdin must not fail us (EPIPE).
+                    Err(_) => input = &[],
+                }
+                if input.is_empty() {
+                    stdin = None;
+                }
+            }
+            k += 1;
+        }
+        for (stream, tail) in [(&mut stdout, &mut out), (&mut stderr, &mut err)] {
+            if let Some(s) = stream.as_mut() {
+                if ready[k] && !drain(s, tail)? {
+                    *stream = None;
+                }
+                k += 1;
+            }
+        }
+        if ready[0] {
+            // Exited: take what it wrote, but do not wait for EOF, which a
+            // daemon it left behind could hold off forever.
+            if let Some(s) = stdout.as_mut() {
+                drain(s, &mut out)?;
+            }
+            if let Some(s) = stderr.as_mut() {
+                drain(s, &mut err)?;
+            }
+            break;
         }
     }
-    let mut out = String::new();
-    let mut err = String::new();
-    let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut out));
-    let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
     let status = child.wait()?;
     if !status.success() {
         let how = match status.signal() {
             Some(s) => format!("signal: {s}"),
             None => format!("exit status {}", status.code().unwrap_or(-1)),
         };
-        bail!("{how}, stdout: {}, stderr: {}", out.trim(), err.trim());
+        bail!("{how}, stdout: {}, stderr: {}", out.text(), err.text());
     }
     Ok(())
 }

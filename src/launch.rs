@@ -230,7 +230,7 @@ fn spawn(
     crate::log::phase("pid-saved");
     let state = c.oci_state(crate::container::Status::Creating);
     ours.send(&Msg::Proceed(state.to_string()))?;
-    init_messages(plan, &ours, &state)?;
+    init_messages(plan, &ours, &state, pid)?;
     crate::log::phase("init-setup");
     Ok(pid)
 }
@@ -320,7 +320,12 @@ fn write_id_maps(plan: &Plan, pid: i32) -> Result<()> {
     crate::idmap::write(pid, &plan.ns.uid_map, &plan.ns.gid_map)
 }
 
-fn init_messages(plan: &Plan, sock: &SyncSocket, state: &serde_json::Value) -> Result<()> {
+fn init_messages(
+    plan: &Plan,
+    sock: &SyncSocket,
+    state: &serde_json::Value,
+    pid: i32,
+) -> Result<()> {
     let hooks = plan.spec.hooks().clone().unwrap_or_default();
     loop {
         let (msg, fd) = match sock.recv_fd()? {
@@ -337,9 +342,76 @@ fn init_messages(plan: &Plan, sock: &SyncSocket, state: &serde_json::Value) -> R
             Some(Msg::Done) => return Ok(()),
             Some(Msg::Failed(e)) => bail!("{e}"),
             Some(m) => bail!("sync: unexpected {m:?} from init"),
-            None => bail!("container init exited during setup"),
+            None => return Err(init_died(plan, pid)),
         }
     }
+}
+
+/// Why init went away during setup without a word: its wait status (seen,
+/// not reaped, when init is our child: a direct clone, or a subreaper's
+/// orphan), else what /proc still shows of a zombie.
+fn init_died(plan: &Plan, pid: i32) -> anyhow::Error {
+    use nix::sys::signal::Signal;
+    let status = init_status(pid);
+    let seccomp = plan.seccomp.is_some();
+    match status {
+        Some(Ok(code)) => anyhow::anyhow!("container init exited during setup (status {code})"),
+        Some(Err(sig)) if sig == Signal::SIGSYS as i32 && seccomp => anyhow::anyhow!(
+            "container init was killed by its seccomp profile (linux.seccomp) during setup \
+             (SIGSYS): the profile must allow the calls the runtime makes after loading it"
+        ),
+        Some(Err(sig)) if sig == Signal::SIGKILL as i32 && plan.cgroup.oom_kills() > 0 => {
+            let limit = plan
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.resources().as_ref())
+                .and_then(|r| r.memory().as_ref())
+                .and_then(|m| m.limit());
+            let limit = limit.map_or_else(String::new, |l| format!(" of {l} bytes"));
+            anyhow::anyhow!(
+                "container init was killed by the OOM killer during setup: the memory \
+                 limit{limit} (linux.resources.memory.limit) is below what it needs to start \
+                 ({} oom_kill: {})",
+                plan.cgroup.oom_file(),
+                plan.cgroup.oom_kills()
+            )
+        }
+        Some(Err(sig)) => {
+            let name = Signal::try_from(sig).map_or_else(|_| sig.to_string(), |s| s.to_string());
+            anyhow::anyhow!("container init was killed by {name} during setup")
+        }
+        None => anyhow::anyhow!("container init exited during setup"),
+    }
+}
+
+/// Init's end: Ok(exit code) or Err(signal), once it has exited (bounded
+/// wait); None if it cannot be known.
+fn init_status(pid: i32) -> Option<std::result::Result<i32, i32>> {
+    use nix::sys::wait::{Id, WaitPidFlag as F, WaitStatus, waitid};
+    let fd = crate::pidfd::open(pid).ok()?;
+    crate::pidfd::wait_exit(&fd, std::time::Duration::from_secs(2));
+    // WNOWAIT: the zombie stays for whoever reaps it (the cleanup waits on it).
+    match waitid(
+        Id::Pid(nix::unistd::Pid::from_raw(pid)),
+        F::WEXITED | F::WNOWAIT | F::WNOHANG,
+    ) {
+        Ok(WaitStatus::Exited(_, code)) => return Some(Ok(code)),
+        Ok(WaitStatus::Signaled(_, sig, _)) => return Some(Err(sig as i32)),
+        _ => {}
+    }
+    // Not our child: a zombie's exit_code (field 52 of /proc/PID/stat).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    if fields.first() != Some(&"Z") {
+        return None;
+    }
+    let code: i32 = fields.get(49)?.trim().parse().ok()?;
+    Some(match code & 0x7f {
+        0 => Ok((code >> 8) & 0xff),
+        sig => Err(sig),
+    })
 }
 
 /// Passes a seccomp notify listener from init (or an exec'd process) on to

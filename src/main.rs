@@ -77,17 +77,16 @@ fn main() {
     }
     let cli = match cli::parse(std::env::args_os().skip(1)) {
         Ok(cli) => cli,
-        Err(Stop::Print(text)) => {
-            print!("{text}");
-            std::process::exit(0);
-        }
-        Err(Stop::Usage(text)) => {
-            eprint!("{text}");
-            std::process::exit(2);
-        }
         Err(Stop::NoTopic(msg)) => {
             log::error(&msg);
             std::process::exit(3);
+        }
+        Err(stop) => {
+            match &stop {
+                Stop::Print(text) => print!("{text}"),
+                Stop::Usage(text) | Stop::NoTopic(text) => eprint!("{text}"),
+            }
+            std::process::exit(stop.exit_code());
         }
     };
     let flags = cli.flags;

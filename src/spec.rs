@@ -290,6 +290,7 @@ pub fn plan_at(
     reject_unsupported(&spec)?;
     check_mount_label(&spec, crate::init::user::selinux_enabled())?;
     let (process, args) = check_process(&spec, preserve_fds)?;
+    crate::hooks::check(spec.hooks().as_ref())?;
     let linux = spec
         .linux()
         .as_ref()

@@ -535,8 +535,47 @@ pub(super) fn write_file(path: &Path, value: &str) -> Result<()> {
         .truncate(true)
         .open(path)
         .with_context(|| format!("open {}", path.display()))?;
-    f.write_all(value.as_bytes())
-        .with_context(|| format!("write {value:?} to {}", path.display()))
+    f.write_all(value.as_bytes()).map_err(|e| {
+        let why = memory_limit_refused(path, value, &e);
+        let e = anyhow::Error::new(e).context(format!("write {value:?} to {}", path.display()));
+        match why {
+            Some(why) => e.context(why),
+            None => e,
+        }
+    })
+}
+
+/// A memory limit the kernel refuses (v1: EBUSY when it is below what the
+/// cgroup uses and reclaim cannot get there) is said as runc says it, with
+/// the usage that made it fail.
+fn memory_limit_refused(path: &Path, value: &str, e: &std::io::Error) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let (usage, peak) = match name {
+        "memory.limit_in_bytes" | "memory.soft_limit_in_bytes" => {
+            ("memory.usage_in_bytes", "memory.max_usage_in_bytes")
+        }
+        "memory.memsw.limit_in_bytes" => (
+            "memory.memsw.usage_in_bytes",
+            "memory.memsw.max_usage_in_bytes",
+        ),
+        "memory.max" => ("memory.current", "memory.peak"),
+        _ => return None,
+    };
+    if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EINVAL)) {
+        return None;
+    }
+    let dir = path.parent()?;
+    let read = |f: &str| read_trim(&dir.join(f)).unwrap_or_else(|_| "?".into());
+    let what = if name.contains("memsw") {
+        "memory+swap limit"
+    } else {
+        "memory limit"
+    };
+    Some(format!(
+        "unable to set {what} to {value} (current usage: {}, peak usage: {})",
+        read(usage),
+        read(peak)
+    ))
 }
 
 fn read_trim(path: &Path) -> Result<String> {

@@ -515,6 +515,19 @@ fn update_and_events() {
 }
 
 #[test]
+fn usage_exit_codes_are_runcs() {
+    assert_eq!(parse_line("bogus").unwrap_err().exit_code(), 3);
+    assert_eq!(parse_line("help bogus").unwrap_err().exit_code(), 3);
+    assert_eq!(
+        parse_line("update --memory x c1").unwrap_err().exit_code(),
+        1
+    );
+    assert_eq!(parse_line("kill").unwrap_err().exit_code(), 1);
+    assert_eq!(parse_line("").unwrap_err().exit_code(), 0);
+    assert_eq!(parse_line("--version").unwrap_err().exit_code(), 0);
+}
+
+#[test]
 fn usage_errors_are_one_line() {
     let cases = [
         ("--bogus state c1", "unexpected argument '--bogus' found"),

@@ -44,7 +44,8 @@ pub static CLI: Cmd<Args> = Cmd {
 /// "9", "KILL", "sigkill" and "SIGKILL" all name SIGKILL, as in runc.
 pub fn parse_signal(s: &str) -> Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
-        if n <= 0 || n > libc::SIGRTMAX() {
+        // 0 sends nothing but checks the process exists (a liveness probe).
+        if n < 0 || n > libc::SIGRTMAX() {
             bail!("invalid signal number {n}");
         }
         return Ok(n);
@@ -111,7 +112,8 @@ mod tests {
             assert_eq!(parse_signal(s).unwrap(), libc::SIGKILL, "{s}");
         }
         assert_eq!(parse_signal("TERM").unwrap(), libc::SIGTERM);
-        assert!(parse_signal("0").is_err());
+        assert_eq!(parse_signal("0").unwrap(), 0);
+        assert!(parse_signal("-1").is_err());
         assert!(parse_signal("NOPE").is_err());
     }
 }

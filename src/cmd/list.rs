@@ -2,7 +2,7 @@
 //! Runs in: the runtime process.
 use crate::Globals;
 use crate::cli::{Cmd, Opt, one_of};
-use crate::container::{Container, list_ids};
+use crate::container::{Container, STATE_FILE, list_ids};
 use anyhow::Result;
 
 #[derive(Debug)]
@@ -38,12 +38,21 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         ids.iter().for_each(|id| println!("{id}"));
         return Ok(());
     }
-    // A container deleted between listing and loading is skipped.
-    let states: Vec<serde_json::Value> = ids
-        .iter()
-        .filter_map(|id| Container::load(&g.root, id).ok())
-        .map(|c| c.oci_state(c.status()))
-        .collect();
+    let mut states: Vec<serde_json::Value> = Vec::new();
+    for id in &ids {
+        match Container::load(&g.root, id) {
+            Ok(c) => {
+                let mut s = c.oci_state(c.status());
+                // runc's list (not its state) names the state dir's owner.
+                s["owner"] = owner(&c.dir).into();
+                states.push(s);
+            }
+            // Deleted between listing and loading, or not saved yet: skipped.
+            Err(_) if !g.root.join(id).join(STATE_FILE).exists() => {}
+            // A corrupt state.json: say so, as runc does, instead of hiding it.
+            Err(e) => crate::log::warn(&format!("load container {id}: {e:#}")),
+        }
+    }
     if args.format == "json" {
         // runc (Go) marshals an empty list as null; scripts compare output.
         match states.is_empty() {
@@ -67,6 +76,25 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         .collect();
     print!("{}", table(&header, &rows));
     Ok(())
+}
+
+/// The user name owning `dir` (from /etc/passwd), or `#<uid>` as runc
+/// prints an owner without a name.
+fn owner(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
+        return String::new();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    user_name(&passwd, uid).unwrap_or_else(|| format!("#{uid}"))
+}
+
+/// The name of `uid` in /etc/passwd text (the first matching line).
+fn user_name(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+    })
 }
 
 /// Aligns columns like Go's tabwriter(minwidth 12, padding 3), as runc prints.
@@ -98,6 +126,14 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn user_names_from_passwd() {
+        let p = "root:x:0:0:root:/root:/bin/bash\n#c\n\nbob:x:1000:1000::/home/bob:/bin/sh\n";
+        assert_eq!(super::user_name(p, 0).as_deref(), Some("root"));
+        assert_eq!(super::user_name(p, 1000).as_deref(), Some("bob"));
+        assert_eq!(super::user_name(p, 7), None);
+    }
+
     #[test]
     fn table_pads_columns() {
         let t = super::table(&["ID", "PID"], &[vec!["a-very-long-id".into(), "1".into()]]);

@@ -10,6 +10,7 @@ use super::paths::{self, Leaf, NotPlainDir, Target, fd_path, mkdir_all};
 use anyhow::{Context, Result, anyhow, bail};
 use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
+use nix::sys::stat::fstat;
 use oci_spec::runtime::Mount;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
@@ -472,13 +473,25 @@ fn open_target(root: BorrowedFd, m: &MountStep) -> Result<Target> {
         Kind::Proc | Kind::Sysfs => Leaf::PlainDir,
         _ => Leaf::Dir,
     };
-    match mkdir_all(root, &m.dest, leaf) {
+    let target = match mkdir_all(root, &m.dest, leaf) {
         Err(e) if e.downcast_ref::<NotPlainDir>().is_some() => bail!(
             "filesystem {:?} must be mounted on ordinary directory",
             m.fstype
         ),
-        r => r,
+        r => r?,
+    };
+    // A destination that resolves (through a symlink in the image, such as
+    // /mnt -> /) to the rootfs itself would hide the whole root under the
+    // new mount; setup would then fail far away (open /dev/null: ENOENT).
+    let (r, t) = (fstat(root)?, fstat(target.fd.as_fd())?);
+    if (r.st_dev, r.st_ino) == (t.st_dev, t.st_ino) {
+        bail!(
+            "destination {:?} resolves to \"/\" in the rootfs (the container's root \
+             directory, through a symlink): a mount there would hide the whole rootfs",
+            m.dest.display().to_string()
+        );
     }
+    Ok(target)
 }
 
 /// A bind mount ignores most flags; a second MS_REMOUNT|MS_BIND applies them.
