@@ -339,3 +339,104 @@ fn relative_hook_path_is_refused() {
         );
     }
 }
+
+/// Each hook kind's working directory as runc gives it (the bundle for
+/// the runtime's hooks, the rootfs for createContainer), and no fd but
+/// stdio, whatever the runtime's caller left open.
+#[test]
+fn hooks_get_runcs_cwd_and_only_stdio() {
+    require_root!();
+    use std::os::unix::process::CommandExt;
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let out = TempDir::new("hookcwd");
+    let hook = |kind: &str| {
+        let f = out.path().join(kind);
+        json!({"path": "/bin/sh", "args": ["sh", "-c",
+            "{ pwd; ls /proc/self/fd | tr '\\n' ' '; } > \"$OUT\""],
+            "env": [format!("OUT={}", f.display())]})
+    };
+    b.edit(|c| {
+        c["hooks"] = json!({
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        });
+    });
+    b.args(&["true"]);
+    let id = rt.id("hookcwd");
+    let leak = fs::File::open("/proc/self/status").unwrap();
+    let mut c = rt.cmd();
+    c.current_dir("/")
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&id);
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&leak);
+    // SAFETY: dup2 in the forked child before exec; async-signal-safe.
+    unsafe {
+        c.pre_exec(move || {
+            libc::dup2(raw, 7);
+            libc::dup2(raw, 8);
+            Ok(())
+        });
+    }
+    crate::output(c).check("run with hooks");
+    let bundle = fs::canonicalize(b.path()).unwrap();
+    let rootfs = fs::canonicalize(b.rootfs()).unwrap();
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "poststart",
+        "poststop",
+    ] {
+        let text = fs::read_to_string(out.path().join(kind))
+            .unwrap_or_else(|e| panic!("{kind} did not run: {e}"));
+        let (cwd, fds) = text.split_once('\n').unwrap();
+        let want = if kind == "createContainer" {
+            &rootfs
+        } else {
+            &bundle
+        };
+        assert_eq!(Path::new(cwd), want.as_path(), "{kind}'s cwd");
+        // stdio, and ls's own directory fd.
+        if kind != "createContainer" || crate::is_skiff() {
+            // runc 1.1.5 leaks some of its own fds into createContainer hooks.
+            assert_eq!(fds.split_whitespace().count(), 4, "{kind} got fds {fds}");
+        }
+    }
+}
+
+/// A startContainer hook killed by the container's seccomp filter: the
+/// error names the hook and says SIGSYS, "bad system call" (it said
+/// "signal: 31").
+#[test]
+fn start_container_hook_killed_by_seccomp_is_named() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL_PROCESS"}]});
+        c["hooks"] =
+            json!({"startContainer": [{"path": "/bin/mkdir", "args": ["mkdir", "/tmp/x"]}]});
+    });
+    b.args(&["true"]);
+    let id = rt.id("sigsys");
+    rt.create(&b, &id, &[]).check("create");
+    let _ = rt.out(&["start", &id]);
+    // The hook runs in init, after `start` returned: init reports on the
+    // stderr it got from create, and the process never runs.
+    rt.wait_status(&id, "stopped");
+    if crate::is_skiff() {
+        let log = fs::read_to_string(rt.root.path().join(format!("create-{id}.err"))).unwrap();
+        assert!(
+            log.contains("startContainer hook #0 (/bin/mkdir)")
+                && log.contains("SIGSYS")
+                && log.contains("bad system call"),
+            "init's error: {log}"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use oci_spec::runtime::{Hook, Hooks};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,11 +45,18 @@ pub fn check(hooks: Option<&Hooks>) -> Result<()> {
     Ok(())
 }
 
-/// Runs each hook in order; the first failure stops the phase.
-pub fn run_all(hooks: &Option<Vec<Hook>>, state: &serde_json::Value, phase: &str) -> Result<()> {
+/// Runs each hook in order, in `cwd` (runc's: the bundle for the runtime's
+/// hooks, the rootfs for createContainer; None keeps ours, which for
+/// startContainer is the process's cwd); the first failure stops the phase.
+pub fn run_all(
+    hooks: &Option<Vec<Hook>>,
+    state: &serde_json::Value,
+    phase: &str,
+    cwd: Option<&Path>,
+) -> Result<()> {
     let text = state.to_string();
     for (i, h) in hooks.iter().flatten().enumerate() {
-        run_one(h, &text)
+        run_one(h, &text, cwd)
             .with_context(|| format!("error running {phase} hook #{i} ({})", h.path().display()))?;
     }
     Ok(())
@@ -107,9 +115,18 @@ fn nonblocking(fd: impl AsFd) -> Result<()> {
     Ok(())
 }
 
-fn run_one(h: &Hook, state: &str) -> Result<()> {
+fn run_one(h: &Hook, state: &str, cwd: Option<&Path>) -> Result<()> {
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
+    // A bundle removed before `delete` leaves the caller's cwd.
+    if let Some(d) = cwd.filter(|d| d.is_dir()) {
+        cmd.current_dir(d);
+    }
+    // Only stdio reaches a hook, not whatever the runtime's caller left
+    // open (Go's exec, and so runc, passes nothing else either).
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe syscalls (close_range, getrlimit, fcntl).
+    unsafe { cmd.pre_exec(cloexec_from_3) };
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
     }
@@ -228,10 +245,58 @@ fn run_one(h: &Hook, state: &str) -> Result<()> {
     let status = child.wait()?;
     if !status.success() {
         let how = match status.signal() {
-            Some(s) => format!("signal: {s}"),
+            Some(s) => killed_by(s),
             None => format!("exit status {}", status.code().unwrap_or(-1)),
         };
         bail!("{how}, stdout: {}, stderr: {}", out.text(), err.text());
     }
     Ok(())
+}
+
+/// Marks every fd from 3 up close-on-exec (in a hook's child, before exec).
+fn cloexec_from_3() -> std::io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // No close_range (old kernel, or refused by the container's seccomp
+    // filter for a startContainer hook): every fd up to the limit.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    let max = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } {
+        0 => lim.rlim_cur.min(1 << 20) as i32,
+        _ => 1024,
+    };
+    for fd in 3..max {
+        // SAFETY: F_SETFD on an fd number; a closed fd just returns EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// "killed by SIGSYS (bad system call)": a hook's death by a signal, named.
+fn killed_by(sig: i32) -> String {
+    let name = nix::sys::signal::Signal::try_from(sig)
+        .map_or(format!("signal {sig}"), |s| s.as_str().to_string());
+    let why = match sig {
+        libc::SIGSYS => " (bad system call: refused by a seccomp filter)",
+        libc::SIGKILL => " (killed)",
+        libc::SIGSEGV => " (segmentation fault)",
+        libc::SIGABRT => " (aborted)",
+        libc::SIGTERM => " (terminated)",
+        libc::SIGBUS => " (bus error)",
+        _ => "",
+    };
+    format!("killed by {name}{why}")
 }

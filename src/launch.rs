@@ -335,8 +335,9 @@ fn init_messages(
         match msg {
             Some(Msg::SeccompFd) => pass_listener(plan.seccomp.as_ref(), state, fd, sock)?,
             Some(Msg::RunHooks) => {
-                crate::hooks::run_all(hooks.prestart(), state, "prestart")?;
-                crate::hooks::run_all(hooks.create_runtime(), state, "createRuntime")?;
+                let cwd = Some(plan.bundle.as_path());
+                crate::hooks::run_all(hooks.prestart(), state, "prestart", cwd)?;
+                crate::hooks::run_all(hooks.create_runtime(), state, "createRuntime", cwd)?;
                 sock.send(&Msg::HooksDone)?;
             }
             Some(Msg::Done) => return Ok(()),

@@ -185,7 +185,8 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         fds.sync.send(&Msg::RunHooks)?;
         fds.sync.expect(Msg::HooksDone)?;
     }
-    crate::hooks::run_all(hooks.create_container(), &state, "createContainer")?;
+    let rootfs = Some(plan.rootfs.as_path());
+    crate::hooks::run_all(hooks.create_container(), &state, "createContainer", rootfs)?;
     crate::log::phase("init-mounts");
     crate::rootfs::pivot(&plan.rootfs_plan)?;
     crate::log::phase("init-pivot");
@@ -272,7 +273,7 @@ fn wait_start_and_exec(fds: &ChildFds, ready: &Ready) -> Result<()> {
     let mut b = [0u8; 1];
     crate::sync::read_filtered(&fds.fifo, &mut b).context("read exec fifo")?;
     if ready.start_hooks.is_some() {
-        crate::hooks::run_all(&ready.start_hooks, &ready.state, "startContainer")?;
+        crate::hooks::run_all(&ready.start_hooks, &ready.state, "startContainer", None)?;
         exec::restore_sigpipe();
     }
     ready.exec.exec()
