@@ -9,6 +9,8 @@
 
 // skiff's modules, compiled in place under the same names, so their
 // `crate::…` paths resolve (launch, cmd and tty need main's Globals: left out).
+#[path = "../../src/capnames.rs"]
+mod capnames;
 #[path = "../../src/cgroup/mod.rs"]
 mod cgroup;
 #[path = "../../src/container.rs"]
