@@ -374,6 +374,13 @@ pub fn exec(
     state: &serde_json::Value,
 ) -> Result<i32> {
     let (ours, theirs) = SyncSocket::pair()?;
+    if let Some(cpus) = &plan.policy.cpus_initial {
+        // process.execCPUAffinity.initial: ours, inherited by stage-1, which
+        // keeps it until it joins the container's cgroup (where the final
+        // one, or the cgroup's cpuset, takes over), so that the setup work
+        // does not run on a pinned container's CPUs.
+        crate::init::policy::set_affinity(cpus, "process.execCPUAffinity.initial")?;
+    }
     let v2 = plan.cgroup.v2_dir().filter(|_| plan.join_cgroup);
     // SAFETY: skiff is single-threaded; the child runs the exec spine and ends in _exit or execve.
     let (forked, in_v2) =

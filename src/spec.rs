@@ -51,7 +51,23 @@ fn read_config(bundle: &Path) -> Result<(Vec<u8>, PathBuf)> {
         std::borrow::Cow::Owned(v) => Some(v),
         std::borrow::Cow::Borrowed(_) => None,
     };
-    Ok((screened.unwrap_or(text), path))
+    let text = screened.unwrap_or(text);
+    Ok((respell_sched_flags(text), path))
+}
+
+/// process.scheduler.flags in the spec's spelling, which oci-spec 0.10
+/// would refuse (see policy::SCHED_FLAG_NAMES); other text as is.
+fn respell_sched_flags(text: Vec<u8>) -> Vec<u8> {
+    if !text.windows(11).any(|w| w == b"SCHED_FLAG_") {
+        return text;
+    }
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return text;
+    };
+    if !crate::init::policy::respell_sched_flags(&mut v) {
+        return text;
+    }
+    serde_json::to_vec(&v).unwrap_or(text)
 }
 
 /// Parses config.json text (`path` only names it in errors), ignoring
@@ -136,8 +152,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
         check(l.net_devices().is_some(), "linux.netDevices");
     }
     if let Some(p) = spec.process() {
-        check(p.scheduler().is_some(), "process.scheduler");
-        check(p.exec_cpu_affinity().is_some(), "process.execCPUAffinity");
         check(p.command_line().is_some(), "process.commandLine");
     }
     if let Some(f) = bad.first() {

@@ -58,6 +58,11 @@ fn stage1_steps(
     // Our uid is still the host's, so /proc/self stays writable for us.
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+    if plan.policy.cpus_initial.is_some() {
+        // Set by the runtime before the fork (launch::exec); read back.
+        let cpus = super::policy::affinity_text();
+        crate::log::debug(&format!("exec: stage-1 CPU affinity {cpus}"));
+    }
     if plan.join_cgroup {
         plan.cgroup.join_self(in_v2)?;
     }
@@ -109,6 +114,9 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     exec::restore_sigpipe();
     crate::log::debug("setns_init: about to exec");
     // Before the filter, which need not allow it (see init::init_steps).
+    if let Some(cpus) = &plan.policy.cpus_final {
+        super::policy::set_affinity(cpus, "process.execCPUAffinity.final")?;
+    }
     super::policy::apply_personality(&plan.policy)?;
     // After the filter: nothing but execve (the sync socket is CLOEXEC).
     if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
