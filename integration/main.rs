@@ -24,6 +24,7 @@ mod hooks;
 mod lifecycle;
 mod man;
 mod namespaces;
+mod netdev;
 mod no_openat2;
 mod parity;
 mod privilege;

@@ -67,6 +67,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         opts.preserve_fds,
     )?;
     check_terminal(&plan, opts, run)?;
+    crate::netdev::check(&plan.net_devices, &plan.ns)?;
     crate::log::phase("plan");
     // Resolve before any fork: the children may have another cwd.
     let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
@@ -228,6 +229,8 @@ fn spawn(
         c.save()?;
     }
     crate::log::phase("pid-saved");
+    // Init is in its network namespace and waits for Proceed.
+    crate::netdev::move_all(&plan.net_devices, pid)?;
     let state = c.oci_state(crate::container::Status::Creating);
     ours.send(&Msg::Proceed(state.to_string()))?;
     init_messages(plan, &ours, &state)?;

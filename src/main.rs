@@ -21,6 +21,7 @@ mod idmap;
 mod init;
 mod launch;
 mod log;
+mod netdev;
 mod pidfd;
 mod rootfs;
 mod seal;

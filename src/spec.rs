@@ -28,6 +28,8 @@ pub struct Plan {
     pub seccomp: Option<crate::seccomp::Filter>,
     /// linux.personality, linux.memoryPolicy and process.ioPriority.
     pub policy: crate::init::policy::Policy,
+    /// linux.netDevices: host devices the runtime moves into the container.
+    pub net_devices: Vec<crate::netdev::Move>,
 }
 
 /// Reads and parses `<bundle>/config.json`. Unknown fields are ignored, as
@@ -149,7 +151,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
     );
     if let Some(l) = spec.linux() {
         check(l.intel_rdt().is_some(), "linux.intelRdt");
-        check(l.net_devices().is_some(), "linux.netDevices");
     }
     if let Some(p) = spec.process() {
         check(p.command_line().is_some(), "process.commandLine");
@@ -320,6 +321,7 @@ pub fn plan_at(
     )?;
     check_uts(&spec, &ns)?;
     check_sysctls(linux, &ns)?;
+    let net_devices = crate::netdev::plan(linux.net_devices().as_ref(), &ns)?;
     let rootfs_plan = crate::rootfs::plan(&spec, &rootfs, no_pivot)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), id)?;
     let cgroup_writes = cgroup.plan(linux.resources().as_ref())?;
@@ -344,6 +346,7 @@ pub fn plan_at(
         preserve_fds,
         seccomp,
         policy,
+        net_devices,
         spec,
     })
 }
