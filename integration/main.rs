@@ -29,6 +29,7 @@ mod no_openat2;
 mod parity;
 mod privilege;
 mod process;
+mod rdt;
 mod rootfs;
 mod rootless;
 mod runtime_under_test;

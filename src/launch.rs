@@ -24,6 +24,8 @@ struct Cleanup {
     /// The cgroup once `create` made some of it (what it made is ours to remove).
     cgroup: Option<Cgroup>,
     init_pid: Option<i32>,
+    /// resctrl groups made for linux.intelRdt.
+    rdt: Vec<PathBuf>,
     armed: bool,
 }
 
@@ -40,6 +42,9 @@ impl Drop for Cleanup {
             && let Err(e) = cg.destroy()
         {
             crate::log::warn(&format!("cleanup: {e:#}"));
+        }
+        if let Err(e) = crate::rdt::remove(&self.rdt) {
+            crate::log::warn(&format!("cleanup: linux.intelRdt: {e:#}"));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -77,6 +82,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         dir,
         cgroup: None,
         init_pid: None,
+        rdt: Vec::new(),
         armed: true,
     };
     let late = cgroup_after_init(&plan);
@@ -178,6 +184,7 @@ fn initial_state(plan: &Plan) -> State {
         annotations: plan.spec.annotations().clone().unwrap_or_default(),
         cgroup: plan.cgroup.clone(),
         hooks: plan.spec.hooks().clone(),
+        rdt: Vec::new(),
     }
 }
 
@@ -229,6 +236,15 @@ fn spawn(
         c.save()?;
     }
     crate::log::phase("pid-saved");
+    if let Some(r) = &plan.rdt {
+        let made = crate::rdt::apply(r, pid, &mut guard.rdt);
+        if !guard.rdt.is_empty() {
+            // Recorded for delete, as the cgroup is.
+            c.state.rdt = guard.rdt.clone();
+            c.save()?;
+        }
+        made?;
+    }
     // Init is in its network namespace and waits for Proceed.
     crate::netdev::move_all(&plan.net_devices, pid)?;
     let state = c.oci_state(crate::container::Status::Creating);

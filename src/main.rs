@@ -23,6 +23,7 @@ mod launch;
 mod log;
 mod netdev;
 mod pidfd;
+mod rdt;
 mod rootfs;
 mod seal;
 mod seccomp;

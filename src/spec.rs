@@ -30,6 +30,8 @@ pub struct Plan {
     pub policy: crate::init::policy::Policy,
     /// linux.netDevices: host devices the runtime moves into the container.
     pub net_devices: Vec<crate::netdev::Move>,
+    /// linux.intelRdt: the resctrl group the runtime puts init in.
+    pub rdt: Option<crate::rdt::Rdt>,
 }
 
 /// Reads and parses `<bundle>/config.json`. Unknown fields are ignored, as
@@ -85,8 +87,24 @@ pub fn parse(text: &[u8], path: &Path) -> Result<Spec> {
 /// reports them in the same pass), as JSON paths in document order.
 pub fn parse_checked(text: &[u8], path: &Path) -> Result<(Spec, Vec<String>)> {
     let mut de = serde_json::Deserializer::from_slice(text);
-    match deserialize_checked(&mut de).and_then(|r| de.end().map(|()| r)) {
-        Ok(r) => Ok(r),
+    match deserialize_checked::<Spec, _>(&mut de).and_then(|r| de.end().map(|()| r)) {
+        Ok((spec, mut unknown)) => {
+            // Top-level uid/gidMappings never were runtime-spec fields
+            // (oci-spec parses them all the same): unknown, so ignored
+            // (and named), as "Extensibility" requires. linux.uidMappings
+            // is the field.
+            #[allow(deprecated)]
+            let top = [
+                ("uidMappings", spec.uid_mappings().is_some()),
+                ("gidMappings", spec.gid_mappings().is_some()),
+            ];
+            for (name, present) in top {
+                if present {
+                    unknown.push(name.to_string());
+                }
+            }
+            Ok((spec, unknown))
+        }
         Err(e) => {
             // A bad enumeration value: serde names the value, not the field.
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(text) {
@@ -145,13 +163,6 @@ fn reject_unsupported(spec: &Spec) -> Result<()> {
     check(spec.windows().is_some(), "windows");
     check(spec.vm().is_some(), "vm");
     check(spec.zos().is_some(), "zos");
-    check(
-        spec.uid_mappings().is_some() || spec.gid_mappings().is_some(),
-        "uidMappings",
-    );
-    if let Some(l) = spec.linux() {
-        check(l.intel_rdt().is_some(), "linux.intelRdt");
-    }
     if let Some(p) = spec.process() {
         check(p.command_line().is_some(), "process.commandLine");
     }
@@ -322,6 +333,9 @@ pub fn plan_at(
     check_uts(&spec, &ns)?;
     check_sysctls(linux, &ns)?;
     let net_devices = crate::netdev::plan(linux.net_devices().as_ref(), &ns)?;
+    let rdt_spec = linux.intel_rdt().as_ref();
+    let resctrl = rdt_spec.and_then(|_| crate::rdt::host_mount());
+    let rdt = crate::rdt::plan(rdt_spec, id, resctrl.as_deref())?;
     let rootfs_plan = crate::rootfs::plan(&spec, &rootfs, no_pivot)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), id)?;
     let cgroup_writes = cgroup.plan(linux.resources().as_ref())?;
@@ -347,6 +361,7 @@ pub fn plan_at(
         seccomp,
         policy,
         net_devices,
+        rdt,
         spec,
     })
 }
@@ -466,11 +481,19 @@ mod tests {
     }
 
     #[test]
+    fn top_level_id_mappings_are_unknown_fields() {
+        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        v["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        assert_eq!(parse_error(v.clone()), None);
+        assert_eq!(unknown(v), ["uidMappings"]);
+    }
+
+    #[test]
     fn unsupported_fields_are_refused_by_name() {
         let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
-        v["linux"]["intelRdt"] = json!({"closID": "x"});
+        v["vm"] = json!({"hypervisor": {"path": "/x"}, "kernel": {"path": "/k"}});
         let spec: Spec = serde_json::from_value(v).unwrap();
         let e = reject_unsupported(&spec).unwrap_err().to_string();
-        assert_eq!(e, "linux.intelRdt: not supported by skiff yet");
+        assert_eq!(e, "vm: not supported by skiff yet");
     }
 }

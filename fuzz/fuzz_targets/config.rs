@@ -9,6 +9,8 @@
 
 // skiff's modules, compiled in place under the same names, so their
 // `crate::…` paths resolve (launch, cmd and tty need main's Globals: left out).
+#[path = "../../src/capnames.rs"]
+mod capnames;
 #[path = "../../src/cgroup/mod.rs"]
 mod cgroup;
 #[path = "../../src/container.rs"]
@@ -23,8 +25,12 @@ mod idmap;
 mod init;
 #[path = "../../src/log.rs"]
 mod log;
+#[path = "../../src/netdev.rs"]
+mod netdev;
 #[path = "../../src/pidfd.rs"]
 mod pidfd;
+#[path = "../../src/rdt.rs"]
+mod rdt;
 #[path = "../../src/rootfs/mod.rs"]
 mod rootfs;
 #[path = "../../src/seccomp/mod.rs"]
