@@ -37,6 +37,16 @@ fn intel_rdt_without_resctrl_is_refused_by_name() {
         );
         assert_eq!(o.stderr.trim().lines().count(), 1, "{o:?}");
     }
+    // A bare closID: runc 1.1.5 and crun 1.8 ignore it without resctrl,
+    // against the spec's MUST (generate an error).
+    if is_skiff() {
+        b.edit(|c| c["linux"]["intelRdt"] = json!({"closID": "skiff-test"}));
+        let id = rt.id("rdt");
+        let o = rt.create(&b, &id, &[]);
+        assert_eq!(o.code, Some(1), "{o:?}");
+        assert!(o.stderr.contains("linux.intelRdt: "), "{o:?}");
+        assert!(!rt.root.path().join(&id).exists(), "state dir left");
+    }
 }
 
 #[test]
