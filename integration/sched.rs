@@ -246,6 +246,33 @@ fn exec_cpu_affinity_initial_and_final() {
     );
 }
 
+/// The final affinity goes in before any seccomp filter: a profile that
+/// denies sched_setaffinity (loaded early, without noNewPrivileges) does
+/// not stop it.
+#[test]
+fn exec_cpu_affinity_final_before_seccomp() {
+    require_root!();
+    if !is_skiff() {
+        skip!("runc 1.1.5 ignores process.execCPUAffinity");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["noNewPrivileges"] = json!(false);
+        c["process"]["execCPUAffinity"] = json!({"final": "0"});
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["sched_setaffinity"], "action": "SCMP_ACT_ERRNO"}]});
+    });
+    let id = rt.sleeper(&b);
+    let o = rt
+        .out(&["exec", &id, "cat", "/proc/self/status"])
+        .check("exec");
+    assert_eq!(cpus_allowed(&o.stdout), "0");
+    // The profile does hold for the process itself.
+    let o = rt.out(&["exec", &id, "taskset", "-p", "3", "1"]);
+    assert!(!o.ok(), "{o:?}");
+}
+
 #[test]
 fn bad_exec_cpu_affinity_fails_create() {
     require_root!();

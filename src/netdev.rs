@@ -54,13 +54,16 @@ pub fn plan(
         });
     }
     moves.sort_by(|a, b| a.host.cmp(&b.host));
-    for w in moves.windows(2) {
-        if w[0].name == w[1].name && !w[0].name.contains("%d") {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for m in &moves {
+        if m.name.contains("%d") {
+            continue;
+        }
+        if let Some(other) = seen.insert(&m.name, &m.host) {
             bail!(
-                "linux.netDevices: {:?} and {:?} would both be named {:?}",
-                w[0].host,
-                w[1].host,
-                w[0].name
+                "linux.netDevices: {other:?} and {:?} would both be named {:?}",
+                m.host,
+                m.name
             );
         }
     }
@@ -500,7 +503,8 @@ mod tests {
             serde_json::json!({"0123456789abcdef": {}}),
             serde_json::json!({"a0": {"name": "x y"}}),
             serde_json::json!({"a0": {"name": "e%s"}}),
-            serde_json::json!({"a0": {"name": "e"}, "b0": {"name": "e"}}),
+            serde_json::json!({"a0": {"name": "e"}, "b0": {}, "c0": {"name": "e"}}),
+            serde_json::json!({"a0": {}, "b0": {"name": "a0"}}),
         ] {
             let e = format!("{:#}", plan(Some(&devs(bad.clone())), &net).unwrap_err());
             assert!(e.starts_with("linux.netDevices"), "{bad}: {e}");

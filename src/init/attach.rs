@@ -100,6 +100,11 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     crate::rootfs::enter_cwd(p.cwd()).context("cwd")?;
     user::set_oom_score_adj(p)?;
     super::policy::apply_early(&plan.policy)?;
+    // In the container's cgroup now (stage-1 joined it), and before any
+    // seccomp filter, which need not allow sched_setaffinity; execve keeps it.
+    if let Some(cpus) = &plan.policy.cpus_final {
+        super::policy::set_affinity(cpus, "process.execCPUAffinity.final")?;
+    }
     // The same two install points as init (see init::init_steps).
     let nnp = p.no_new_privileges().unwrap_or(false);
     if let Some(f) = plan.seccomp.as_ref().filter(|_| !nnp) {
@@ -114,9 +119,6 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     exec::restore_sigpipe();
     crate::log::debug("setns_init: about to exec");
     // Before the filter, which need not allow it (see init::init_steps).
-    if let Some(cpus) = &plan.policy.cpus_final {
-        super::policy::set_affinity(cpus, "process.execCPUAffinity.final")?;
-    }
     super::policy::apply_personality(&plan.policy)?;
     // After the filter: nothing but execve (the sync socket is CLOEXEC).
     if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
