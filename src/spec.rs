@@ -151,23 +151,25 @@ fn field_path(p: &serde_ignored::Path) -> String {
     }
 }
 
-/// Fields oci-spec parses but skiff does not implement yet: refuse them by name.
+/// Fields for other platforms, which a Linux namespace runtime cannot
+/// honour (every Linux and process field of runtime-spec 1.3 is
+/// implemented): refused by name, with the reason.
 fn reject_unsupported(spec: &Spec) -> Result<()> {
-    let mut bad: Vec<&str> = Vec::new();
-    let mut check = |present: bool, name: &'static str| {
-        if present {
-            bad.push(name)
-        }
-    };
-    check(spec.solaris().is_some(), "solaris");
-    check(spec.windows().is_some(), "windows");
-    check(spec.vm().is_some(), "vm");
-    check(spec.zos().is_some(), "zos");
-    if let Some(p) = spec.process() {
-        check(p.command_line().is_some(), "process.commandLine");
-    }
-    if let Some(f) = bad.first() {
-        bail!("{f}: not supported by skiff yet");
+    let other: [(bool, &str, &str); 5] = [
+        (spec.solaris().is_some(), "solaris", "Solaris containers"),
+        (spec.windows().is_some(), "windows", "Windows containers"),
+        (spec.zos().is_some(), "zos", "z/OS containers"),
+        (spec.vm().is_some(), "vm", "virtual-machine-based runtimes"),
+        (
+            spec.process()
+                .as_ref()
+                .is_some_and(|p| p.command_line().is_some()),
+            "process.commandLine",
+            "Windows containers",
+        ),
+    ];
+    if let Some((_, f, what)) = other.iter().find(|(present, _, _)| *present) {
+        bail!("{f}: only for {what}, not supported by skiff (a Linux container runtime)");
     }
     Ok(())
 }
@@ -494,6 +496,9 @@ mod tests {
         v["vm"] = json!({"hypervisor": {"path": "/x"}, "kernel": {"path": "/k"}});
         let spec: Spec = serde_json::from_value(v).unwrap();
         let e = reject_unsupported(&spec).unwrap_err().to_string();
-        assert_eq!(e, "vm: not supported by skiff yet");
+        assert_eq!(
+            e,
+            "vm: only for virtual-machine-based runtimes, not supported by skiff (a Linux container runtime)"
+        );
     }
 }
