@@ -66,6 +66,11 @@ fn intel_rdt_group_seen_inside() {
         .out(&["exec", &id, "cat", "/proc/1/cpu_resctrl_groups"])
         .check("exec");
     assert!(o.stdout.contains(&format!("res:/{id}")), "{o:?}");
+    // An exec'd process joins the group too.
+    let o = rt
+        .out(&["exec", &id, "cat", "/proc/self/cpu_resctrl_groups"])
+        .check("exec");
+    assert!(o.stdout.contains(&format!("res:/{id}")), "{o:?}");
     rt.out(&["delete", "--force", &id]).check("delete");
     assert!(
         !std::path::Path::new(&root).join(&id).exists(),

@@ -37,6 +37,10 @@ pub struct State {
     /// resctrl groups made for linux.intelRdt, removed at delete.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rdt: Vec<PathBuf>,
+    /// The resctrl groups the container is in (linux.intelRdt), which
+    /// `exec`'d processes join too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rdt_groups: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,6 +348,7 @@ mod tests {
             },
             hooks: None,
             rdt: Vec::new(),
+            rdt_groups: Vec::new(),
         }
     }
 

@@ -185,6 +185,7 @@ fn initial_state(plan: &Plan) -> State {
         cgroup: plan.cgroup.clone(),
         hooks: plan.spec.hooks().clone(),
         rdt: Vec::new(),
+        rdt_groups: Vec::new(),
     }
 }
 
@@ -238,11 +239,10 @@ fn spawn(
     crate::log::phase("pid-saved");
     if let Some(r) = &plan.rdt {
         let made = crate::rdt::apply(r, pid, &mut guard.rdt);
-        if !guard.rdt.is_empty() {
-            // Recorded for delete, as the cgroup is.
-            c.state.rdt = guard.rdt.clone();
-            c.save()?;
-        }
+        // Recorded for delete, as the cgroup is, and for exec.
+        c.state.rdt = guard.rdt.clone();
+        c.state.rdt_groups = r.groups();
+        c.save()?;
         made?;
     }
     // Init is in its network namespace and waits for Proceed.

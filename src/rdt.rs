@@ -24,6 +24,28 @@ pub struct Rdt {
     pub mon: Option<PathBuf>,
 }
 
+impl Rdt {
+    /// The groups the container's processes are in: the control group,
+    /// then the monitoring group if any.
+    pub fn groups(&self) -> Vec<PathBuf> {
+        std::iter::once(self.dir.clone())
+            .chain(self.mon.clone())
+            .collect()
+    }
+}
+
+/// Puts the calling process in `groups` (an `exec`'d process joins the
+/// container's, as runc's do); its children inherit them.
+pub fn join_self(groups: &[PathBuf]) -> Result<()> {
+    let pid = std::process::id().to_string();
+    for g in groups {
+        let tasks = g.join("tasks");
+        std::fs::write(&tasks, &pid)
+            .with_context(|| format!("linux.intelRdt: join {}", tasks.display()))?;
+    }
+    Ok(())
+}
+
 /// Where resctrl is mounted, from mountinfo text (the filesystem type
 /// follows the " - " separator).
 pub fn mount_point(mountinfo: &str) -> Option<PathBuf> {
@@ -384,6 +406,10 @@ mod tests {
         apply(&r, 7, &mut made).unwrap();
         assert!(made.is_empty(), "a shared group is not ours to remove");
         assert_eq!(std::fs::read_to_string(root.join("g/tasks")).unwrap(), "7");
+        assert_eq!(r.groups(), [root.join("g")]);
+        join_self(&r.groups()).unwrap();
+        let me = std::process::id().to_string();
+        assert_eq!(std::fs::read_to_string(root.join("g/tasks")).unwrap(), me);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

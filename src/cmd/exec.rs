@@ -388,6 +388,7 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     let policy = crate::init::policy::compile(&spec, Some(&process))?;
     let plan = ExecPlan {
         policy,
+        rdt_groups: c.state.rdt_groups.clone(),
         args: crate::spec::cstrings(&args, "process.args")?,
         env: crate::spec::cstrings(process.env().as_deref().unwrap_or_default(), "process.env")?,
         process,

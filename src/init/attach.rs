@@ -34,6 +34,8 @@ pub struct ExecPlan {
     pub policy: super::policy::Policy,
     /// The container's seccomp profile, compiled by the runtime.
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// The container's resctrl groups (linux.intelRdt), joined with the cgroup.
+    pub rdt_groups: Vec<std::path::PathBuf>,
 }
 
 pub fn stage1(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>, in_v2: bool) -> ! {
@@ -66,6 +68,8 @@ fn stage1_steps(
     if plan.join_cgroup {
         plan.cgroup.join_self(in_v2)?;
     }
+    // On the host's resctrl mount, before joining the mount namespace.
+    crate::rdt::join_self(&plan.rdt_groups)?;
     user::set_rlimits(&plan.process)?;
     super::namespaces::join(&plan.joins)?;
     if let Some(root) = &plan.chroot {
