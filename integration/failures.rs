@@ -315,3 +315,48 @@ fn mount_on_symlink_to_root_is_named() {
         }
     }
 }
+
+/// Fields of other platforms (the only ones skiff refuses): create fails
+/// naming the field and why, and leaves nothing behind. runc 1.1.5 ignores
+/// them (it predates vm/zos and never checks solaris/windows).
+#[test]
+fn other_platform_fields_are_refused_by_name() {
+    require_root!();
+    if !crate::is_skiff() {
+        skip!("runc 1.1.5 ignores other platforms' fields");
+    }
+    let rt = Rt::new();
+    for (field, edit) in [
+        ("windows", json!({"windows": {"layerFolders": ["C:\\l"]}})),
+        ("solaris", json!({"solaris": {"milestone": "x"}})),
+        (
+            "process.commandLine",
+            json!({"process": {"commandLine": "cmd"}}),
+        ),
+    ] {
+        let b = Bundle::new();
+        b.edit(|c| {
+            for (k, v) in edit.as_object().unwrap() {
+                match v.as_object() {
+                    Some(o) if k == "process" => {
+                        for (k2, v2) in o {
+                            c[k][k2] = v2.clone();
+                        }
+                    }
+                    _ => c[k] = v.clone(),
+                }
+            }
+        });
+        let id = rt.id("platform");
+        let o = rt.create(&b, &id, &[]);
+        assert_eq!(o.code, Some(1), "{field}: {o:?}");
+        assert!(
+            o.stderr.contains(&format!("{field}: only for ")),
+            "{field}: {o:?}"
+        );
+        assert!(
+            !rt.root.path().join(&id).exists(),
+            "{field}: state dir left"
+        );
+    }
+}

@@ -34,6 +34,13 @@ pub struct State {
     /// Kept so poststop hooks run even if the bundle changed or went away.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// resctrl groups made for linux.intelRdt, removed at delete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rdt: Vec<PathBuf>,
+    /// The resctrl groups the container is in (linux.intelRdt), which
+    /// `exec`'d processes join too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rdt_groups: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,6 +276,7 @@ impl Container {
     /// mount namespace; processes with the cgroup.
     pub fn destroy(self) -> Result<()> {
         self.state.cgroup.destroy_own()?;
+        crate::rdt::remove(&self.state.rdt).context("linux.intelRdt")?;
         crate::log::phase("delete-cgroup");
         std::fs::remove_dir_all(&self.dir).with_context(|| format!("remove {}", self.dir.display()))
     }
@@ -339,6 +347,8 @@ mod tests {
                 rootless: false,
             },
             hooks: None,
+            rdt: Vec::new(),
+            rdt_groups: Vec::new(),
         }
     }
 

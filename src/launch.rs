@@ -24,6 +24,8 @@ struct Cleanup {
     /// The cgroup once `create` made some of it (what it made is ours to remove).
     cgroup: Option<Cgroup>,
     init_pid: Option<i32>,
+    /// resctrl groups made for linux.intelRdt.
+    rdt: Vec<PathBuf>,
     armed: bool,
 }
 
@@ -40,6 +42,9 @@ impl Drop for Cleanup {
             && let Err(e) = cg.destroy()
         {
             crate::log::warn(&format!("cleanup: {e:#}"));
+        }
+        if let Err(e) = crate::rdt::remove(&self.rdt) {
+            crate::log::warn(&format!("cleanup: linux.intelRdt: {e:#}"));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -67,6 +72,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         opts.preserve_fds,
     )?;
     check_terminal(&plan, opts, run)?;
+    crate::netdev::check(&plan.net_devices, &plan.ns)?;
     crate::log::phase("plan");
     // Resolve before any fork: the children may have another cwd.
     let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;
@@ -76,6 +82,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         dir,
         cgroup: None,
         init_pid: None,
+        rdt: Vec::new(),
         armed: true,
     };
     let late = cgroup_after_init(&plan);
@@ -177,6 +184,8 @@ fn initial_state(plan: &Plan) -> State {
         annotations: plan.spec.annotations().clone().unwrap_or_default(),
         cgroup: plan.cgroup.clone(),
         hooks: plan.spec.hooks().clone(),
+        rdt: Vec::new(),
+        rdt_groups: Vec::new(),
     }
 }
 
@@ -228,6 +237,16 @@ fn spawn(
         c.save()?;
     }
     crate::log::phase("pid-saved");
+    if let Some(r) = &plan.rdt {
+        let made = crate::rdt::apply(r, pid, &mut guard.rdt);
+        // Recorded for delete, as the cgroup is, and for exec.
+        c.state.rdt = guard.rdt.clone();
+        c.state.rdt_groups = r.groups();
+        c.save()?;
+        made?;
+    }
+    // Init is in its network namespace and waits for Proceed.
+    crate::netdev::move_all(&plan.net_devices, pid)?;
     let state = c.oci_state(crate::container::Status::Creating);
     ours.send(&Msg::Proceed(state.to_string()))?;
     init_messages(plan, &ours, &state, pid)?;
@@ -447,6 +466,13 @@ pub fn exec(
     state: &serde_json::Value,
 ) -> Result<i32> {
     let (ours, theirs) = SyncSocket::pair()?;
+    if let Some(cpus) = &plan.policy.cpus_initial {
+        // process.execCPUAffinity.initial: ours, inherited by stage-1, which
+        // keeps it until it joins the container's cgroup (where the final
+        // one, or the cgroup's cpuset, takes over), so that the setup work
+        // does not run on a pinned container's CPUs.
+        crate::init::policy::set_affinity(cpus, "process.execCPUAffinity.initial")?;
+    }
     let v2 = plan.cgroup.v2_dir().filter(|_| plan.join_cgroup);
     // SAFETY: skiff is single-threaded; the child runs the exec spine and ends in _exit or execve.
     let (forked, in_v2) =

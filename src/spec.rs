@@ -28,6 +28,10 @@ pub struct Plan {
     pub seccomp: Option<crate::seccomp::Filter>,
     /// linux.personality, linux.memoryPolicy and process.ioPriority.
     pub policy: crate::init::policy::Policy,
+    /// linux.netDevices: host devices the runtime moves into the container.
+    pub net_devices: Vec<crate::netdev::Move>,
+    /// linux.intelRdt: the resctrl group the runtime puts init in.
+    pub rdt: Option<crate::rdt::Rdt>,
 }
 
 /// Reads and parses `<bundle>/config.json`. Unknown fields are ignored, as
@@ -51,7 +55,23 @@ fn read_config(bundle: &Path) -> Result<(Vec<u8>, PathBuf)> {
         std::borrow::Cow::Owned(v) => Some(v),
         std::borrow::Cow::Borrowed(_) => None,
     };
-    Ok((screened.unwrap_or(text), path))
+    let text = screened.unwrap_or(text);
+    Ok((respell_sched_flags(text), path))
+}
+
+/// process.scheduler.flags in the spec's spelling, which oci-spec 0.10
+/// would refuse (see policy::SCHED_FLAG_NAMES); other text as is.
+fn respell_sched_flags(text: Vec<u8>) -> Vec<u8> {
+    if !text.windows(11).any(|w| w == b"SCHED_FLAG_") {
+        return text;
+    }
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return text;
+    };
+    if !crate::init::policy::respell_sched_flags(&mut v) {
+        return text;
+    }
+    serde_json::to_vec(&v).unwrap_or(text)
 }
 
 /// Parses config.json text (`path` only names it in errors), ignoring
@@ -67,8 +87,24 @@ pub fn parse(text: &[u8], path: &Path) -> Result<Spec> {
 /// reports them in the same pass), as JSON paths in document order.
 pub fn parse_checked(text: &[u8], path: &Path) -> Result<(Spec, Vec<String>)> {
     let mut de = serde_json::Deserializer::from_slice(text);
-    match deserialize_checked(&mut de).and_then(|r| de.end().map(|()| r)) {
-        Ok(r) => Ok(r),
+    match deserialize_checked::<Spec, _>(&mut de).and_then(|r| de.end().map(|()| r)) {
+        Ok((spec, mut unknown)) => {
+            // Top-level uid/gidMappings never were runtime-spec fields
+            // (oci-spec parses them all the same): unknown, so ignored
+            // (and named), as "Extensibility" requires. linux.uidMappings
+            // is the field.
+            #[allow(deprecated)]
+            let top = [
+                ("uidMappings", spec.uid_mappings().is_some()),
+                ("gidMappings", spec.gid_mappings().is_some()),
+            ];
+            for (name, present) in top {
+                if present {
+                    unknown.push(name.to_string());
+                }
+            }
+            Ok((spec, unknown))
+        }
         Err(e) => {
             // A bad enumeration value: serde names the value, not the field.
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(text) {
@@ -115,33 +151,25 @@ fn field_path(p: &serde_ignored::Path) -> String {
     }
 }
 
-/// Fields oci-spec parses but skiff does not implement yet: refuse them by name.
+/// Fields for other platforms, which a Linux namespace runtime cannot
+/// honour (every Linux and process field of runtime-spec 1.3 is
+/// implemented): refused by name, with the reason.
 fn reject_unsupported(spec: &Spec) -> Result<()> {
-    let mut bad: Vec<&str> = Vec::new();
-    let mut check = |present: bool, name: &'static str| {
-        if present {
-            bad.push(name)
-        }
-    };
-    check(spec.solaris().is_some(), "solaris");
-    check(spec.windows().is_some(), "windows");
-    check(spec.vm().is_some(), "vm");
-    check(spec.zos().is_some(), "zos");
-    check(
-        spec.uid_mappings().is_some() || spec.gid_mappings().is_some(),
-        "uidMappings",
-    );
-    if let Some(l) = spec.linux() {
-        check(l.intel_rdt().is_some(), "linux.intelRdt");
-        check(l.net_devices().is_some(), "linux.netDevices");
-    }
-    if let Some(p) = spec.process() {
-        check(p.scheduler().is_some(), "process.scheduler");
-        check(p.exec_cpu_affinity().is_some(), "process.execCPUAffinity");
-        check(p.command_line().is_some(), "process.commandLine");
-    }
-    if let Some(f) = bad.first() {
-        bail!("{f}: not supported by skiff yet");
+    let other: [(bool, &str, &str); 5] = [
+        (spec.solaris().is_some(), "solaris", "Solaris containers"),
+        (spec.windows().is_some(), "windows", "Windows containers"),
+        (spec.zos().is_some(), "zos", "z/OS containers"),
+        (spec.vm().is_some(), "vm", "virtual-machine-based runtimes"),
+        (
+            spec.process()
+                .as_ref()
+                .is_some_and(|p| p.command_line().is_some()),
+            "process.commandLine",
+            "Windows containers",
+        ),
+    ];
+    if let Some((_, f, what)) = other.iter().find(|(present, _, _)| *present) {
+        bail!("{f}: only for {what}, not supported by skiff (a Linux container runtime)");
     }
     Ok(())
 }
@@ -307,6 +335,10 @@ pub fn plan_at(
     )?;
     check_uts(&spec, &ns)?;
     check_sysctls(linux, &ns)?;
+    let net_devices = crate::netdev::plan(linux.net_devices().as_ref(), &ns)?;
+    let rdt_spec = linux.intel_rdt().as_ref();
+    let resctrl = rdt_spec.and_then(|_| crate::rdt::host_mount());
+    let rdt = crate::rdt::plan(rdt_spec, id, resctrl.as_deref())?;
     let rootfs_plan = crate::rootfs::plan(&spec, &rootfs, no_pivot)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), id)?;
     let cgroup_writes = cgroup.plan(linux.resources().as_ref())?;
@@ -331,6 +363,8 @@ pub fn plan_at(
         preserve_fds,
         seccomp,
         policy,
+        net_devices,
+        rdt,
         spec,
     })
 }
@@ -450,11 +484,22 @@ mod tests {
     }
 
     #[test]
+    fn top_level_id_mappings_are_unknown_fields() {
+        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        v["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        assert_eq!(parse_error(v.clone()), None);
+        assert_eq!(unknown(v), ["uidMappings"]);
+    }
+
+    #[test]
     fn unsupported_fields_are_refused_by_name() {
         let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
-        v["linux"]["intelRdt"] = json!({"closID": "x"});
+        v["vm"] = json!({"hypervisor": {"path": "/x"}, "kernel": {"path": "/k"}});
         let spec: Spec = serde_json::from_value(v).unwrap();
         let e = reject_unsupported(&spec).unwrap_err().to_string();
-        assert_eq!(e, "linux.intelRdt: not supported by skiff yet");
+        assert_eq!(
+            e,
+            "vm: only for virtual-machine-based runtimes, not supported by skiff (a Linux container runtime)"
+        );
     }
 }

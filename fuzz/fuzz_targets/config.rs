@@ -25,8 +25,12 @@ mod idmap;
 mod init;
 #[path = "../../src/log.rs"]
 mod log;
+#[path = "../../src/netdev.rs"]
+mod netdev;
 #[path = "../../src/pidfd.rs"]
 mod pidfd;
+#[path = "../../src/rdt.rs"]
+mod rdt;
 #[path = "../../src/rootfs/mod.rs"]
 mod rootfs;
 #[path = "../../src/seccomp/mod.rs"]

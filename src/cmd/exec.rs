@@ -212,6 +212,7 @@ fn build_process(a: &Args, spec_process: Option<Process>) -> Result<Process> {
 /// required, with runc's errors.
 fn parse_process_file(text: &[u8], spec_process: Option<Process>) -> Result<Process> {
     let mut v: serde_json::Value = serde_json::from_slice(text).context("parse")?;
+    crate::init::policy::respell_sched_flags(&mut v);
     let obj = v.as_object_mut().context("parse: not a JSON object")?;
     obj.entry("user")
         .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
@@ -220,7 +221,14 @@ fn parse_process_file(text: &[u8], spec_process: Option<Process>) -> Result<Proc
         Some(c) if !c.starts_with('/') => bail!("cwd: must be an absolute path, not {c:?}"),
         Some(_) => {}
     }
-    let (mut p, unknown): (Process, _) = crate::spec::deserialize_checked(v).context("parse")?;
+    let (mut p, unknown): (Process, _) = match crate::spec::deserialize_checked(v.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            // A bad enumeration or CPU list: serde names the value, not the field.
+            crate::init::policy::check_raw(&serde_json::json!({ "process": v }))?;
+            return Err(e).context("parse");
+        }
+    };
     crate::spec::log_unknown("--process", &unknown);
     if p.capabilities().is_none() {
         p.set_capabilities(spec_process.and_then(|s| s.capabilities().clone()));
@@ -380,6 +388,7 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     let policy = crate::init::policy::compile(&spec, Some(&process))?;
     let plan = ExecPlan {
         policy,
+        rdt_groups: c.state.rdt_groups.clone(),
         args: crate::spec::cstrings(&args, "process.args")?,
         env: crate::spec::cstrings(process.env().as_deref().unwrap_or_default(), "process.env")?,
         process,

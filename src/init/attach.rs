@@ -34,6 +34,8 @@ pub struct ExecPlan {
     pub policy: super::policy::Policy,
     /// The container's seccomp profile, compiled by the runtime.
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// The container's resctrl groups (linux.intelRdt), joined with the cgroup.
+    pub rdt_groups: Vec<std::path::PathBuf>,
 }
 
 pub fn stage1(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>, in_v2: bool) -> ! {
@@ -58,9 +60,16 @@ fn stage1_steps(
     // Our uid is still the host's, so /proc/self stays writable for us.
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+    if plan.policy.cpus_initial.is_some() {
+        // Set by the runtime before the fork (launch::exec); read back.
+        let cpus = super::policy::affinity_text();
+        crate::log::debug(&format!("exec: stage-1 CPU affinity {cpus}"));
+    }
     if plan.join_cgroup {
         plan.cgroup.join_self(in_v2)?;
     }
+    // On the host's resctrl mount, before joining the mount namespace.
+    crate::rdt::join_self(&plan.rdt_groups)?;
     user::set_rlimits(&plan.process)?;
     super::namespaces::join(&plan.joins)?;
     if let Some(root) = &plan.chroot {
@@ -95,6 +104,11 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     crate::rootfs::enter_cwd(p.cwd()).context("cwd")?;
     user::set_oom_score_adj(p)?;
     super::policy::apply_early(&plan.policy)?;
+    // In the container's cgroup now (stage-1 joined it), and before any
+    // seccomp filter, which need not allow sched_setaffinity; execve keeps it.
+    if let Some(cpus) = &plan.policy.cpus_final {
+        super::policy::set_affinity(cpus, "process.execCPUAffinity.final")?;
+    }
     // The same two install points as init (see init::init_steps).
     let nnp = p.no_new_privileges().unwrap_or(false);
     if let Some(f) = plan.seccomp.as_ref().filter(|_| !nnp) {

@@ -22,6 +22,44 @@ pub struct Policy {
     pub mempolicy: Option<MemPolicy>,
     /// IOPRIO_PRIO_VALUE(class, level) for ioprio_set(2).
     pub ioprio: Option<libc::c_int>,
+    /// process.scheduler, for sched_setattr(2).
+    pub sched: Option<Sched>,
+    /// process.execCPUAffinity.final: the CPUs exec's process runs on
+    /// (the spec applies it to exec'd processes, not to the init).
+    pub cpus_final: Option<CpuSet>,
+    /// process.execCPUAffinity.initial: the CPUs `exec`'s own stage runs
+    /// on until it joins the container's cgroup.
+    pub cpus_initial: Option<CpuSet>,
+}
+
+/// A CPU list ("0-1,3") as sched_setaffinity(2)'s mask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuSet {
+    pub mask: Vec<libc::c_ulong>,
+    pub text: String,
+}
+
+/// struct sched_attr (include/uapi/linux/sched/types.h), SCHED_ATTR_SIZE_VER1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+    pub util_min: u32,
+    pub util_max: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sched {
+    pub attr: SchedAttr,
+    /// For error messages: the policy's name.
+    pub name: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +86,14 @@ const MPOL_F_STATIC_NODES: i32 = 1 << 15;
 const IOPRIO_CLASS_SHIFT: i32 = 13;
 const IOPRIO_WHO_PROCESS: i32 = 1;
 const PER_LINUX: libc::c_ulong = 0;
+const SCHED_OTHER: u32 = 0;
+const SCHED_FIFO: u32 = 1;
+const SCHED_RR: u32 = 2;
+const SCHED_BATCH: u32 = 3;
+const SCHED_IDLE: u32 = 5;
+const SCHED_DEADLINE: u32 = 6;
+/// CPUs a CPU list may name (the mask passed to the kernel has this many bits).
+const MAX_CPUS: usize = 8192;
 const PER_LINUX32: libc::c_ulong = 8;
 
 /// Pure: the three settings of `spec` (with `process`, which for exec is
@@ -85,11 +131,142 @@ pub fn compile(spec: &Spec, process: Option<&Process>) -> Result<Policy> {
             Some((class << IOPRIO_CLASS_SHIFT) | level as i32)
         }
     };
+    let sched = process
+        .and_then(|p| p.scheduler().as_ref())
+        .map(scheduler)
+        .transpose()?;
+    let affinity = process.and_then(|p| p.exec_cpu_affinity().as_ref());
+    let list = |t: Option<&String>, field| match t {
+        Some(t) => cpu_list(t, field),
+        None => Ok(None),
+    };
+    let cpus_initial = list(
+        affinity.and_then(|a| a.initial().as_ref()),
+        "process.execCPUAffinity.initial",
+    )?;
+    let cpus_final = list(
+        affinity.and_then(|a| a.cpu_affinity_final().as_ref()),
+        "process.execCPUAffinity.final",
+    )?;
     Ok(Policy {
         personality,
         mempolicy,
         ioprio,
+        sched,
+        cpus_final,
+        cpus_initial,
     })
+}
+
+/// Pure: a CPU list ("0-3,7"), checked, naming `field`; None when empty
+/// (the spec: leave the affinity alone).
+pub fn cpu_list(text: &str, field: &str) -> Result<Option<CpuSet>> {
+    let mask = parse_list(text, MAX_CPUS, "CPU")
+        .with_context(|| format!("{field}: invalid CPU list {text:?}"))?;
+    Ok(mask.map(|mask| CpuSet {
+        mask,
+        text: text.trim().to_string(),
+    }))
+}
+
+/// process.scheduler as sched_setattr(2) takes it, with runc's checks:
+/// nice in -20..19, a priority only for the realtime policies (1..99),
+/// runtime/deadline/period only for SCHED_DEADLINE.
+fn scheduler(s: &oci_spec::runtime::Scheduler) -> Result<Sched> {
+    use oci_spec::runtime::{LinuxSchedulerFlag as F, LinuxSchedulerPolicy as P};
+    let (policy, name) = match s.policy() {
+        P::SchedOther => (SCHED_OTHER, "SCHED_OTHER"),
+        P::SchedFifo => (SCHED_FIFO, "SCHED_FIFO"),
+        P::SchedRr => (SCHED_RR, "SCHED_RR"),
+        P::SchedBatch => (SCHED_BATCH, "SCHED_BATCH"),
+        P::SchedIdle => (SCHED_IDLE, "SCHED_IDLE"),
+        P::SchedDeadline => (SCHED_DEADLINE, "SCHED_DEADLINE"),
+        // Reserved (value 4) but never merged into Linux: the kernel refuses it.
+        P::SchedIso => bail!("process.scheduler.policy: SCHED_ISO is not implemented by Linux"),
+    };
+    let nice = s.nice().unwrap_or(0);
+    if !(-20..=19).contains(&nice) {
+        bail!("process.scheduler.nice: must be -20 to 19, got {nice}");
+    }
+    let priority = s.priority().unwrap_or(0);
+    let rt = matches!(policy, SCHED_FIFO | SCHED_RR);
+    if rt && !(1..=99).contains(&priority) {
+        bail!("process.scheduler.priority: must be 1 to 99 for {name}, got {priority}");
+    }
+    if !rt && priority != 0 {
+        bail!("process.scheduler.priority: must be 0 for {name}, got {priority}");
+    }
+    let (runtime, deadline, period) = (
+        s.runtime().unwrap_or(0),
+        s.deadline().unwrap_or(0),
+        s.period().unwrap_or(0),
+    );
+    if policy == SCHED_DEADLINE {
+        if runtime == 0 || deadline == 0 {
+            bail!("process.scheduler: SCHED_DEADLINE needs runtime and deadline");
+        }
+    } else if runtime != 0 || deadline != 0 || period != 0 {
+        bail!("process.scheduler: runtime, deadline and period are only for SCHED_DEADLINE");
+    }
+    let mut flags = 0;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            F::SchedResetOnFork => 0x01,
+            F::SchedFlagReclaim => 0x02,
+            F::SchedFlagDLOverrun => 0x04,
+            F::SchedFlagKeepPolicy => 0x08,
+            F::SchedFlagKeepParams => 0x10,
+            F::SchedFlagUtilClampMin => 0x20,
+            F::SchedFlagUtilClampMax => 0x40,
+        };
+    }
+    Ok(Sched {
+        attr: SchedAttr {
+            size: std::mem::size_of::<SchedAttr>() as u32,
+            policy,
+            flags,
+            nice,
+            priority: priority as u32,
+            runtime,
+            deadline,
+            period,
+            // The spec gives no clamp values: the widest range.
+            util_min: 0,
+            util_max: 1024,
+        },
+        name,
+    })
+}
+
+/// The runtime-spec's names of the scheduler flags, as oci-spec 0.10's
+/// serde derive spells them (it drops `FLAG_` from the first and splits
+/// `DL`): applied to the raw JSON before the typed parse.
+pub const SCHED_FLAG_NAMES: [(&str, &str); 2] = [
+    ("SCHED_FLAG_RESET_ON_FORK", "SCHED_RESET_ON_FORK"),
+    ("SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_D_L_OVERRUN"),
+];
+
+/// Rewrites `process.scheduler.flags` (of a config, or of a process when
+/// `v` is one) to oci-spec's spelling; true when something changed.
+pub fn respell_sched_flags(v: &mut serde_json::Value) -> bool {
+    let mut changed = false;
+    for at in ["/process/scheduler/flags", "/scheduler/flags"] {
+        if let Some(f) = v.pointer_mut(at) {
+            changed |= respell(f);
+        }
+    }
+    changed
+}
+
+fn respell(flags: &mut serde_json::Value) -> bool {
+    let mut changed = false;
+    for f in flags.as_array_mut().into_iter().flatten() {
+        if let Some((_, to)) = SCHED_FLAG_NAMES.iter().find(|(from, _)| f == from) {
+            *f = serde_json::Value::from(*to);
+            changed = true;
+        }
+    }
+    changed
 }
 
 fn mem_policy(m: &LinuxMemoryPolicy) -> Result<MemPolicy> {
@@ -104,7 +281,7 @@ fn mem_policy(m: &LinuxMemoryPolicy) -> Result<MemPolicy> {
         M::MpolWeightedInterleave => (MPOL_WEIGHTED_INTERLEAVE, "MPOL_WEIGHTED_INTERLEAVE"),
     };
     let text = m.nodes().clone().unwrap_or_default();
-    let nodes = parse_nodes(&text)
+    let nodes = parse_list(&text, MAX_NODES, "node")
         .with_context(|| format!("linux.memoryPolicy.nodes: invalid node list {text:?}"))?;
     let mut flags = 0;
     for f in m.flags().iter().flatten() {
@@ -142,23 +319,30 @@ fn mem_policy(m: &LinuxMemoryPolicy) -> Result<MemPolicy> {
 }
 
 /// Pure: "0-3,5" (the kernel's list format) as a nodemask; None when empty.
+#[cfg(test)]
 fn parse_nodes(text: &str) -> Result<Option<Vec<libc::c_ulong>>> {
+    parse_list(text, MAX_NODES, "node")
+}
+
+/// Pure: a kernel list ("0-3,5") of numbers below `max` as a bit mask of
+/// `max` bits; None when empty. `what` names a number in errors.
+fn parse_list(text: &str, max: usize, what: &str) -> Result<Option<Vec<libc::c_ulong>>> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
     let bits = libc::c_ulong::BITS as usize;
-    let mut mask = vec![0 as libc::c_ulong; MAX_NODES / bits];
+    let mut mask = vec![0 as libc::c_ulong; max / bits];
     for part in text.split(',') {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
         let num = |s: &str| -> Result<usize> {
             let s = s.trim();
             if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-                bail!("{s:?} is not a node number");
+                bail!("{s:?} is not a {what} number");
             }
             let n: usize = s.parse()?;
-            if n >= MAX_NODES {
-                bail!("node {n} is past the last node ({})", MAX_NODES - 1);
+            if n >= max {
+                bail!("{what} {n} is past the last {what} ({})", max - 1);
             }
             Ok(n)
         };
@@ -177,7 +361,20 @@ fn parse_nodes(text: &str) -> Result<Option<Vec<libc::c_ulong>>> {
 /// is a bad value of one of these settings' enumerations (serde's message
 /// names only the value).
 pub fn check_raw(v: &serde_json::Value) -> Result<()> {
-    let enums: [(&str, &[&str], &[&str]); 3] = [
+    let enums: [(&str, &[&str], &[&str]); 4] = [
+        (
+            "process.scheduler.policy",
+            &["process", "scheduler", "policy"],
+            &[
+                "SCHED_OTHER",
+                "SCHED_FIFO",
+                "SCHED_RR",
+                "SCHED_BATCH",
+                "SCHED_ISO",
+                "SCHED_IDLE",
+                "SCHED_DEADLINE",
+            ],
+        ),
         (
             "linux.personality.domain",
             &["linux", "personality", "domain"],
@@ -224,6 +421,37 @@ pub fn check_raw(v: &serde_json::Value) -> Result<()> {
             }
         }
     }
+    let sched_flags = [
+        "SCHED_FLAG_RESET_ON_FORK",
+        "SCHED_FLAG_RECLAIM",
+        "SCHED_FLAG_DL_OVERRUN",
+        "SCHED_FLAG_KEEP_POLICY",
+        "SCHED_FLAG_KEEP_PARAMS",
+        "SCHED_FLAG_UTIL_CLAMP_MIN",
+        "SCHED_FLAG_UTIL_CLAMP_MAX",
+    ];
+    let known =
+        |s: &str| sched_flags.contains(&s) || SCHED_FLAG_NAMES.iter().any(|(_, to)| *to == s);
+    if let Some(list) = at(&["process", "scheduler", "flags"]).and_then(|f| f.as_array()) {
+        for (i, x) in list.iter().enumerate() {
+            if !x.as_str().is_some_and(known) {
+                bail!(
+                    "process.scheduler.flags[{i}]: invalid value {x}, expected one of {sched_flags:?}"
+                );
+            }
+        }
+    }
+    for (field, key) in [
+        ("process.execCPUAffinity.initial", "initial"),
+        ("process.execCPUAffinity.final", "final"),
+    ] {
+        if let Some(x) = at(&["process", "execCPUAffinity", key]) {
+            match x.as_str() {
+                Some(t) => drop(cpu_list(t, field)?),
+                None => bail!("{field}: invalid value {x}, expected a CPU list like \"0-3,7\""),
+            }
+        }
+    }
     if let Some(x) = at(&["process", "ioPriority", "priority"])
         && !x.is_i64()
     {
@@ -232,9 +460,10 @@ pub fn check_raw(v: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-/// I/O priority and memory policy, while init still has its capabilities
+/// Scheduler, I/O priority and memory policy, while init still has its capabilities
 /// (the realtime I/O class needs CAP_SYS_ADMIN or CAP_SYS_NICE).
 pub fn apply_early(p: &Policy) -> Result<()> {
+    apply_sched(p)?;
     if let Some(v) = p.ioprio {
         // SAFETY: ioprio_set takes plain integers and changes only our own priority.
         let r = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, v) };
@@ -268,6 +497,74 @@ pub fn apply_early(p: &Policy) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// process.scheduler, while the process still has CAP_SYS_NICE (a
+/// realtime policy or a lower nice value needs it).
+pub fn apply_sched(p: &Policy) -> Result<()> {
+    let Some(s) = &p.sched else { return Ok(()) };
+    // SAFETY: the kernel reads `size` bytes of a live, initialised sched_attr.
+    let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &s.attr as *const SchedAttr, 0) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        let hint = match (e.raw_os_error(), s.attr.policy) {
+            (Some(libc::EPERM), SCHED_FIFO | SCHED_RR) => {
+                " (a realtime policy needs CAP_SYS_NICE and, with RT group scheduling, \
+                 a realtime budget: linux.resources.cpu.realtimeRuntime)"
+            }
+            (Some(libc::EBUSY), SCHED_DEADLINE) => " (no deadline bandwidth left)",
+            _ => "",
+        };
+        bail!(
+            "process.scheduler: sched_setattr {} nice {} priority {}: {e}{hint}",
+            s.name,
+            s.attr.nice,
+            s.attr.priority
+        );
+    }
+    Ok(())
+}
+
+/// Pins the calling process to `cpus` (process.execCPUAffinity; `field` names it).
+pub fn set_affinity(cpus: &CpuSet, field: &str) -> Result<()> {
+    let bytes = std::mem::size_of_val(cpus.mask.as_slice());
+    // SAFETY: the kernel reads `bytes` bytes of the live mask.
+    let r = unsafe { libc::syscall(libc::SYS_sched_setaffinity, 0, bytes, cpus.mask.as_ptr()) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        bail!("{field}: sched_setaffinity {:?}: {e}", cpus.text);
+    }
+    Ok(())
+}
+
+/// The CPUs the calling process may run on, as a kernel list ("0-1,3").
+pub fn affinity_text() -> String {
+    let mut mask = vec![0 as libc::c_ulong; MAX_CPUS / libc::c_ulong::BITS as usize];
+    let bytes = std::mem::size_of_val(mask.as_slice());
+    // SAFETY: the kernel writes at most `bytes` bytes into the live mask.
+    let r = unsafe { libc::syscall(libc::SYS_sched_getaffinity, 0, bytes, mask.as_mut_ptr()) };
+    if r < 0 {
+        return format!("? ({})", std::io::Error::last_os_error());
+    }
+    let bits = libc::c_ulong::BITS as usize;
+    let on = |n: usize| mask[n / bits] & (1 << (n % bits)) != 0;
+    let mut parts = Vec::new();
+    let mut n = 0;
+    while n < MAX_CPUS {
+        if on(n) {
+            let a = n;
+            while n + 1 < MAX_CPUS && on(n + 1) {
+                n += 1;
+            }
+            parts.push(if a == n {
+                a.to_string()
+            } else {
+                format!("{a}-{n}")
+            });
+        }
+        n += 1;
+    }
+    parts.join(",")
 }
 
 /// The personality, the last thing before execve.
@@ -393,5 +690,55 @@ mod tests {
             assert!(e.starts_with(want), "{v}: {e}");
         }
         assert!(check_raw(&json!({"linux": {"personality": {"domain": "LINUX"}}})).is_ok());
+    }
+
+    #[test]
+    fn scheduler_and_cpu_lists() {
+        let s = spec(
+            json!({"process": {"scheduler": {"policy": "SCHED_FIFO", "priority": 9,
+            "flags": ["SCHED_RESET_ON_FORK", "SCHED_FLAG_KEEP_PARAMS"]},
+            "execCPUAffinity": {"initial": "0", "final": "1-2,64"}}}),
+        );
+        let p = compile(&s, s.process().as_ref()).unwrap();
+        let a = p.sched.unwrap().attr;
+        assert_eq!(
+            (a.policy, a.priority, a.flags, a.size),
+            (SCHED_FIFO, 9, 0x11, 56)
+        );
+        assert_eq!(p.cpus_initial.unwrap().mask[0], 1);
+        let f = p.cpus_final.unwrap().mask;
+        assert_eq!((f[0], f[1]), (0b110, 1));
+        for (sched, want) in [
+            (json!({"policy": "SCHED_ISO"}), "process.scheduler.policy: "),
+            (
+                json!({"policy": "SCHED_RR", "priority": 100}),
+                "process.scheduler.priority: ",
+            ),
+            (
+                json!({"policy": "SCHED_IDLE", "nice": -21}),
+                "process.scheduler.nice: ",
+            ),
+            (
+                json!({"policy": "SCHED_OTHER", "period": 5}),
+                "process.scheduler: ",
+            ),
+        ] {
+            let e = err(json!({"process": {"scheduler": sched.clone()}}));
+            assert!(e.starts_with(want), "{sched}: {e}");
+        }
+    }
+
+    #[test]
+    fn scheduler_flags_in_the_spec_spelling() {
+        let mut v = json!({"process": {"scheduler": {"policy": "SCHED_DEADLINE",
+            "flags": ["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_RECLAIM"]}}});
+        assert!(respell_sched_flags(&mut v));
+        let p: Process = serde_json::from_value(json!({"cwd": "/", "user": {"uid": 0, "gid": 0},
+            "scheduler": v["process"]["scheduler"].clone()}))
+        .unwrap();
+        let s = scheduler(p.scheduler().as_ref().unwrap());
+        assert!(s.unwrap_err().to_string().contains("runtime and deadline"));
+        let mut v = json!({"scheduler": {"flags": ["SCHED_FLAG_RECLAIM"]}});
+        assert!(!respell_sched_flags(&mut v));
     }
 }
