@@ -550,3 +550,16 @@ fn without_mount_namespace_mknod_refused_binds_nothing() {
         "a node was bound on the host"
     );
 }
+
+/// A new network namespace gets `lo` up, as runc and crun do: programs
+/// count on 127.0.0.1 (it was left down).
+#[test]
+fn new_network_namespace_has_loopback_up() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let o = rt.sh(&b, "cat /sys/class/net/lo/flags").check("run");
+    let flags = o.stdout.lines().next().unwrap_or_default();
+    let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is down: {o:?}");
+}

@@ -176,6 +176,9 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     let process = plan.spec.process().as_ref().context("process")?;
     crate::log::phase("init");
     nix::unistd::setsid().context("setsid")?;
+    if plan.ns.new.contains(CloneFlags::CLONE_NEWNET) {
+        namespaces::loopback_up()?;
+    }
     if !plan.no_new_keyring {
         user::join_session_keyring(&plan.id)?;
     }
