@@ -358,3 +358,42 @@ fn console_socket_without_terminal_fails() {
         "--console-socket with terminal=false must fail: {o:?}"
     );
 }
+
+/// systemd socket activation, as runc does it: LISTEN_FDS=N set for the
+/// runtime's own pid passes fds 3..3+N (before the --preserve-fds ones)
+/// and tells the container LISTEN_FDS=N, LISTEN_PID=1.
+#[test]
+fn listen_fds_are_passed_with_their_env() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let marker = rt.root.path().join("listen-marker");
+    let extra = rt.root.path().join("extra-marker");
+    std::fs::write(&marker, "").unwrap();
+    std::fs::write(&extra, "").unwrap();
+    b.args(&[
+        "sh",
+        "-c",
+        "readlink /proc/self/fd/3; readlink /proc/self/fd/4; echo \"$LISTEN_FDS $LISTEN_PID\"",
+    ]);
+    let id = rt.id("listen");
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c")
+        .arg("exec 3<\"$1\" 4<\"$2\"; LISTEN_PID=$$ LISTEN_FDS=1 exec \"$3\" --root \"$4\" run --preserve-fds 1 --bundle \"$5\" \"$6\"")
+        .arg("sh")
+        .args([&marker, &extra])
+        .arg(crate::runtime())
+        .arg(rt.root.path())
+        .arg(b.path())
+        .arg(&id)
+        .stdin(std::process::Stdio::null());
+    let o = crate::output(c).check("run with LISTEN_FDS");
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{o:?}");
+    assert!(lines[0].ends_with("listen-marker"), "fd 3: {o:?}");
+    assert!(
+        lines[1].ends_with("extra-marker"),
+        "fd 4 (--preserve-fds 1): {o:?}"
+    );
+    assert_eq!(lines[2], "1 1", "LISTEN_FDS LISTEN_PID: {o:?}");
+}

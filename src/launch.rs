@@ -71,6 +71,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         opts.no_new_keyring,
         opts.preserve_fds,
     )?;
+    socket_activation(&mut plan)?;
     check_terminal(&plan, opts, run)?;
     crate::netdev::check(&plan.net_devices, &plan.ns)?;
     crate::log::phase("plan");
@@ -114,6 +115,33 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     guard.armed = false;
     crate::log::phase("done");
     Ok(Created { pid, master })
+}
+
+/// systemd socket activation, as runc: with LISTEN_FDS=N set for this very
+/// process (LISTEN_PID), fds 3..3+N go to the container before the
+/// --preserve-fds ones, which follow them, and the container's process
+/// gets LISTEN_FDS=N and LISTEN_PID=1.
+fn socket_activation(plan: &mut Plan) -> Result<()> {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let n = match std::env::var("LISTEN_FDS").ok().filter(|_| pid_ok) {
+        Some(n) => n
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (0..=65536).contains(n))
+            .with_context(|| format!("LISTEN_FDS: {n:?} is not a number of fds"))?,
+        None => return Ok(()),
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    plan.preserve_fds += n;
+    plan.env
+        .push(std::ffi::CString::new(format!("LISTEN_FDS={n}"))?);
+    plan.env.push(c"LISTEN_PID=1".to_owned());
+    Ok(())
 }
 
 /// True when the cgroup can wait until init exists: init cloned directly
