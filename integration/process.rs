@@ -527,3 +527,20 @@ fn bad_personality_memory_policy_and_io_priority_fail_create() {
         );
     }
 }
+
+/// A name twice in process.env: the process sees it once, at its first
+/// place, with its last value (runc's init sets each entry in turn).
+#[test]
+fn duplicate_env_names_keep_the_last_value() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["env"] = json!(["PATH=/bin:/sbin", "DUP=first", "OTHER=x", "DUP=second"])
+    });
+    // The environment pid 1's execve got, not the shell's view of it.
+    let o = rt
+        .sh(&b, "cat /proc/1/environ | tr '\\000' '\\n' | grep '^DUP='")
+        .check("run");
+    assert_eq!(o.stdout, "DUP=second\n", "{o:?}");
+}

@@ -229,6 +229,24 @@ fn check_sysctls(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<()
     Ok(())
 }
 
+/// One entry per name, as runc's init leaves it (Go's os.Setenv for each
+/// entry in turn): a name keeps its first position and takes its last value.
+pub fn dedup_env(env: &[String]) -> Vec<String> {
+    let name = |e: &str| e.split_once('=').map_or(e, |(n, _)| n).to_string();
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    for e in env {
+        match at.get(&name(e)) {
+            Some(&i) => out[i].clone_from(e),
+            None => {
+                at.insert(name(e), out.len());
+                out.push(e.clone());
+            }
+        }
+    }
+    out
+}
+
 pub fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
     v.iter()
         .map(|s| CString::new(s.as_bytes()).with_context(|| format!("{what}: NUL byte in {s:?}")))
@@ -351,7 +369,10 @@ pub fn plan_at(
     Ok(Plan {
         id: id.to_string(),
         args: cstrings(&args, "process.args")?,
-        env: cstrings(process.env().as_deref().unwrap_or_default(), "process.env")?,
+        env: cstrings(
+            &dedup_env(process.env().as_deref().unwrap_or_default()),
+            "process.env",
+        )?,
         terminal: process.terminal().unwrap_or(false),
         bundle: bundle.to_path_buf(),
         rootfs,
@@ -447,6 +468,15 @@ mod tests {
             edit(&mut v);
             assert_eq!(unknown(v), [want], "{want}");
         }
+    }
+
+    #[test]
+    fn env_names_are_unique_first_place_last_value() {
+        let e = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            dedup_env(&e(&["A=1", "B=2", "A=3", "C", "C=4"])),
+            e(&["A=3", "B=2", "C=4"])
+        );
     }
 
     #[test]

@@ -236,21 +236,11 @@ fn parse_process_file(text: &[u8], spec_process: Option<Process>) -> Result<Proc
     Ok(p)
 }
 
-/// One entry per name, as runc's init leaves it (Go's os.Setenv for each
-/// entry in turn): a name keeps its first position and takes its last
-/// value, so `--env NAME=x` replaces the spec's NAME.
+/// `spec::dedup_env` on the process's env: `--env NAME=x` replaces NAME.
 fn dedup_env(p: &mut Process) {
-    let Some(env) = p.env().as_ref() else { return };
-    let mut out: Vec<String> = Vec::with_capacity(env.len());
-    for e in env {
-        let name = e.split_once('=').map_or(e.as_str(), |(n, _)| n);
-        let same = |o: &String| o.split_once('=').map_or(o.as_str(), |(n, _)| n) == name;
-        match out.iter_mut().find(|o| same(o)) {
-            Some(o) => o.clone_from(e),
-            None => out.push(e.clone()),
-        }
+    if let Some(env) = p.env().as_ref() {
+        p.set_env(Some(crate::spec::dedup_env(env)));
     }
-    p.set_env(Some(out));
 }
 
 /// --cap adds to bounding, effective and permitted (and ambient when the
