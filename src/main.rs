@@ -21,6 +21,7 @@ mod idmap;
 mod init;
 mod launch;
 mod log;
+mod mountinfo;
 mod pidfd;
 mod rootfs;
 mod seal;

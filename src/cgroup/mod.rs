@@ -22,7 +22,8 @@ mod v1;
 mod v2;
 
 use anyhow::{Context, Result, bail};
-use detect::{clean, detect, parse_self_cgroup};
+use detect::clean;
+pub use detect::{HostMount, Layout, own_path, parse_self_cgroup, read_self_cgroup};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -57,14 +58,66 @@ pub struct Cgroup {
     pub rootless: bool,
 }
 
+/// v1 controllers we place the container in (the kernel's list, minus the
+/// debug ones). Named hierarchies other than name=systemd are left alone.
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "blkio",
+    "perf_event",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+    "name=systemd",
+];
+
+/// The hierarchies the container goes in: on v1 those with a controller we
+/// know (only those controllers kept), then a hybrid host's cgroup2 (where
+/// hugetlb may live). A v1 host with none of them falls back to its cgroup2.
+fn managed(layout: Layout) -> Result<(Version, Vec<HostMount>)> {
+    match layout {
+        Layout::V2 { mount } => Ok((Version::V2, vec![mount])),
+        Layout::V1 {
+            hierarchies,
+            unified,
+        } => {
+            let mut v1: Vec<HostMount> = hierarchies
+                .into_iter()
+                .map(|mut h| {
+                    h.subsystems
+                        .retain(|s| V1_CONTROLLERS.contains(&s.as_str()));
+                    h
+                })
+                .filter(|h| !h.subsystems.is_empty())
+                .collect();
+            match (v1.is_empty(), unified) {
+                (false, unified) => {
+                    v1.extend(unified);
+                    Ok((Version::V1, v1))
+                }
+                (true, Some(m)) => Ok((Version::V2, vec![m])),
+                (true, None) => {
+                    bail!("no cgroup filesystem is mounted (see /proc/self/mountinfo)")
+                }
+            }
+        }
+    }
+}
+
 impl Cgroup {
     /// Detect the layout from this process's mountinfo and cgroup membership,
     /// and resolve `linux.cgroupsPath` with runc 1.1's cgroupfs semantics.
     pub fn resolve(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
         let mountinfo =
             std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-        let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
-        Self::resolve_with(&mountinfo, &own, cgroups_path, id)
+        Self::resolve_with(&mountinfo, &read_self_cgroup()?, cgroups_path, id)
     }
 
     /// `resolve` on given texts. Absolute paths go under each hierarchy's mount;
@@ -90,24 +143,20 @@ impl Cgroup {
                 cgroups_path.unwrap_or(Path::new(""))
             );
         }
-        let (version, mounts) = detect(mountinfo)?;
+        let (version, mounts) = managed(Layout::detect(&crate::mountinfo::parse(mountinfo)))?;
         let own = parse_self_cgroup(self_cgroup);
         let mut hierarchies = Vec::new();
         for m in mounts {
             let base = if absolute {
                 m.point.clone()
             } else {
-                let key = m.controllers.first().map(String::as_str).unwrap_or("");
-                let path = own
-                    .iter()
-                    .find(|(ctrls, _)| ctrls.iter().any(|c| c == key))
-                    .map(|(_, p)| p.as_str())
-                    .with_context(|| {
-                        format!(
-                            "no entry for {:?} in /proc/self/cgroup",
-                            if key.is_empty() { "cgroup2" } else { key }
-                        )
-                    })?;
+                let key = &m.subsystems[..m.subsystems.len().min(1)];
+                let path = own_path(&own, key).with_context(|| {
+                    format!(
+                        "no entry for {:?} in /proc/self/cgroup",
+                        key.first().map_or("cgroup2", String::as_str)
+                    )
+                })?;
                 // Inside a cgroup namespace the mount root may be a subtree.
                 let rel = path
                     .strip_prefix(m.root.as_str())
@@ -119,14 +168,14 @@ impl Cgroup {
                 }
                 own_dir
             };
-            let version = if m.controllers.is_empty() {
+            let version = if m.subsystems.is_empty() {
                 Version::V2
             } else {
                 Version::V1
             };
             hierarchies.push(Hierarchy {
                 version,
-                controllers: m.controllers,
+                controllers: m.subsystems,
                 mount: m.point,
                 dir: base.join(&inner),
             });

@@ -210,20 +210,6 @@ fn resolve_pure_v2() {
 }
 
 #[test]
-fn mountinfo_parsing() {
-    let mi = "1 0 0:1 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
-              2 0 0:1 / /mnt/bind rw - cgroup cgroup rw,cpu,cpuacct\n\
-              3 0 0:2 / /sys/fs/cgroup/my\\040dir rw - cgroup cgroup rw,memory\n\
-              4 0 0:3 / /x rw - cgroup cgroup rw,name=other\n";
-    let (v, mounts) = detect(mi).unwrap();
-    assert_eq!(v, Version::V1);
-    assert_eq!(mounts.len(), 2);
-    assert_eq!(mounts[0].controllers, ["cpu", "cpuacct"]);
-    assert_eq!(mounts[1].point, Path::new("/sys/fs/cgroup/my dir"));
-    assert!(detect("1 0 0:1 / / rw - ext4 /dev/sda rw\n").is_err());
-}
-
-#[test]
 fn plan_routes_and_rejects() {
     let t = Tmp::new("plan");
     let (mi, own) = hybrid(&t.0);
@@ -582,9 +568,11 @@ fn root_device_program_loads_and_attaches() {
         eprintln!("skipped root_device_program_loads_and_attaches: needs root");
         return;
     }
-    let mi = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let (_, mounts) = detect(&mi).unwrap();
-    let Some(m) = mounts.iter().find(|m| m.controllers.is_empty()) else {
+    let mounts = match Layout::read().unwrap() {
+        Layout::V1 { unified, .. } => unified,
+        Layout::V2 { mount } => Some(mount),
+    };
+    let Some(m) = mounts else {
         eprintln!("skipped root_device_program_loads_and_attaches: no cgroup2 mount");
         return;
     };
