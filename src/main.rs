@@ -17,7 +17,6 @@ mod container;
 mod entry;
 mod fork;
 mod hooks;
-mod idmap;
 mod init;
 mod launch;
 mod log;
@@ -29,6 +28,7 @@ mod seccomp;
 mod spec;
 mod sync;
 mod tty;
+mod uidmap;
 
 use cli::{Command, Stop};
 use std::path::PathBuf;
