@@ -31,6 +31,7 @@ mod process;
 mod rootfs;
 mod rootless;
 mod runtime_under_test;
+mod seal;
 mod seccomp;
 mod security;
 mod terminal;
