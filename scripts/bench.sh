@@ -177,6 +177,30 @@ for n in "${names[@]}"; do
     [ -n "${bin[$n]}" ] && printf 'binary %-6s %9s bytes  %s\n' "$n" "$(stat -L -c %s "${bin[$n]}")" "$(file -bL "${bin[$n]}" | cut -d, -f1-2,4-5)"
 done
 
+# skiff's own machinery, the figures its code comments point here for:
+# - seal: what sealing /proc/self/exe costs (src/seal.rs). Any "run"
+#   argument seals (`state run`: no such container), so the difference to
+#   a `state` that does not seal is the re-exec: as root the entry's
+#   read-only bind; as an unprivileged user `ensure_sealed`'s memfd copy.
+# - layout: the sections build.rs shapes (text size, RELA vs RELR).
+seal_ms() {
+    local w
+    w=$(mean_ms "$1 state run >/dev/null 2>&1 || true") &&
+        echo "scale=3; $w - $(mean_ms "$1 state nosuch >/dev/null 2>&1 || true")" | bc
+}
+echo
+echo "skiff machinery (mean ms over $runs runs; sizes of $SKIFF)"
+printf '%-44s %8s\n' "seal, root (entry: read-only bind + exec)" "$(num "$(seal_ms "$SKIFF --root $work/root-skiff")")"
+printf '%-44s %8s\n' "seal, unprivileged (memfd copy + exec)" \
+    "$(num "$(seal_ms "setpriv --reuid nobody --regid nogroup --clear-groups $SKIFF --root $work/none")")"
+sect() {
+    local hex
+    hex=$(readelf -SW "$SKIFF" | awk -v s="$1" '{ for (i = 1; i < NF; i++) if ($i == s) print $(i + 4) }')
+    echo $((16#${hex:-0}))
+}
+printf '%-44s %8s\n' ".text bytes" "$(sect .text)" ".rela.dyn bytes (SKIFF_NO_LAYOUT: all here)" "$(sect .rela.dyn)" \
+    ".relr.dyn bytes (packed relocations)" "$(sect .relr.dyn)" "binary bytes" "$(stat -L -c %s "$SKIFF")"
+
 # Seccomp: BPF size (the kernel allows 4096 instructions per filter) and
 # compile time of Docker's default profile, from an ignored unit test.
 echo

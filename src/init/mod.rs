@@ -98,8 +98,7 @@ fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
 /// no user namespace (its id maps come between unshare and the rest), no
 /// namespace to join (a pid namespace joined takes a fork), no time
 /// namespace (offsets go in before anything enters it). Saves a process
-/// (a fork of the runtime, its page faults and exit): about 0.2 ms of CPU
-/// per container. The cgroup namespace is left out: init unshares it
+/// (a fork of the runtime, its page faults and exit) per container. The cgroup namespace is left out: init unshares it
 /// once in its cgroup, so that it is the namespace's root.
 pub fn direct_clone(plan: &Plan) -> Option<CloneFlags> {
     let ns = &plan.ns;
