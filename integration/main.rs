@@ -34,6 +34,7 @@ mod runtime_under_test;
 mod seal;
 mod seccomp;
 mod security;
+mod shared;
 mod terminal;
 mod userns;
 
@@ -44,7 +45,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Skips the test (with a printed reason) when not root; with
 /// `REQUIRE_ROOT_TESTS=1` a skip is a failure, so CI cannot hide skips.
@@ -176,17 +177,8 @@ pub fn output(mut cmd: Command) -> Out {
 }
 
 /// Polls `f` every 10ms until it is true or `secs` pass.
-pub fn poll(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+pub fn poll(secs: u64, f: impl FnMut() -> bool) -> bool {
+    shared::poll_every(secs, Duration::from_millis(10), f)
 }
 
 /// One `--root` state directory plus the containers created under it.
