@@ -12,7 +12,9 @@
 
 mod cgroup;
 mod cgroup_v1;
+mod cgroup_v1_events;
 mod cgroup_v1_ops;
+mod cgroup_v1_pause;
 mod cli;
 mod cli_parity;
 mod conformance;
