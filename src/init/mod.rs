@@ -198,17 +198,18 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
             .as_ref()
             .context("process.terminal: no --console-socket")?;
         let size = process.console_size().map(|b| (b.height(), b.width()));
-        // Without a mount namespace /dev/console is not bound (runc's rule)
-        // and the pty comes from whatever devpts the rootfs has at /dev/pts.
-        let mount_ns = plan.rootfs_plan.mount_ns;
-        console::setup(sock, size, mount_ns, process.user().uid()).with_context(
-            || match mount_ns {
+        // rootfs::plan decided whether /dev/console is bound (never without
+        // a mount namespace); if not, the pty comes from whatever devpts
+        // the rootfs has at /dev/pts.
+        let bind_console = plan.rootfs_plan.terminal;
+        console::setup(sock, size, bind_console, process.user().uid()).with_context(|| {
+            match bind_console {
                 true => "process.terminal",
                 false => {
                     "process.terminal: without a mount namespace, the rootfs needs its own devpts"
                 }
-            },
-        )?;
+            }
+        })?;
     }
     // Before finalize: readonlyPaths makes /proc/sys read-only.
     set_sysctls(plan)?;

@@ -46,6 +46,9 @@ pub struct Plan {
     /// runtime on the host side (open_tree), since the container's root may
     /// not be able to search their host directories (idmap.rs `prepare`).
     pub clone_binds: bool,
+    /// process.terminal with a mount namespace: /dev/console is prepared
+    /// and the pty bound over it. The one place this is decided (init's
+    /// console setup asks here).
     pub terminal: bool,
     pub masked: Vec<PathBuf>,
     pub readonly: Vec<PathBuf>,
