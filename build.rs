@@ -3,15 +3,17 @@
 //! The kernel maps a file-backed text page together with its neighbours
 //! (fault-around: 64 KiB windows), so a process's resident size is the
 //! number of 64 KiB windows its executed code touches, not the size of that
-//! code. Scattered over the 2.6 MB text, the ~400 KB a `run` executes
-//! touched nearly every window. Two linker options fix that:
+//! code. Scattered over the whole text, the small part a `run` executes
+//! touched nearly every window (README.md, Benchmark). Two linker options
+//! fix that:
 //! - `--symbol-ordering-file=link/hot.order`: the functions the runtime
 //!   executes (listed by `scripts/hot-order.sh`, which profiles a real
 //!   create/run/exec/delete) are laid out first and together. Names the
 //!   build no longer has are skipped (`--no-warn-symbol-ordering`), so a
 //!   stale list only costs RSS, never correctness.
 //! - `-z pack-relative-relocs`: RELR relocations; the static-pie binary's
-//!   248 KB of RELA entries, read at every start, become 3 KB.
+//!   RELA entries, read at every start, shrink to a small fraction
+//!   (`scripts/bench.sh` prints both sections' sizes).
 //!
 //! Both need lld, the toolchain's default linker on x86_64 Linux.
 //! `SKIFF_NO_LAYOUT=1` turns them off (e.g. to link with GNU ld).

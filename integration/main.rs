@@ -12,7 +12,9 @@
 
 mod cgroup;
 mod cgroup_v1;
+mod cgroup_v1_events;
 mod cgroup_v1_ops;
+mod cgroup_v1_pause;
 mod cli;
 mod cli_parity;
 mod conformance;
@@ -34,8 +36,10 @@ mod rootfs;
 mod rootless;
 mod runtime_under_test;
 mod sched;
+mod seal;
 mod seccomp;
 mod security;
+mod shared;
 mod terminal;
 mod userns;
 
@@ -46,7 +50,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Skips the test (with a printed reason) when not root; with
 /// `REQUIRE_ROOT_TESTS=1` a skip is a failure, so CI cannot hide skips.
@@ -178,17 +182,8 @@ pub fn output(mut cmd: Command) -> Out {
 }
 
 /// Polls `f` every 10ms until it is true or `secs` pass.
-pub fn poll(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+pub fn poll(secs: u64, f: impl FnMut() -> bool) -> bool {
+    shared::poll_every(secs, Duration::from_millis(10), f)
 }
 
 /// One `--root` state directory plus the containers created under it.

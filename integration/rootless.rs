@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 const USER: &str = "skiff-rootless";
 
 /// (uid, gid, first subordinate uid) of the test user, made once.
-fn user() -> Option<(u32, u32, u32)> {
+pub(crate) fn user() -> Option<(u32, u32, u32)> {
     static U: OnceLock<Option<(u32, u32, u32)>> = OnceLock::new();
     *U.get_or_init(|| {
         let have = |c: &str| {
@@ -63,7 +63,7 @@ fn ensure_subids(file: &str) -> Option<u32> {
 }
 
 /// The runtime as the test user, with a clean environment.
-fn as_user(args: &[&str]) -> Command {
+pub(crate) fn as_user(args: &[&str]) -> Command {
     let mut c = Command::new("setpriv");
     c.args(["--reuid", USER, "--regid", USER, "--init-groups", "--"])
         .arg(runtime())
@@ -76,7 +76,7 @@ fn as_user(args: &[&str]) -> Command {
 
 /// A busybox bundle whose config.json comes from `spec --rootless` run as
 /// the user, and a state dir the user owns.
-fn rootless_bundle(uid: u32, gid: u32) -> (Bundle, TempDir) {
+pub(crate) fn rootless_bundle(uid: u32, gid: u32) -> (Bundle, TempDir) {
     let b = Bundle::new();
     std::fs::remove_file(b.path().join("config.json")).unwrap();
     chown(b.path(), Some(uid), Some(gid)).unwrap();

@@ -150,7 +150,7 @@ ratio() {
         *) echo "scale=2; $1 / $2" | bc ;;
     esac
 }
-num() { case $1 in *[!0-9.]*|'') echo "$1" ;; *) printf '%.2f' "$1" ;; esac; }
+num() { case ${1#-} in *[!0-9.]*|'') echo "$1" ;; *) printf '%.2f' "$1" ;; esac; }
 
 echo
 echo "mean wall time in ms ($runs runs, 50-container row $conc_runs runs; $(uname -r), $(nproc) cpus)"
@@ -176,6 +176,37 @@ printf '%-22s %10s %10s %10s %11s %11s\n' "peak RSS of run (KiB)" "$(kib "${rss[
 for n in "${names[@]}"; do
     [ -n "${bin[$n]}" ] && printf 'binary %-6s %9s bytes  %s\n' "$n" "$(stat -L -c %s "${bin[$n]}")" "$(file -bL "${bin[$n]}" | cut -d, -f1-2,4-5)"
 done
+
+# skiff's own machinery, the figures its code comments point here for:
+# - seal: what sealing /proc/self/exe costs (src/seal.rs). Any "run"
+#   argument seals (`state run`: no such container), so the difference to
+#   a `state` that does not seal is the re-exec: as root the entry's
+#   read-only bind; as an unprivileged user `ensure_sealed`'s memfd copy.
+# - layout: the sections build.rs shapes (text size, RELA vs RELR).
+# min_ms CMD: the fastest of RUNS*3 runs; a difference of two means drowns
+# a sub-millisecond cost in the noise of a shared machine, of two minima less.
+min_ms() {
+    hyperfine --style none --warmup 3 --runs $((runs * 3)) --export-json "$work/h.json" \
+        "$1" >/dev/null 2>"$work/herr" || { head -c 300 "$work/herr" >&2; return 1; }
+    jq -r '.results[0].min * 1000' "$work/h.json"
+}
+seal_ms() {
+    local w
+    w=$(min_ms "$1 state run >/dev/null 2>&1 || true") &&
+        echo "scale=3; $w - $(min_ms "$1 state nosuch >/dev/null 2>&1 || true")" | bc
+}
+echo
+echo "skiff machinery (ms: fastest of $((runs * 3)) runs with seal minus without; sizes of $SKIFF)"
+printf '%-44s %8s\n' "seal, root (entry: read-only bind + exec)" "$(num "$(seal_ms "$SKIFF --root $work/root-skiff")")"
+printf '%-44s %8s\n' "seal, unprivileged (memfd copy + exec)" \
+    "$(num "$(seal_ms "setpriv --reuid nobody --regid nogroup --clear-groups $SKIFF --root $work/none")")"
+sect() {
+    local hex
+    hex=$(readelf -SW "$SKIFF" | awk -v s="$1" '{ for (i = 1; i < NF; i++) if ($i == s) print $(i + 4) }')
+    echo $((16#${hex:-0}))
+}
+printf '%-44s %8s\n' ".text bytes" "$(sect .text)" ".rela.dyn bytes (SKIFF_NO_LAYOUT: all here)" "$(sect .rela.dyn)" \
+    ".relr.dyn bytes (packed relocations)" "$(sect .relr.dyn)" "binary bytes" "$(stat -L -c %s "$SKIFF")"
 
 # Seccomp: BPF size (the kernel allows 4096 instructions per filter) and
 # compile time of Docker's default profile, from an ignored unit test.

@@ -11,6 +11,8 @@ apt_need busybox-static /bin/busybox
 apt_need runc runc
 # Rootless tests: newuidmap/newgidmap; setpriv and useradd are in essential packages.
 apt_need uidmap newuidmap
+# integration/seal.rs: which code re-executes to seal the binary.
+apt_need strace strace
 # The engines of the `engines` test target (integration/engines/).
 apt_need containerd containerd
 apt_need umoci umoci
@@ -28,6 +30,10 @@ cargo test --all-targets "$@"
 if cargo +nightly --version >/dev/null 2>&1; then
     cargo +nightly build --quiet --manifest-path fuzz/Cargo.toml
 fi
+# The release link layout (build.rs, link/hot.order) is an optimisation:
+# keep the build without it (SKIFF_NO_LAYOUT=1, e.g. GNU ld) from rotting.
+SKIFF_NO_LAYOUT=1 CARGO_TARGET_DIR=target/nolayout cargo build --quiet --release
+target/nolayout/release/skiff --version | grep -q '^skiff version '
 # Pure cgroup v2 inside a small VM (this host is v1 hybrid): see scripts/vm/run.sh.
 if [ "$(id -u)" -eq 0 ]; then
     bash scripts/vm/run.sh

@@ -7,8 +7,8 @@
 //!   ignore it too, but put it back before the container's execve
 //!   (`init::exec::ignore_sigpipe`);
 //! - it reads /proc/self/maps through pthread_getattr_np (sscanf and all) to
-//!   place a stack-overflow guard: syscalls and ~40 KB of executed code at
-//!   every start, for a message on stack overflow;
+//!   place a stack-overflow guard: syscalls and executed code (pages of
+//!   RSS, README.md, Benchmark) at every start, for a message on stack overflow;
 //! - it makes sure fds 0-2 are open, which we do keep, below.
 //!
 //! std still works without its start-up: on glibc, `std::env::args` comes

@@ -4,7 +4,7 @@
 //!
 //! Why: moving a process by writing `cgroup.procs` takes the kernel's
 //! global `cgroup_threadgroup_rwsem` for writing, which waits for an RCU
-//! grace period: 10 to 20 ms here, the largest single cost of `create`.
+//! grace period, the largest single cost of `create` (README.md, Benchmark).
 //! `CLONE_INTO_CGROUP` only takes it for reading. For cgroup v1 the child
 //! moves itself by writing "0" to `tasks` (see `Cgroup::join_self`), which
 //! the kernel also does without the global lock for a single thread.

@@ -364,7 +364,7 @@ fn stage1_messages(plan: &Plan, sock: &SyncSocket, stage1: i32) -> Result<i32> {
 /// Mapping ids other than our own needs CAP_SETUID in the parent user
 /// namespace, which the child no longer has: the runtime writes the maps.
 fn write_id_maps(plan: &Plan, pid: i32) -> Result<()> {
-    crate::idmap::write(pid, &plan.ns.uid_map, &plan.ns.gid_map)
+    crate::uidmap::write(pid, &plan.ns.uid_map, &plan.ns.gid_map)
 }
 
 fn init_messages(

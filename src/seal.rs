@@ -13,18 +13,19 @@
 //!   execveat on it; the cheap variant of runc 1.2's overlay sealing). The
 //!   mount belongs to no namespace, so nothing in a container can reach it
 //!   by path to remount it; it goes away with our last process. Cost: one
-//!   exec (about 0.5 ms here).
+//!   exec (`scripts/bench.sh` measures it: "seal, root").
 //! - otherwise (rootless, old kernel), from a memfd copy sealed against any
 //!   change (F_SEAL_WRITE, SHRINK, GROW, then SEAL), as runc 1.1 does.
-//!   Cost: one in-kernel copy of the binary (1.5-2 ms for 3.9 MB) plus the exec.
+//!   Cost: one in-kernel copy of the binary plus the exec (bench.sh: "seal,
+//!   unprivileged").
 //!
 //! Either way the re-exec'd process finds its exe on a read-only mount or
 //! sealed, and goes on.
 //!
 //! The read-only bind re-exec is done first by `skiff_entry` (below), the
 //! binary's entry point, before the C library starts: the copy that only
-//! re-executes then costs no C library start-up (about 0.6 ms of CPU in a
-//! VM, where glibc's dozens of `cpuid`s each exit to the hypervisor).
+//! re-executes then costs no C library start-up (in a VM, glibc's dozens
+//! of `cpuid`s each exit to the hypervisor; figures in README.md, Benchmark).
 //! `ensure_sealed` stays the one check that counts: it runs in the
 //! re-exec'd process, finds the exe read-only and returns, or does the
 //! whole job itself when the entry could not (rootless: the memfd copy).
@@ -171,9 +172,9 @@ fn reexec(fd: &OwnedFd) -> Result<()> {
 }
 
 // The process entry point (build.rs links with `--entry=skiff_entry`): the
-// seal's fast path, before the C library starts. A static glibc spends
-// about 0.6 ms starting up here (dozens of `cpuid`s, each a VM exit under
-// a hypervisor, and the static-pie relocations): paid twice per `create`
+// seal's fast path, before the C library starts. A static glibc's start-up
+// is not free (dozens of `cpuid`s, each a VM exit under a hypervisor, and
+// the static-pie relocations; README.md, Benchmark): paid twice per `create`
 // when the copy that only re-executes starts the C library too. This code
 // runs before relocation, so it is position independent and touches no
 // data but its own rodata, through rip-relative addresses. It does what

@@ -19,12 +19,12 @@ mod container;
 mod fork;
 #[path = "../../src/hooks.rs"]
 mod hooks;
-#[path = "../../src/idmap.rs"]
-mod idmap;
 #[path = "../../src/init/mod.rs"]
 mod init;
 #[path = "../../src/log.rs"]
 mod log;
+#[path = "../../src/mountinfo.rs"]
+mod mountinfo;
 #[path = "../../src/netdev.rs"]
 mod netdev;
 #[path = "../../src/pidfd.rs"]
@@ -39,6 +39,8 @@ mod seccomp;
 mod spec;
 #[path = "../../src/sync.rs"]
 mod sync;
+#[path = "../../src/uidmap.rs"]
+mod uidmap;
 
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;

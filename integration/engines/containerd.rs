@@ -153,12 +153,7 @@ impl Containerd {
 
     /// skiff's own view of a container the shim created.
     fn runtime_state(&self, id: &str) -> Option<serde_json::Value> {
-        let root = self.runc_root.join(&self.ns);
-        let o = run(
-            runtime().to_str().unwrap(),
-            &["--root", root.to_str().unwrap(), "state", id],
-        );
-        o.ok().then(|| serde_json::from_str(&o.stdout).unwrap())
+        crate::runtime_state(Some(&self.runc_root.join(&self.ns)), id)
     }
 
     fn task_status(&self, id: &str) -> String {

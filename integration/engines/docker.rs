@@ -81,7 +81,7 @@ impl Docker {
                 let _ = fs::remove_dir("/run/docker");
             }
         });
-        let d = Docker {
+        let mut d = Docker {
             daemon,
             dir,
             host,
@@ -90,11 +90,9 @@ impl Docker {
         };
         let h = d.host.clone();
         let conf = d.dir.join("client").display().to_string();
-        let ready = || run_env(CLIENT, &["-H", &h, "version"], &[("DOCKER_CONFIG", &conf)]).ok();
-        let mut daemon_ready = ready;
-        if !poll(30, &mut daemon_ready) {
-            panic!("dockerd did not start:\n{}", d.daemon.log_text());
-        }
+        d.daemon.wait_ready(|| {
+            run_env(CLIENT, &["-H", &h, "version"], &[("DOCKER_CONFIG", &conf)]).ok()
+        });
         let tar = ctx.images().docker_tar.clone();
         d.docker(&["load", "-i", tar.to_str().unwrap()])
             .check("docker load");
@@ -126,11 +124,7 @@ impl Docker {
     fn runtime_status(&self, id: &str) -> Option<String> {
         // docker 20.10 uses this root for every runc-type runtime.
         let root = self.dir.join("exec/runtime-runc/moby");
-        let o = crate::run(
-            runtime().to_str().unwrap(),
-            &["--root", root.to_str().unwrap(), "state", id],
-        );
-        let v: serde_json::Value = serde_json::from_str(&o.stdout).ok()?;
+        let v = crate::runtime_state(Some(&root), id)?;
         Some(v["status"].as_str()?.to_owned())
     }
 }

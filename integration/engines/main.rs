@@ -22,6 +22,8 @@ mod images;
 mod podman;
 #[path = "../runtime_under_test.rs"]
 mod runtime_under_test;
+#[path = "../shared.rs"]
+mod shared;
 
 pub use runtime_under_test::{is_skiff, runtime};
 use std::fs;
@@ -217,17 +219,21 @@ pub fn run_tty(cmdline: &str) -> Out {
 }
 
 /// Polls `f` every 50ms until it is true or `secs` pass.
-pub fn poll(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+pub fn poll(secs: u64, f: impl FnMut() -> bool) -> bool {
+    shared::poll_every(secs, Duration::from_millis(50), f)
+}
+
+/// The runtime's own `state` of a container an engine made, under `root`
+/// (None: the runtime's default root, as podman leaves it); None when the
+/// runtime does not know it.
+pub fn runtime_state(root: Option<&Path>, id: &str) -> Option<serde_json::Value> {
+    let mut args = Vec::new();
+    if let Some(r) = root {
+        args.extend(["--root", r.to_str().unwrap()]);
     }
+    args.extend(["state", id]);
+    let o = run(runtime().to_str().unwrap(), &args);
+    o.ok().then(|| serde_json::from_str(&o.stdout).unwrap())
 }
 
 /// True when `prog` is found in PATH (or is an existing path).

@@ -112,8 +112,7 @@ runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "skif
     /// The runtime's view of a container (podman passes no `--root`, so the
     /// runtime's default root).
     fn runtime_status(&self, id: &str) -> Option<String> {
-        let o = crate::run(runtime().to_str().unwrap(), &["state", id]);
-        let v: serde_json::Value = serde_json::from_str(&o.stdout).ok()?;
+        let v = crate::runtime_state(None, id)?;
         Some(v["status"].as_str()?.to_owned())
     }
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 impl Cgroup {
     /// Moves the calling (single-threaded) process into the cgroup. v1:
     /// "0" into `tasks` moves only the caller, which the kernel does without
-    /// the global threadgroup lock (and its RCU grace period); the same
-    /// through `cgroup.procs` costs 10-20 ms. v2 has no such path:
+    /// the global threadgroup lock (and its RCU grace period, README.md,
+    /// Benchmark), which the same through `cgroup.procs` waits for. v2 has no such path:
     /// `in_v2` says `fork::fork_into` already placed us there.
     pub fn join_self(&self, in_v2: bool) -> Result<()> {
         let mut done: Vec<&Path> = Vec::new();

@@ -14,6 +14,7 @@
 //! runc's v1 device emulator (rules are written in order instead).
 
 mod detect;
+mod fs;
 mod join;
 pub mod resources;
 mod rootless;
@@ -22,7 +23,9 @@ mod v1;
 mod v2;
 
 use anyhow::{Context, Result, bail};
-use detect::{clean, detect, parse_self_cgroup};
+use detect::clean;
+pub use detect::{HostMount, Layout, own_path, parse_self_cgroup, read_self_cgroup};
+use fs::{collect_pids, read_trim, remove_tree, rmdir_retry, write_file};
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -57,14 +60,66 @@ pub struct Cgroup {
     pub rootless: bool,
 }
 
+/// v1 controllers we place the container in (the kernel's list, minus the
+/// debug ones). Named hierarchies other than name=systemd are left alone.
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "memory",
+    "devices",
+    "freezer",
+    "net_cls",
+    "net_prio",
+    "blkio",
+    "perf_event",
+    "hugetlb",
+    "pids",
+    "rdma",
+    "misc",
+    "name=systemd",
+];
+
+/// The hierarchies the container goes in: on v1 those with a controller we
+/// know (only those controllers kept), then a hybrid host's cgroup2 (where
+/// hugetlb may live). A v1 host with none of them falls back to its cgroup2.
+fn managed(layout: Layout) -> Result<(Version, Vec<HostMount>)> {
+    match layout {
+        Layout::V2 { mount } => Ok((Version::V2, vec![mount])),
+        Layout::V1 {
+            hierarchies,
+            unified,
+        } => {
+            let mut v1: Vec<HostMount> = hierarchies
+                .into_iter()
+                .map(|mut h| {
+                    h.subsystems
+                        .retain(|s| V1_CONTROLLERS.contains(&s.as_str()));
+                    h
+                })
+                .filter(|h| !h.subsystems.is_empty())
+                .collect();
+            match (v1.is_empty(), unified) {
+                (false, unified) => {
+                    v1.extend(unified);
+                    Ok((Version::V1, v1))
+                }
+                (true, Some(m)) => Ok((Version::V2, vec![m])),
+                (true, None) => {
+                    bail!("no cgroup filesystem is mounted (see /proc/self/mountinfo)")
+                }
+            }
+        }
+    }
+}
+
 impl Cgroup {
     /// Detect the layout from this process's mountinfo and cgroup membership,
     /// and resolve `linux.cgroupsPath` with runc 1.1's cgroupfs semantics.
     pub fn resolve(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
         let mountinfo =
             std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-        let own = std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")?;
-        Self::resolve_with(&mountinfo, &own, cgroups_path, id)
+        Self::resolve_with(&mountinfo, &read_self_cgroup()?, cgroups_path, id)
     }
 
     /// `resolve` on given texts. Absolute paths go under each hierarchy's mount;
@@ -90,24 +145,20 @@ impl Cgroup {
                 cgroups_path.unwrap_or(Path::new(""))
             );
         }
-        let (version, mounts) = detect(mountinfo)?;
+        let (version, mounts) = managed(Layout::detect(&crate::mountinfo::parse(mountinfo)))?;
         let own = parse_self_cgroup(self_cgroup);
         let mut hierarchies = Vec::new();
         for m in mounts {
             let base = if absolute {
                 m.point.clone()
             } else {
-                let key = m.controllers.first().map(String::as_str).unwrap_or("");
-                let path = own
-                    .iter()
-                    .find(|(ctrls, _)| ctrls.iter().any(|c| c == key))
-                    .map(|(_, p)| p.as_str())
-                    .with_context(|| {
-                        format!(
-                            "no entry for {:?} in /proc/self/cgroup",
-                            if key.is_empty() { "cgroup2" } else { key }
-                        )
-                    })?;
+                let key = &m.subsystems[..m.subsystems.len().min(1)];
+                let path = own_path(&own, key).with_context(|| {
+                    format!(
+                        "no entry for {:?} in /proc/self/cgroup",
+                        key.first().map_or("cgroup2", String::as_str)
+                    )
+                })?;
                 // Inside a cgroup namespace the mount root may be a subtree.
                 let rel = path
                     .strip_prefix(m.root.as_str())
@@ -119,14 +170,14 @@ impl Cgroup {
                 }
                 own_dir
             };
-            let version = if m.controllers.is_empty() {
+            let version = if m.subsystems.is_empty() {
                 Version::V2
             } else {
                 Version::V1
             };
             hierarchies.push(Hierarchy {
                 version,
-                controllers: m.controllers,
+                controllers: m.subsystems,
                 mount: m.point,
                 dir: base.join(&inner),
             });
@@ -525,147 +576,6 @@ const HUGEPAGES: &str = "/sys/kernel/mm/hugepages";
 const POLL: Duration = Duration::from_millis(10);
 /// 200 rounds of 10ms: two seconds for SIGKILLed processes to leave.
 const KILL_ROUNDS: usize = 200;
-
-/// Cgroup files want one write(2) per value; never create them (O_CREAT on
-/// cgroupfs fails with a confusing error, and in fixtures it would hide typos).
-pub(super) fn write_file(path: &Path, value: &str) -> Result<()> {
-    use std::io::Write as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .truncate(true)
-        .open(path)
-        .with_context(|| format!("open {}", path.display()))?;
-    f.write_all(value.as_bytes()).map_err(|e| {
-        let why = memory_limit_refused(path, value, &e);
-        let e = anyhow::Error::new(e).context(format!("write {value:?} to {}", path.display()));
-        match why {
-            Some(why) => e.context(why),
-            None => e,
-        }
-    })
-}
-
-/// A memory limit the kernel refuses (v1: EBUSY when it is below what the
-/// cgroup uses and reclaim cannot get there) is said as runc says it, with
-/// the usage that made it fail.
-fn memory_limit_refused(path: &Path, value: &str, e: &std::io::Error) -> Option<String> {
-    let name = path.file_name()?.to_str()?;
-    let (usage, peak) = match name {
-        "memory.limit_in_bytes" | "memory.soft_limit_in_bytes" => {
-            ("memory.usage_in_bytes", "memory.max_usage_in_bytes")
-        }
-        "memory.memsw.limit_in_bytes" => (
-            "memory.memsw.usage_in_bytes",
-            "memory.memsw.max_usage_in_bytes",
-        ),
-        "memory.max" => ("memory.current", "memory.peak"),
-        _ => return None,
-    };
-    if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EINVAL)) {
-        return None;
-    }
-    let dir = path.parent()?;
-    let read = |f: &str| read_trim(&dir.join(f)).unwrap_or_else(|_| "?".into());
-    let what = if name.contains("memsw") {
-        "memory+swap limit"
-    } else {
-        "memory limit"
-    };
-    Some(format!(
-        "unable to set {what} to {value} (current usage: {}, peak usage: {})",
-        read(usage),
-        read(peak)
-    ))
-}
-
-fn read_trim(path: &Path) -> Result<String> {
-    let s = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-    Ok(s.trim().to_string())
-}
-
-fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
-    let procs = match std::fs::read_to_string(dir.join("cgroup.procs")) {
-        Ok(s) => s,
-        // The (sub-)cgroup was removed while we walked the tree.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("read {}/cgroup.procs", dir.display())),
-    };
-    for line in procs.lines() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        out.push(
-            line.trim()
-                .parse()
-                .with_context(|| format!("bad pid {line:?} in {}", dir.display()))?,
-        );
-    }
-    if !may_have_subdirs(dir) {
-        return Ok(());
-    }
-    for e in std::fs::read_dir(dir).with_context(|| format!("read dir {}", dir.display()))? {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            collect_pids(&e.path(), out)?;
-        }
-    }
-    Ok(())
-}
-
-/// False only when `dir` surely has no subdirectory, known without listing
-/// it: kernfs (cgroupfs, v1 and v2) keeps a directory's link count at 2 +
-/// its subdirectories, and one stat costs less than listing the dozens of
-/// control files of a v1 cgroup. Anything else (an error, another count, a
-/// file system that counts otherwise) answers true: then the caller lists.
-fn may_have_subdirs(dir: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(dir).map_or(true, |m| m.nlink() != 2)
-}
-
-/// rmdir, retrying EBUSY for a bounded time: the kernel may still be tearing
-/// down the last exiting task (runc retries the same way).
-fn rmdir_retry(dir: &Path) -> std::result::Result<(), Errno> {
-    let mut result = Ok(());
-    for _ in 0..50 {
-        result = std::fs::remove_dir(dir)
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
-        if result != Err(Errno::EBUSY) {
-            break;
-        }
-        std::thread::sleep(POLL);
-    }
-    result
-}
-
-fn remove_tree(dir: &Path) -> Result<()> {
-    // The common case first, an empty leaf: one rmdir, nothing to look at.
-    match std::fs::remove_dir(dir) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(_) => {}
-    }
-    if !may_have_subdirs(dir) {
-        return match rmdir_retry(dir) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("rmdir {}", dir.display())),
-        };
-    }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("read dir {}", dir.display())),
-    };
-    for e in entries {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            remove_tree(&e.path())?;
-        }
-    }
-    match rmdir_retry(dir) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("rmdir {}", dir.display())),
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -98,8 +98,7 @@ fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
 /// no user namespace (its id maps come between unshare and the rest), no
 /// namespace to join (a pid namespace joined takes a fork), no time
 /// namespace (offsets go in before anything enters it). Saves a process
-/// (a fork of the runtime, its page faults and exit): about 0.2 ms of CPU
-/// per container. The cgroup namespace is left out: init unshares it
+/// (a fork of the runtime, its page faults and exit) per container. The cgroup namespace is left out: init unshares it
 /// once in its cgroup, so that it is the namespace's root.
 pub fn direct_clone(plan: &Plan) -> Option<CloneFlags> {
     let ns = &plan.ns;
@@ -202,17 +201,18 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
             .as_ref()
             .context("process.terminal: no --console-socket")?;
         let size = process.console_size().map(|b| (b.height(), b.width()));
-        // Without a mount namespace /dev/console is not bound (runc's rule)
-        // and the pty comes from whatever devpts the rootfs has at /dev/pts.
-        let mount_ns = plan.rootfs_plan.mount_ns;
-        console::setup(sock, size, mount_ns, process.user().uid()).with_context(
-            || match mount_ns {
+        // rootfs::plan decided whether /dev/console is bound (never without
+        // a mount namespace); if not, the pty comes from whatever devpts
+        // the rootfs has at /dev/pts.
+        let bind_console = plan.rootfs_plan.terminal;
+        console::setup(sock, size, bind_console, process.user().uid()).with_context(|| {
+            match bind_console {
                 true => "process.terminal",
                 false => {
                     "process.terminal: without a mount namespace, the rootfs needs its own devpts"
                 }
-            },
-        )?;
+            }
+        })?;
     }
     // Before finalize: readonlyPaths makes /proc/sys read-only.
     set_sysctls(plan)?;

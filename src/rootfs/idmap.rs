@@ -161,7 +161,7 @@ fn helper_userns(idmap: &Idmap) -> Result<OwnedFd> {
             bail!("the helper could not unshare a user namespace");
         }
         let pid = child.as_raw();
-        crate::idmap::write(pid, &idmap.uid_map, &idmap.gid_map)?;
+        crate::uidmap::write(pid, &idmap.uid_map, &idmap.gid_map)?;
         let ns = format!("/proc/{pid}/ns/user");
         let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC;
         nix::fcntl::open(ns.as_str(), flags, nix::sys::stat::Mode::empty())

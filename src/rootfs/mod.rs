@@ -13,35 +13,17 @@ mod paths;
 mod pivot;
 mod resolve;
 
+use crate::cgroup::{HostMount, Layout};
 use anyhow::{Context, Result, bail};
 use mount::{Kind, MountStep, Opts, is_errno, mount_at, mount_plain};
 use nix::errno::Errno;
 use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use paths::{Leaf, fd_path, mkdir_below};
-use pivot::{MountInfo, parse_mountinfo};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 pub use idmap::{Prepared, prepare as prepare_idmapped};
-
-/// One v1 cgroup hierarchy as mounted on the host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hierarchy {
-    pub mountpoint: PathBuf,
-    /// The hierarchy path that is mounted there ("/" unless we are in a cgroupns).
-    pub root: String,
-    /// Controllers, and "name=..." for named hierarchies.
-    pub subsystems: Vec<String>,
-}
-
-/// Host cgroup layout; a hybrid host (v1 controllers plus cgroup2 on
-/// /sys/fs/cgroup/unified) counts as V1, as in runc 1.1.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CgroupLayout {
-    V1 { hierarchies: Vec<Hierarchy> },
-    V2 { mountpoint: PathBuf },
-}
 
 /// Everything decided up front about the rootfs.
 #[derive(Debug, Clone)]
@@ -64,10 +46,14 @@ pub struct Plan {
     /// runtime on the host side (open_tree), since the container's root may
     /// not be able to search their host directories (idmap.rs `prepare`).
     pub clone_binds: bool,
+    /// process.terminal with a mount namespace: /dev/console is prepared
+    /// and the pty bound over it. The one place this is decided (init's
+    /// console setup asks here).
     pub terminal: bool,
     pub masked: Vec<PathBuf>,
     pub readonly: Vec<PathBuf>,
-    pub cgroup: CgroupLayout,
+    /// The host's cgroup layout, when a "cgroup" mount needs it.
+    pub cgroup: Layout,
     pub cgroupns: bool,
 }
 
@@ -107,13 +93,9 @@ pub fn plan(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<Plan> {
         .map(|(i, m)| mount::compile(i, m, &cwd, userns))
         .collect::<Result<Vec<_>>>()?;
     let cgroup = if mounts.iter().any(|m| m.kind == mount::Kind::Cgroup) {
-        let text =
-            std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-        cgroup_layout(&parse_mountinfo(&text))
+        Layout::read()?
     } else {
-        CgroupLayout::V1 {
-            hierarchies: vec![],
-        }
+        Layout::NONE
     };
     Ok(Plan {
         rootfs: rootfs.to_path_buf(),
@@ -270,95 +252,27 @@ pub fn finalize(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-/// Pure: pure v2 when cgroup2 is mounted on /sys/fs/cgroup itself; else v1
-/// with every "cgroup" hierarchy (the hybrid "unified" cgroup2 is not bound
-/// into containers, as in runc 1.1). A later mount on a path hides an earlier one.
-pub fn cgroup_layout(mounts: &[MountInfo]) -> CgroupLayout {
-    let top = mounts
-        .iter()
-        .rev()
-        .find(|m| m.mount_point == Path::new("/sys/fs/cgroup"));
-    if let Some(m) = top.filter(|m| m.fstype == "cgroup2") {
-        return CgroupLayout::V2 {
-            mountpoint: m.mount_point.clone(),
-        };
-    }
-    let mut hierarchies: Vec<Hierarchy> = Vec::new();
-    for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
-        let subsystems = m
-            .super_opts
-            .split(',')
-            .filter(|o| o.starts_with("name=") || !(o.contains('=') || V1_MOUNT_OPTS.contains(o)))
-            .map(String::from)
-            .collect();
-        let h = Hierarchy {
-            mountpoint: m.mount_point.clone(),
-            root: m.root.clone(),
-            subsystems,
-        };
-        match hierarchies
-            .iter_mut()
-            .find(|x| x.mountpoint == h.mountpoint)
-        {
-            Some(x) => *x = h,
-            None => hierarchies.push(h),
-        }
-    }
-    CgroupLayout::V1 { hierarchies }
-}
-
-/// cgroup v1 super options that are not controllers.
-const V1_MOUNT_OPTS: [&str; 7] = [
-    "rw",
-    "ro",
-    "clone_children",
-    "noprefix",
-    "xattr",
-    "cpuset_v2_mode",
-    "favordynmods",
-];
-
-/// Pure: parses /proc/self/cgroup into (controllers, path) pairs.
-pub fn parse_proc_cgroup(text: &str) -> Vec<(Vec<String>, String)> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.splitn(3, ':');
-            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
-            Some((
-                ctrls
-                    .split(',')
-                    .filter(|c| !c.is_empty())
-                    .map(String::from)
-                    .collect(),
-                path.to_string(),
-            ))
-        })
-        .collect()
+/// The host path of our own cgroup in hierarchy `h`, from our parsed
+/// /proc/self/cgroup `own` ("/" when it has no line for `h`).
+fn own_cgroup(own: &[(Vec<String>, String)], h: &HostMount) -> PathBuf {
+    let own = crate::cgroup::own_path(own, &h.subsystems).unwrap_or("/");
+    let rel = Path::new(own)
+        .strip_prefix(&h.root)
+        .unwrap_or(Path::new(""));
+    h.point.join(rel)
 }
 
 /// Our /proc/self/cgroup, read once for all the hierarchies.
-fn self_cgroup() -> Result<String> {
-    std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")
-}
-
-/// The host path of our own cgroup in a hierarchy with these controllers
-/// (empty for the v2 "0::" line), from our /proc/self/cgroup `text`.
-fn own_cgroup(text: &str, mountpoint: &Path, root: &str, subsystems: &[String]) -> PathBuf {
-    let own = parse_proc_cgroup(text)
-        .into_iter()
-        .find(|(c, _)| {
-            c.iter().any(|c| subsystems.contains(c)) || (subsystems.is_empty() && c.is_empty())
-        })
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| "/".into());
-    let rel = Path::new(&own).strip_prefix(root).unwrap_or(Path::new(""));
-    mountpoint.join(rel)
+fn self_cgroup() -> Result<Vec<(Vec<String>, String)>> {
+    Ok(crate::cgroup::parse_self_cgroup(
+        &crate::cgroup::read_self_cgroup()?,
+    ))
 }
 
 /// type "cgroup": what runc 1.1 does on each layout.
 fn mount_cgroup(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
     match &plan.cgroup {
-        CgroupLayout::V2 { mountpoint } => {
+        Layout::V2 { mount: v2_mount } => {
             let v2 = MountStep {
                 kind: Kind::Other,
                 fstype: "cgroup2".into(),
@@ -370,9 +284,14 @@ fn mount_cgroup(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
                 // own cgroup when a cgroupns was asked for (emulating it).
                 Err(e) if is_errno(&e, &[Errno::EPERM, Errno::EBUSY]) => {
                     let src = if plan.cgroupns {
-                        own_cgroup(&self_cgroup()?, mountpoint, "/", &[])
+                        // Relative to "/", not to the mount's root (as before).
+                        let top = HostMount {
+                            root: "/".into(),
+                            ..v2_mount.clone()
+                        };
+                        own_cgroup(&self_cgroup()?, &top)
                     } else {
-                        mountpoint.clone()
+                        v2_mount.point.clone()
                     };
                     let opts = Opts {
                         flags: m.opts.flags | MsFlags::MS_BIND,
@@ -389,14 +308,15 @@ fn mount_cgroup(root: BorrowedFd, m: &MountStep, plan: &Plan) -> Result<()> {
                 r => r,
             }
         }
-        CgroupLayout::V1 { hierarchies } => mount_cgroup_v1(root, m, plan, hierarchies),
+        // A hybrid host's cgroup2 is not bound into containers, as in runc 1.1.
+        Layout::V1 { hierarchies, .. } => mount_cgroup_v1(root, m, plan, hierarchies),
     }
 }
 
 /// v1: a tmpfs at the destination, one mount per hierarchy (a bind of our
 /// own cgroup, or a fresh cgroup fs inside a cgroupns), symlinks for
 /// co-mounted controllers, then the tmpfs itself made ro if asked.
-fn mount_cgroup_v1(root: BorrowedFd, m: &MountStep, plan: &Plan, hs: &[Hierarchy]) -> Result<()> {
+fn mount_cgroup_v1(root: BorrowedFd, m: &MountStep, plan: &Plan, hs: &[HostMount]) -> Result<()> {
     let tmpfs_opts = Opts {
         flags: CGROUP_FLAGS,
         data: "mode=755".into(),
@@ -444,15 +364,15 @@ fn mount_hierarchy(
     root: BorrowedFd,
     cg: BorrowedFd,
     m: &MountStep,
-    own: Option<&str>,
-    h: &Hierarchy,
+    own: Option<&[(Vec<String>, String)]>,
+    h: &HostMount,
 ) -> Result<()> {
-    let name = h.mountpoint.file_name().unwrap_or_default();
+    let name = h.point.file_name().unwrap_or_default();
     let dest = m.dest.join(name);
     let subsystems = h.subsystems.join(",");
     let t = mkdir_below(root, cg, &dest, Leaf::Dir)?;
     if let Some(own) = own {
-        let src = own_cgroup(own, &h.mountpoint, &h.root, &h.subsystems);
+        let src = own_cgroup(own, h);
         let flags = m.opts.flags | MsFlags::MS_BIND | MsFlags::MS_REC;
         let bind = MountStep {
             kind: Kind::Bind,
@@ -495,55 +415,6 @@ fn mount_hierarchy(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const HYBRID: &str = "22 27 0:21 / /proc rw,relatime - proc proc rw
-27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
-35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd,release_agent=/x
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
-50 27 0:40 /sub /mnt/with\\040space rw master:3 shared:4 - ext4 /dev/x rw";
-
-    const V2: &str = "27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
-31 23 0:28 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot";
-
-    #[test]
-    fn mountinfo_fields_and_escapes() {
-        let m = parse_mountinfo(HYBRID);
-        assert_eq!(m.len(), 8);
-        assert_eq!(m[1].optional, vec!["shared:1"]);
-        assert_eq!(m[7].mount_point, PathBuf::from("/mnt/with space"));
-        assert_eq!((m[7].root.as_str(), m[7].optional.len()), ("/sub", 2));
-        assert_eq!(
-            (m[6].fstype.as_str(), m[6].source.as_str()),
-            ("cgroup2", "cgroup2")
-        );
-    }
-
-    #[test]
-    fn hybrid_is_v1_with_named_hierarchies() {
-        let CgroupLayout::V1 { hierarchies } = cgroup_layout(&parse_mountinfo(HYBRID)) else {
-            panic!("not v1")
-        };
-        let subs: Vec<_> = hierarchies.iter().map(|h| h.subsystems.join(",")).collect();
-        assert_eq!(subs, ["cpu,cpuacct", "memory", "name=systemd"]);
-        assert_eq!(
-            hierarchies[0].mountpoint,
-            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
-        );
-    }
-
-    #[test]
-    fn pure_v2() {
-        let l = cgroup_layout(&parse_mountinfo(V2));
-        assert_eq!(
-            l,
-            CgroupLayout::V2 {
-                mountpoint: "/sys/fs/cgroup".into()
-            }
-        );
-    }
 
     fn spec(json: &str) -> Spec {
         serde_json::from_str(json).unwrap()
@@ -628,19 +499,5 @@ mod tests {
                 .to_string()
                 .starts_with("mounts[0]: ")
         );
-    }
-
-    #[test]
-    fn proc_cgroup_lines() {
-        let v = parse_proc_cgroup("4:cpu,cpuacct:/a\n1:name=systemd:/b\n0::/c\n");
-        assert_eq!(
-            v[0],
-            (
-                vec!["cpu".to_string(), "cpuacct".to_string()],
-                "/a".to_string()
-            )
-        );
-        assert_eq!(v[1].0, vec!["name=systemd".to_string()]);
-        assert_eq!(v[2], (vec![], "/c".to_string()));
     }
 }

@@ -7,7 +7,7 @@ use nix::fcntl::{OFlag, open};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, chroot, fchdir, pivot_root};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Makes "/" rslave (or the asked propagation) so nothing we mount leaks to
 /// the host, makes the rootfs' parent mount private, and binds the rootfs
@@ -43,9 +43,7 @@ pub fn prepare_root(plan: &Plan) -> Result<()> {
 /// pivot_root(2) fails with EINVAL if the new root's parent mount is shared
 /// (rootfsPropagation "shared" asks for exactly that); make it private.
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let text =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    let parent = parse_mountinfo(&text)
+    let parent = crate::mountinfo::read()?
         .into_iter()
         .filter(|m| rootfs.starts_with(&m.mount_point))
         .max_by_key(|m| m.mount_point.as_os_str().len());
@@ -110,9 +108,7 @@ fn pivot_into(rootfs: &Path) -> Result<()> {
 /// unmasked procfs wherever a full one is visible: detach them first (or,
 /// where that is refused, cover them with a tmpfs), as runc does.
 fn move_root(rootfs: &Path) -> Result<()> {
-    let mountinfo =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    for m in parse_mountinfo(&mountinfo) {
+    for m in crate::mountinfo::read()? {
         let full_pseudo = m.root == "/" && (m.fstype == "proc" || m.fstype == "sysfs");
         if !full_pseudo || m.mount_point.starts_with(rootfs) {
             continue;
@@ -156,63 +152,6 @@ fn move_root(rootfs: &Path) -> Result<()> {
     .context("move rootfs to /")?;
     chroot(".").context("chroot")?;
     chdir("/").context("chdir /")
-}
-
-/// One line of /proc/self/mountinfo (proc(5)).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountInfo {
-    pub root: String,
-    pub mount_point: PathBuf,
-    /// Optional fields such as "shared:1" or "master:2".
-    pub optional: Vec<String>,
-    pub fstype: String,
-    pub source: String,
-    pub super_opts: String,
-}
-
-/// Pure: parses mountinfo text; malformed lines are skipped.
-pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
-    text.lines().filter_map(parse_mountinfo_line).collect()
-}
-
-fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
-    let (pre, post) = line.split_once(" - ")?;
-    let pre: Vec<&str> = pre.split(' ').collect();
-    let post: Vec<&str> = post.split(' ').collect();
-    if pre.len() < 6 || post.len() < 3 {
-        return None;
-    }
-    Some(MountInfo {
-        root: unescape(pre[3]),
-        mount_point: PathBuf::from(unescape(pre[4])),
-        optional: pre[6..].iter().map(|s| s.to_string()).collect(),
-        fstype: post[0].to_string(),
-        source: unescape(post[1]),
-        super_opts: post[2].to_string(),
-    })
-}
-
-/// mountinfo escapes space, tab, newline and backslash as \ooo.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .and_then(|o| u8::from_str_radix(std::str::from_utf8(o).ok()?, 8).ok());
-        match (b[i], oct) {
-            (b'\\', Some(c)) => {
-                out.push(c);
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -1,6 +1,21 @@
 //! A small classic-BPF emitter for seccomp: labels instead of offsets,
 //! resolved in one pass, and a code generator for a `Profile`.
 //!
+//! Why our own, rather than a library:
+//! - libseccomp (what runc and crun use; the `libseccomp` crate binds it)
+//!   is a C library: a build and runtime dependency, and for the static
+//!   binary skiff ships (scripts/bench.sh, the VM) a static libseccomp.a
+//!   to link, for a job of a few hundred lines here.
+//! - seccompiler (Firecracker's, pure Rust) has no `SCMP_ACT_NOTIFY`
+//!   (its actions stop at Allow, Errno, KillThread, KillProcess, Log,
+//!   Trace, Trap), one target architecture per filter (no x32/i386
+//!   sections for `architectures`), and no runc-style -ENOSYS stub for
+//!   calls newer than the profile.
+//!
+//! The emitter is only what the OCI profile needs: the shape below, the
+//! runc/libseccomp semantics in mod.rs, and tests (tests.rs) that run the
+//! programs through a BPF interpreter and install one in the kernel.
+//!
 //! Program shape:
 //! ```text
 //!   ld arch; per ABI: jeq AUDIT_ARCH → section; ret BADARCH

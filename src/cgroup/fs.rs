@@ -1,0 +1,148 @@
+//! Runs in: the runtime process (P). File and directory primitives on
+//! cgroupfs: one write(2) per value, pid collection, removal with retries.
+
+use super::POLL;
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use std::path::Path;
+
+/// Cgroup files want one write(2) per value; never create them (O_CREAT on
+/// cgroupfs fails with a confusing error, and in fixtures it would hide typos).
+pub(super) fn write_file(path: &Path, value: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
+    f.write_all(value.as_bytes()).map_err(|e| {
+        let why = memory_limit_refused(path, value, &e);
+        let e = anyhow::Error::new(e).context(format!("write {value:?} to {}", path.display()));
+        match why {
+            Some(why) => e.context(why),
+            None => e,
+        }
+    })
+}
+
+/// A memory limit the kernel refuses (v1: EBUSY when it is below what the
+/// cgroup uses and reclaim cannot get there) is said as runc says it, with
+/// the usage that made it fail.
+fn memory_limit_refused(path: &Path, value: &str, e: &std::io::Error) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let (usage, peak) = match name {
+        "memory.limit_in_bytes" | "memory.soft_limit_in_bytes" => {
+            ("memory.usage_in_bytes", "memory.max_usage_in_bytes")
+        }
+        "memory.memsw.limit_in_bytes" => (
+            "memory.memsw.usage_in_bytes",
+            "memory.memsw.max_usage_in_bytes",
+        ),
+        "memory.max" => ("memory.current", "memory.peak"),
+        _ => return None,
+    };
+    if !matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EINVAL)) {
+        return None;
+    }
+    let dir = path.parent()?;
+    let read = |f: &str| read_trim(&dir.join(f)).unwrap_or_else(|_| "?".into());
+    let what = if name.contains("memsw") {
+        "memory+swap limit"
+    } else {
+        "memory limit"
+    };
+    Some(format!(
+        "unable to set {what} to {value} (current usage: {}, peak usage: {})",
+        read(usage),
+        read(peak)
+    ))
+}
+
+pub(super) fn read_trim(path: &Path) -> Result<String> {
+    let s = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    Ok(s.trim().to_string())
+}
+
+pub(super) fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
+    let procs = match std::fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(s) => s,
+        // The (sub-)cgroup was removed while we walked the tree.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("read {}/cgroup.procs", dir.display())),
+    };
+    for line in procs.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(
+            line.trim()
+                .parse()
+                .with_context(|| format!("bad pid {line:?} in {}", dir.display()))?,
+        );
+    }
+    if !may_have_subdirs(dir) {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(dir).with_context(|| format!("read dir {}", dir.display()))? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            collect_pids(&e.path(), out)?;
+        }
+    }
+    Ok(())
+}
+
+/// False only when `dir` surely has no subdirectory, known without listing
+/// it: kernfs (cgroupfs, v1 and v2) keeps a directory's link count at 2 +
+/// its subdirectories, and one stat costs less than listing the dozens of
+/// control files of a v1 cgroup. Anything else (an error, another count, a
+/// file system that counts otherwise) answers true: then the caller lists.
+fn may_have_subdirs(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).map_or(true, |m| m.nlink() != 2)
+}
+
+/// rmdir, retrying EBUSY for a bounded time: the kernel may still be tearing
+/// down the last exiting task (runc retries the same way).
+pub(super) fn rmdir_retry(dir: &Path) -> std::result::Result<(), Errno> {
+    let mut result = Ok(());
+    for _ in 0..50 {
+        result = std::fs::remove_dir(dir)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+        if result != Err(Errno::EBUSY) {
+            break;
+        }
+        std::thread::sleep(POLL);
+    }
+    result
+}
+
+pub(super) fn remove_tree(dir: &Path) -> Result<()> {
+    // The common case first, an empty leaf: one rmdir, nothing to look at.
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
+    if !may_have_subdirs(dir) {
+        return match rmdir_retry(dir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("rmdir {}", dir.display())),
+        };
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("read dir {}", dir.display())),
+    };
+    for e in entries {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            remove_tree(&e.path())?;
+        }
+    }
+    match rmdir_retry(dir) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("rmdir {}", dir.display())),
+    }
+}
