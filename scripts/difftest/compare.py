@@ -1,0 +1,171 @@
+"""Normalise what the observer printed, compare three runtimes' results,
+and match the differences against the explained list.
+
+A result is a dict: {"phase": ..., "view": {key: value}}. phase is
+  "ok"            the observer ran to its end and the runtime exited 0,
+  "exit=N"        the observer printed its view but the run ended with N,
+  "create"        the runtime failed before the observer printed anything,
+  "timeout"       the run did not finish in time.
+Failing runs are compared by phase only (never by wording).
+"""
+
+import fnmatch
+import json
+import re
+
+RUNTIMES = ("skiff", "runc", "crun")
+
+_NS_RE = re.compile(r"^([a-z_]+):\[(\d+)\]$")
+
+
+def parse_view(text):
+    view = {}
+    for line in text.splitlines():
+        if "=" not in line:
+            continue
+        k, v = line.split("=", 1)
+        view[k] = v
+    return view
+
+
+def _hook_line(line, subst):
+    """One hooks.log line (observer hook mode) -> a stable description."""
+    parts = line.split("\t")
+    if len(parts) < 4:
+        return "malformed " + subst(line)
+    kind, args, env, state = parts[0], parts[1], parts[2], parts[3]
+    env = ",".join(sorted(e for e in env.split("\x1f") if e))
+    try:
+        st = json.loads(state)
+        desc = "status=%s pid=%s id=%s bundle=%s ann=%s ver=%s" % (
+            st.get("status"), "yes" if st.get("pid", 0) > 0 else "no", st.get("id"),
+            subst(st.get("bundle", "")), json.dumps(st.get("annotations", {}), sort_keys=True),
+            st.get("ociVersion", "")[:3])
+    except ValueError:
+        desc = "state=" + subst(state)
+    return "%s args=[%s] env=[%s] %s" % (kind, subst(args), env, desc)
+
+
+def normalise(view, ctx):
+    """ctx: bundle (path), work (path), rt (name), host_ns {type: value},
+    joined_ns {type: value}, hooks_log (text of the host-side log)."""
+    bundle, work, rt = ctx["bundle"], ctx["work"], ctx["rt"]
+
+    def subst(s):
+        s = s.replace(bundle, "BUNDLE").replace(work, "WORK")
+        return s.replace("dt-%s-" % rt, "dt-RT-")
+
+    out = {}
+    for k, v in view.items():
+        if k.startswith("ns."):
+            m = _NS_RE.match(v)
+            if m:
+                t = k[3:].replace("_for_children", "")
+                if v == ctx["host_ns"].get(t):
+                    v = "host"
+                elif v in ctx["joined_ns"].values():
+                    v = "joined"
+                elif k.endswith("_for_children") and v == view.get("ns." + t):
+                    v = "same-as-self"
+                else:
+                    v = "new"
+        elif k == "cg.devices/devices.list":
+            # The kernel lists rules in the order they were written.
+            v = "\\n".join(sorted(v.split("\\n")))
+        elif k.startswith("hooklog."):
+            v = _hook_line(v, subst)
+        else:
+            v = subst(v)
+        out[subst(k)] = v
+    for i, line in enumerate(l for l in ctx.get("hooks_log", "").splitlines() if l):
+        out["hookhost.%02d" % i] = _hook_line(line, subst)
+    return out
+
+
+def odd_one(vals):
+    """vals: {rt: value}. Which runtime disagrees: a name, or "all"."""
+    s, r, c = (vals.get(x) for x in RUNTIMES)
+    if s == r == c:
+        return None
+    if s == c:
+        return "runc"
+    if s == r:
+        return "crun"
+    if r == c:
+        return "skiff"
+    return "all"
+
+
+def differences(results):
+    """results: {rt: {"phase", "view"}} -> [(key, {rt: value}, odd)]."""
+    phases = {rt: results[rt]["phase"] for rt in RUNTIMES}
+    odd = odd_one(phases)
+    if odd:
+        return [("phase", phases, odd)]
+    if phases["skiff"] not in ("ok",) and not phases["skiff"].startswith("exit="):
+        return []  # all failed in the same phase
+    diffs = []
+    keys = set()
+    for rt in RUNTIMES:
+        keys |= set(results[rt]["view"])
+    for k in sorted(keys):
+        vals = {rt: results[rt]["view"].get(k, "<absent>") for rt in RUNTIMES}
+        o = odd_one(vals)
+        if o:
+            diffs.append((k, vals, o))
+    return diffs
+
+
+def load_explained(path):
+    with open(path) as f:
+        entries = json.load(f)
+    for e in entries:
+        for field in ("key", "odd", "reason"):
+            if field not in e:
+                raise ValueError("explained entry without %r: %r" % (field, e))
+    return entries
+
+
+def ns_types(c):
+    return {n.get("type") for n in c.get("linux", {}).get("namespaces", [])}
+
+
+def explain(diff, config, entries):
+    """The explained-list entry covering this difference, or None."""
+    key, vals, odd = diff
+    for e in entries:
+        if not fnmatch.fnmatchcase(key, e["key"]):
+            continue
+        if e["odd"] != odd and e["odd"] != "*":
+            continue
+        when = e.get("when")
+        if when:
+            env = {"c": config, "ns": ns_types(config), "linux": config.get("linux", {}),
+                   "process": config.get("process", {})}
+            try:
+                if not eval(when, {"__builtins__": {"any": any, "all": all, "len": len}}, env):
+                    continue
+            except (KeyError, TypeError, AttributeError, IndexError):
+                continue
+        if "value" in e:
+            cands = [vals[odd]] if odd in vals else list(vals.values())
+            if not any(fnmatch.fnmatchcase(str(v), e["value"]) for v in cands):
+                continue
+        return e
+    return None
+
+
+def describe(diff, entry=None):
+    key, vals, odd = diff
+    who = {"skiff": "skiff differs from runc and crun",
+           "runc": "runc and crun disagree; skiff sides with crun",
+           "crun": "runc and crun disagree; skiff sides with runc",
+           "all": "all three differ"}[odd]
+    lines = ["  %s: %s" % (key, who)]
+    for rt in RUNTIMES:
+        lines.append("    %-5s %s" % (rt, vals[rt]))
+    if entry:
+        lines.append("    explained: " + entry["reason"])
+    elif odd in ("runc", "crun", "all"):
+        lines.append("    unexplained: the spec must decide (add a ruling to explained.json)")
+    return "\n".join(lines)
