@@ -169,6 +169,22 @@ fn default_capabilities() {
     assert_eq!(caps_of(&o.stdout, "CapAmb"), 0);
 }
 
+// Found by scripts/difftest.sh: without process.capabilities the process
+// has no capability at all (runc and crun), not the default spec's three.
+#[test]
+fn absent_capabilities_grant_none() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["process"].as_object_mut().unwrap().remove("capabilities");
+    });
+    let o = rt.sh(&b, "cat /proc/self/status").check("run");
+    for set in ["CapBnd", "CapEff", "CapPrm", "CapInh", "CapAmb"] {
+        assert_eq!(caps_of(&o.stdout, set), 0, "{set}: {}", o.stdout);
+    }
+}
+
 #[test]
 fn capability_sets_for_non_root() {
     require_root!();

@@ -219,7 +219,10 @@ fn add_caps(p: &mut Process, caps: &[String]) -> Result<()> {
                 .with_context(|| format!("--cap: unknown capability {c:?}"))
         })
         .collect::<Result<_>>()?;
-    let mut c = p.capabilities().clone().unwrap_or_default();
+    let mut c = p
+        .capabilities()
+        .clone()
+        .unwrap_or_else(crate::init::user::no_caps);
     let add = |s: &Option<Capabilities>| -> Option<Capabilities> {
         let mut s = s.clone().unwrap_or_default();
         s.extend(parsed.iter().copied());
