@@ -148,6 +148,26 @@ fn errno_actions_return_the_chosen_errno() {
     assert!(o.stderr.contains("Operation not permitted"), "{o:?}");
 }
 
+// Found by scripts/difftest.sh: an allow-list older than close_range
+// (Linux 5.9) refuses it with its default errno; runc and crun run such
+// profiles, and the runtime's own fds must still not reach the process.
+#[test]
+fn a_profile_refusing_close_range_still_runs_with_only_stdio() {
+    require_root!();
+    let rt = Rt::new();
+    for (nnp, errno) in [(false, libc::ENOSYS), (true, libc::EPERM)] {
+        let b = bundle(
+            allow_all_but(json!([
+                {"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno}
+            ])),
+            nnp,
+        );
+        let o = rt.sh(&b, "ls /proc/self/fd").check("run");
+        // 3 is ls's own directory fd.
+        assert_eq!(o.stdout, "0\n1\n2\n3\n", "nnp={nnp} errno={errno}: {o:?}");
+    }
+}
+
 #[test]
 fn log_action_lets_the_call_through() {
     require_root!();

@@ -76,11 +76,31 @@ pub fn seal_fds(preserve_fds: i32) -> Result<()> {
         )
     };
     if r < 0 {
-        bail!("close_range: {}", std::io::Error::last_os_error());
+        // A seccomp allow-list older than close_range (Linux 5.9) refuses
+        // it with its default errno: mark the fds one by one (runc and
+        // crun run such profiles).
+        let err = std::io::Error::last_os_error();
+        cloexec_each(first)
+            .map_err(|e| anyhow::anyhow!("close_range: {err}; /proc/self/fd: {e}"))?;
     }
     for fd in 3..first as i32 {
         // SAFETY: F_SETFD on an fd number; a closed fd just returns EBADF.
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    Ok(())
+}
+
+/// Sets FD_CLOEXEC on every open fd from `first` up, listed in /proc/self/fd.
+fn cloexec_each(first: u32) -> std::io::Result<()> {
+    let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd: &i32| fd >= first as i32)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on an fd number (the directory's own fd is closed
+        // by now and just returns EBADF).
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     Ok(())
 }
