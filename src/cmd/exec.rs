@@ -335,7 +335,7 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     let plan = ExecPlan {
         policy,
         args: crate::spec::cstrings(&args, "process.args")?,
-        env: crate::spec::cstrings(process.env().as_deref().unwrap_or_default(), "process.env")?,
+        env: crate::spec::env_list(process.env().as_deref().unwrap_or_default(), "process.env")?,
         process,
         joins,
         chroot,
