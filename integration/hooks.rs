@@ -224,3 +224,51 @@ fn large_annotations_reach_state_and_hooks() {
         rt.wait_status(&id, "stopped");
     }
 }
+
+// Found by scripts/difftest.sh: a hook without `env` gets the environment
+// of the process that runs it, as runc's (and crun's) do: the runtime's for
+// prestart, createRuntime, poststart and poststop; the container's
+// process.env for createContainer and startContainer (runc runs them from
+// its init). An explicit `env`, even empty, is exactly the hook's env.
+#[test]
+fn hooks_without_env_inherit_the_env_of_their_runner() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let out = TempDir::new("hookinherit");
+    let f = |n: &str| out.path().join(n);
+    let hook = |path: &Path| {
+        json!({"path": "/bin/sh", "args": ["sh", "-c",
+            format!("echo \"${{CVAR:-}}|${{SKIFF_HOOKTEST:-}}\" > {}", path.display())]})
+    };
+    b.mount(json!({"destination": "/out", "type": "bind", "source": out.path(), "options": ["rbind", "rw"]}));
+    b.edit(|c| {
+        c["process"]["env"] = json!(["PATH=/bin", "CVAR=container"]);
+        let mut empty = hook(&f("empty"));
+        empty["env"] = json!([]);
+        c["hooks"] = json!({
+            "prestart": [hook(&f("prestart")), empty],
+            "createRuntime": [hook(&f("createRuntime"))],
+            "createContainer": [hook(&f("createContainer"))],
+            "startContainer": [hook(Path::new("/out/startContainer"))],
+            "poststart": [hook(&f("poststart"))],
+            "poststop": [hook(&f("poststop"))],
+        });
+    });
+    b.args(&["true"]);
+    let id = rt.id("hookinherit");
+    let mut c = rt.cmd();
+    c.env("SKIFF_HOOKTEST", "runtime")
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&id);
+    crate::output(c).check("run");
+    let read = |n: &str| fs::read_to_string(f(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+    for n in ["prestart", "createRuntime", "poststart", "poststop"] {
+        assert_eq!(read(n), "|runtime\n", "{n}");
+    }
+    for n in ["createContainer", "startContainer"] {
+        assert_eq!(read(n), "container|\n", "{n}");
+    }
+    assert_eq!(read("empty"), "|\n");
+}

@@ -16,24 +16,47 @@ pub fn any(lists: &[&Option<Vec<Hook>>]) -> bool {
 }
 
 /// Runs each hook in order; the first failure stops the phase.
-pub fn run_all(hooks: &Option<Vec<Hook>>, state: &serde_json::Value, phase: &str) -> Result<()> {
+///
+/// A hook without `env` gets the environment of the process that runs it,
+/// as runc's hooks do (and crun's): the runtime's own for the hooks run by
+/// the runtime, `container_env` for createContainer and startContainer,
+/// which runc runs from its init after taking on process.env. A hook with
+/// `env` (even an empty one) gets exactly that.
+pub fn run_all(
+    hooks: &Option<Vec<Hook>>,
+    state: &serde_json::Value,
+    phase: &str,
+    container_env: Option<&[std::ffi::CString]>,
+) -> Result<()> {
     let text = state.to_string();
     for (i, h) in hooks.iter().flatten().enumerate() {
-        run_one(h, &text).with_context(|| format!("error running {phase} hook #{i}"))?;
+        run_one(h, &text, container_env)
+            .with_context(|| format!("error running {phase} hook #{i}"))?;
     }
     Ok(())
 }
 
-fn run_one(h: &Hook, state: &str) -> Result<()> {
+fn run_one(h: &Hook, state: &str, container_env: Option<&[std::ffi::CString]>) -> Result<()> {
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
     }
-    cmd.env_clear();
-    for kv in h.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    let own: Vec<String>;
+    let env: Option<&[String]> = match (h.env(), container_env) {
+        (Some(e), _) => Some(e),
+        (None, Some(c)) => {
+            own = c.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+            Some(&own)
+        }
+        (None, None) => None,
+    };
+    if let Some(env) = env {
+        cmd.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     cmd.stdin(Stdio::piped())

@@ -330,8 +330,8 @@ fn init_messages(plan: &Plan, sock: &SyncSocket, state: &serde_json::Value) -> R
         match msg {
             Some(Msg::SeccompFd) => pass_listener(plan.seccomp.as_ref(), state, fd, sock)?,
             Some(Msg::RunHooks) => {
-                crate::hooks::run_all(hooks.prestart(), state, "prestart")?;
-                crate::hooks::run_all(hooks.create_runtime(), state, "createRuntime")?;
+                crate::hooks::run_all(hooks.prestart(), state, "prestart", None)?;
+                crate::hooks::run_all(hooks.create_runtime(), state, "createRuntime", None)?;
                 sock.send(&Msg::HooksDone)?;
             }
             Some(Msg::Done) => return Ok(()),

@@ -182,7 +182,12 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         fds.sync.send(&Msg::RunHooks)?;
         fds.sync.expect(Msg::HooksDone)?;
     }
-    crate::hooks::run_all(hooks.create_container(), &state, "createContainer")?;
+    crate::hooks::run_all(
+        hooks.create_container(),
+        &state,
+        "createContainer",
+        Some(&plan.env),
+    )?;
     crate::log::phase("init-mounts");
     crate::rootfs::pivot(&plan.rootfs_plan)?;
     crate::log::phase("init-pivot");
@@ -254,7 +259,12 @@ fn wait_start_and_exec(plan: &Plan, fds: &ChildFds, ready: &Ready) -> Result<()>
     let hooks = plan.spec.hooks().clone().unwrap_or_default();
     let mut state = ready.state.clone();
     state["status"] = "created".into();
-    crate::hooks::run_all(hooks.start_container(), &state, "startContainer")?;
+    crate::hooks::run_all(
+        hooks.start_container(),
+        &state,
+        "startContainer",
+        Some(&ready.env),
+    )?;
     exec::seal_fds(plan.preserve_fds)?;
     policy::apply_personality(&plan.policy)?;
     exec::execve(&ready.prog, &plan.args, &ready.env)
