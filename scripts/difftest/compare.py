@@ -29,21 +29,37 @@ def parse_view(text):
 
 
 def _hook_line(line, subst):
-    """One hooks.log line (observer hook mode) -> a stable description."""
+    """One hooks.log line (observer hook mode) -> {aspect: description}:
+    call (kind and args), env, state (status, pid, id, bundle,
+    annotations) and ver (the state's ociVersion)."""
     parts = line.split("\t")
     if len(parts) < 4:
-        return "malformed " + subst(line)
+        return {"call": "malformed " + subst(line)}
     kind, args, env, state = parts[0], parts[1], parts[2], parts[3]
-    env = ",".join(sorted(e for e in env.split("\x1f") if e))
+    out = {"call": "%s [%s]" % (kind, subst(args)),
+           "env": ",".join(sorted(e for e in env.split("\x1f") if e))}
     try:
         st = json.loads(state)
-        desc = "status=%s pid=%s id=%s bundle=%s ann=%s ver=%s" % (
+        out["state"] = "status=%s pid=%s id=%s bundle=%s ann=%s" % (
             st.get("status"), "yes" if st.get("pid", 0) > 0 else "no", st.get("id"),
-            subst(st.get("bundle", "")), json.dumps(st.get("annotations", {}), sort_keys=True),
-            st.get("ociVersion", "")[:3])
+            subst(st.get("bundle", "")), json.dumps(st.get("annotations", {}), sort_keys=True))
+        out["ver"] = st.get("ociVersion", "")
     except ValueError:
-        desc = "state=" + subst(state)
-    return "%s args=[%s] env=[%s] %s" % (kind, subst(args), env, desc)
+        out["state"] = "unparsed " + subst(state)
+    return out
+
+
+def _superopts(v):
+    """Drops the superblock's own ro/rw from a mount line: a runtime may
+    mount a fresh superblock rw and make only the mount read-only (the new
+    mount API) or the superblock too; the mount flags say what the process
+    can do."""
+    if "[" not in v:
+        return v
+    head, rest = v.split("[", 1)
+    opts, tail = rest.split("]", 1)
+    opts = ",".join(o for o in opts.split(",") if o not in ("ro", "rw"))
+    return "%s[%s]%s" % (head, opts, tail)
 
 
 def normalise(view, ctx):
@@ -73,12 +89,17 @@ def normalise(view, ctx):
             # The kernel lists rules in the order they were written.
             v = "\\n".join(sorted(v.split("\\n")))
         elif k.startswith("hooklog."):
-            v = _hook_line(v, subst)
+            for aspect, val in _hook_line(v, subst).items():
+                out["%s.%s" % (k, aspect)] = val
+            continue
+        elif k.startswith("mount."):
+            v = _superopts(subst(v))
         else:
             v = subst(v)
         out[subst(k)] = v
     for i, line in enumerate(l for l in ctx.get("hooks_log", "").splitlines() if l):
-        out["hookhost.%02d" % i] = _hook_line(line, subst)
+        for aspect, val in _hook_line(line, subst).items():
+            out["hookhost.%02d.%s" % (i, aspect)] = val
     return out
 
 

@@ -178,7 +178,7 @@ def gen_mounts(r, c, types, bad):
     std("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"])
     # The startContainer hooks write here (always present: not a variable).
     mounts.append({"destination": "/difftest", "type": "tmpfs", "source": "tmpfs",
-                   "options": ["mode=755"]})
+                   "options": ["mode=1777"]})
     flag_pool = ["ro", "rw", "nosuid", "nodev", "noexec", "noatime", "nodiratime",
                  "relatime", "strictatime", "sync", "dirsync", "suid", "dev", "exec"]
     rec_pool = ["rro", "rrw", "rnosuid", "rnodev", "rnoexec", "rnoatime", "rrelatime",

@@ -15,6 +15,7 @@ out as a bundle under --out. Closing line: `difftest: N configs, D differences`.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -189,6 +190,21 @@ def unexplained(results, config, entries):
     return diffs, [d for d in diffs if not compare.explain(d, config, entries)]
 
 
+def signature(d, results):
+    """What shrinking must keep: the same key, the same odd one out, and for
+    a phase difference that runtime's phase and the gist of its error (its
+    first lines without times, numbers and paths), so that the shrunk
+    config fails for the same reason, not just in the same phase."""
+    key, vals, odd = d
+    if key != "phase":
+        return (key, odd, None)
+    gist = ""
+    if odd in results:
+        lines = results[odd]["stderr"].splitlines()[:3]
+        gist = re.sub(r'time="[^"]*"|/[^ :"]*|0x[0-9a-f]+|\d+', "", " ".join(lines))[:160]
+    return (key, odd, vals.get(odd), gist)
+
+
 def write_bundle(outdir, config, runner, results, diffs):
     """A ready bundle: rootfs, config.json with host paths inside outdir."""
     if os.path.exists(outdir):
@@ -275,11 +291,11 @@ def main():
             out = os.path.join(a.out, "%d-%d" % (a.seed, i))
             if shrunk < a.shrink:
                 shrunk += 1
-                keys = {d[0] for d in bad}
+                keys = {signature(d, results) for d in bad}
 
                 def still(c, keys=keys):
                     r = runner.run_all(c, cid)
-                    return any(d[0] in keys for d in unexplained(r, c, entries)[1])
+                    return any(signature(d, r) in keys for d in unexplained(r, c, entries)[1])
 
                 small, trials = shrink.shrink(config, still, a.shrink_trials)
                 r = runner.run_all(small, cid)

@@ -10,8 +10,14 @@ calls.
 
 import copy
 
-# Never dropped: without them there is no container to compare.
-PROTECTED = {("ociVersion",), ("root",), ("root", "path"), ("process",), ("process", "args")}
+# Never dropped: without them there is no container to compare. A
+# protected tree keeps everything below it too.
+PROTECTED = {("root",), ("process",)}
+PROTECTED_TREES = {("ociVersion",), ("root", "path"), ("process", "args")}
+
+
+def _protected(p):
+    return p in PROTECTED or any(p[:len(t)] == t for t in PROTECTED_TREES)
 
 
 def atoms(c):
@@ -28,7 +34,7 @@ def atoms(c):
             continue
         for k, v in items:
             p = path + (k,)
-            if p not in PROTECTED:
+            if not _protected(p):
                 out.append(p)
             queue.append((p, v))
     return out
