@@ -272,3 +272,29 @@ fn hooks_without_env_inherit_the_env_of_their_runner() {
     }
     assert_eq!(read("empty"), "|\n");
 }
+
+// Found by scripts/difftest.sh: startContainer runs under the container's
+// seccomp filter; a profile refusing clone3 with EPERM (allow-lists older
+// than Linux 5.3 do, with their default errno) must not stop the hook
+// from starting (runc and crun run it).
+#[test]
+fn start_container_hook_runs_under_a_profile_refusing_clone3() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let out = TempDir::new("hookclone3");
+    b.mount(json!({"destination": "/out", "type": "bind", "source": out.path(), "options": ["rbind", "rw"]}));
+    b.edit(|c| {
+        c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}]});
+        c["hooks"] = json!({"startContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "echo ran > /out/start"]}]});
+    });
+    b.args(&["true"]);
+    let id = rt.id("hookclone3");
+    rt.run(&b, &id, &[]).check("run");
+    assert_eq!(
+        fs::read_to_string(out.path().join("start")).unwrap(),
+        "ran\n"
+    );
+}

@@ -59,6 +59,14 @@ fn run_one(h: &Hook, state: &str, container_env: Option<&[std::ffi::CString]>) -
             }
         }
     }
+    if container_env.is_some() {
+        // startContainer runs under the container's seccomp filter. An
+        // allow-list older than clone3 refuses it with its default errno
+        // (often EPERM), and posix_spawn falls back to clone only on ENOSYS:
+        // a pre_exec makes std fork with plain clone, as runc's Go does.
+        // SAFETY: the closure does nothing, so it is async-signal-safe.
+        unsafe { cmd.pre_exec(|| Ok(())) };
+    }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
