@@ -28,7 +28,21 @@ def parse_view(text):
     return view
 
 
-def _hook_line(line, subst):
+# Set by the shell or by a runtime for itself; not part of what a hook is given.
+_OWN_VARS = ("PWD=", "OLDPWD=", "SHLVL=", "_=", "_LIBCONTAINER")
+
+
+def _hook_env(env, runner_env):
+    """A hook's env, sorted; the runner's whole environment (which the
+    runtimes inherit) is shown as <runtime env>."""
+    items = {e for e in env.split("\x1f") if e and not e.startswith(_OWN_VARS)}
+    mine = {e for e in runner_env if not e.startswith(_OWN_VARS)}
+    if mine and mine <= items:
+        return ",".join(["<runtime env>"] + sorted(items - mine))
+    return ",".join(sorted(items))
+
+
+def _hook_line(line, subst, runner_env=()):
     """One hooks.log line (observer hook mode) -> {aspect: description}:
     call (kind and args), env, state (status, pid, id, bundle,
     annotations) and ver (the state's ociVersion)."""
@@ -37,7 +51,7 @@ def _hook_line(line, subst):
         return {"call": "malformed " + subst(line)}
     kind, args, env, state = parts[0], parts[1], parts[2], parts[3]
     out = {"call": "%s [%s]" % (kind, subst(args)),
-           "env": ",".join(sorted(e for e in env.split("\x1f") if e))}
+           "env": _hook_env(env, runner_env)}
     try:
         st = json.loads(state)
         out["state"] = "status=%s pid=%s id=%s bundle=%s ann=%s" % (
@@ -89,7 +103,7 @@ def normalise(view, ctx):
             # The kernel lists rules in the order they were written.
             v = "\\n".join(sorted(v.split("\\n")))
         elif k.startswith("hooklog."):
-            for aspect, val in _hook_line(v, subst).items():
+            for aspect, val in _hook_line(v, subst, ctx.get("runner_env", ())).items():
                 out["%s.%s" % (k, aspect)] = val
             continue
         elif k.startswith("mount."):
@@ -98,7 +112,7 @@ def normalise(view, ctx):
             v = subst(v)
         out[subst(k)] = v
     for i, line in enumerate(l for l in ctx.get("hooks_log", "").splitlines() if l):
-        for aspect, val in _hook_line(line, subst).items():
+        for aspect, val in _hook_line(line, subst, ctx.get("runner_env", ())).items():
             out["hookhost.%02d.%s" % (i, aspect)] = val
     return out
 

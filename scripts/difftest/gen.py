@@ -341,9 +341,11 @@ def gen_hooks(r, c, bad):
     hooks = {}
     for kind in _subset(r, HOOK_KINDS, 0.35):
         lst = []
-        for _ in range(r.choice([1, 1, 2])):
+        for j in range(r.choice([1, 1, 2])):
             if kind == "startContainer":
-                h = {"path": "/obs", "args": ["obs", "hook", kind, "/difftest/hooks.log"]}
+                # One file per hook: it runs as the container's user, and a
+                # sticky tmpfs refuses appending to another's file.
+                h = {"path": "/obs", "args": ["obs", "hook", kind, "/difftest/hooks.%d.log" % j]}
             else:
                 h = {"path": "@OBS", "args": ["obs", "hook", kind, "@BUNDLE/hooks.log"]}
             if _maybe(r, 0.3):

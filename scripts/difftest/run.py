@@ -173,7 +173,8 @@ class Runner:
                 pass
             joined = {t: ns_value(p_) for t, p_ in ns_paths.items()}
             ctx = {"bundle": bundle, "work": self.work, "rt": rt, "host_ns": self.host_ns,
-                   "joined_ns": joined, "hooks_log": hooks_log}
+                   "joined_ns": joined, "hooks_log": hooks_log,
+                   "runner_env": ["%s=%s" % kv for kv in os.environ.items()]}
             return {"phase": phase, "view": compare.normalise(view, ctx),
                     "stderr": err.decode("utf-8", "replace").strip()}
         finally:

@@ -102,6 +102,10 @@ class Normalise(unittest.TestCase):
                          'status=creating pid=yes id=c1 bundle=BUNDLE ann={"a": "b"}')
         self.assertEqual(v["hookhost.00.ver"], "1.0.2")
         self.assertEqual(v["hooklog.00.call"], "startContainer [hook x]")
+        c["runner_env"] = ["A=1", "PWD=/x"]
+        c["hooks_log"] = "prestart\tx\tB=2\x1fA=1\x1fSHLVL=1\t{}\n"
+        v = compare.normalise({}, c)
+        self.assertEqual(v["hookhost.00.env"], "<runtime env>,B=2")
 
     def test_parse_view(self):
         self.assertEqual(compare.parse_view("a=1\nb=x=y\nnoise\n"), {"a": "1", "b": "x=y"})

@@ -304,9 +304,13 @@ fn view() -> BTreeMap<String, String> {
         out.insert(key, v);
     }
     // What the hooks that run in the container (startContainer) wrote.
-    if let Some(log) = read("/difftest/hooks.log") {
-        for (i, line) in log.lines().enumerate() {
-            out.insert(format!("hooklog.{i:02}"), line.to_string());
+    let mut i = 0;
+    for j in 0..4 {
+        if let Some(log) = read(&format!("/difftest/hooks.{j}.log")) {
+            for line in log.lines() {
+                out.insert(format!("hooklog.{i:02}"), line.to_string());
+                i += 1;
+            }
         }
     }
     out
