@@ -155,16 +155,21 @@ fn errno_actions_return_the_chosen_errno() {
 fn a_profile_refusing_close_range_still_runs_with_only_stdio() {
     require_root!();
     let rt = Rt::new();
-    for (nnp, errno) in [(false, libc::ENOSYS), (true, libc::EPERM)] {
-        let b = bundle(
-            allow_all_but(json!([
-                {"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno}
-            ])),
-            nnp,
-        );
+    // A kill action too: init must not make the call at all (it used to die
+    // of SIGSYS before the exec, with no message).
+    let errno =
+        |e: i32| json!({"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": e});
+    let kill = json!({"names": ["close_range"], "action": "SCMP_ACT_KILL_PROCESS"});
+    for (nnp, rule) in [
+        (false, errno(libc::ENOSYS)),
+        (true, errno(libc::EPERM)),
+        (false, kill.clone()),
+        (true, kill),
+    ] {
+        let b = bundle(allow_all_but(json!([rule])), nnp);
         let o = rt.sh(&b, "ls /proc/self/fd").check("run");
         // 3 is ls's own directory fd.
-        assert_eq!(o.stdout, "0\n1\n2\n3\n", "nnp={nnp} errno={errno}: {o:?}");
+        assert_eq!(o.stdout, "0\n1\n2\n3\n", "nnp={nnp} {rule}: {o:?}");
     }
 }
 

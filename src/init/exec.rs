@@ -64,24 +64,28 @@ fn home_of(passwd: &str, uid: u32) -> Option<&str> {
 
 /// Marks every fd from 3 + preserve_fds upwards close-on-exec, and clears
 /// the flag on the preserved ones: only stdio and those reach the program.
+///
+/// This runs under the container's seccomp filter (installed before start
+/// when noNewPrivileges is off). So, like runc, it lists /proc/self/fd and
+/// uses fcntl, calls every profile allows; close_range (Linux 5.9) only
+/// when there is no /proc: an allow-list older than it may refuse it or,
+/// with a kill default, kill init before the exec without a word.
 pub fn seal_fds(preserve_fds: i32) -> Result<()> {
     let first = 3 + preserve_fds as u32;
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if r < 0 {
-        // A seccomp allow-list older than close_range (Linux 5.9) refuses
-        // it with its default errno: mark the fds one by one (runc and
-        // crun run such profiles).
-        let err = std::io::Error::last_os_error();
-        cloexec_each(first)
-            .map_err(|e| anyhow::anyhow!("close_range: {err}; /proc/self/fd: {e}"))?;
+    if let Err(e) = cloexec_each(first) {
+        // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                first,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        if r < 0 {
+            let err = std::io::Error::last_os_error();
+            bail!("mark fds close-on-exec: /proc/self/fd: {e}; close_range: {err}");
+        }
     }
     for fd in 3..first as i32 {
         // SAFETY: F_SETFD on an fd number; a closed fd just returns EBADF.
