@@ -28,6 +28,13 @@ cargo test --all-targets "$@"
 if cargo +nightly --version >/dev/null 2>&1; then
     cargo +nightly build --quiet --manifest-path fuzz/Cargo.toml
 fi
+# Differential testing against runc and crun (scripts/difftest.sh): 100
+# generated configs from a fixed seed, run by the debug binary just built
+# (about a minute); any difference not in scripts/difftest/explained.json
+# fails the suite.
+if [ "$(id -u)" -eq 0 ]; then
+    SKIFF=$PWD/target/debug/skiff bash scripts/difftest.sh 100 1
+fi
 # Pure cgroup v2 inside a small VM (this host is v1 hybrid): see scripts/vm/run.sh.
 if [ "$(id -u)" -eq 0 ]; then
     bash scripts/vm/run.sh

@@ -165,13 +165,12 @@ def ns_types(c):
     return {n.get("type") for n in c.get("linux", {}).get("namespaces", [])}
 
 
-def explain(diff, config, entries):
-    """The explained-list entry covering this difference, or None."""
-    key, vals, odd = diff
+def _entry_for(key, rt, value, config, entries):
+    """The first entry explaining why runtime rt shows `value` for key."""
     for e in entries:
         if not fnmatch.fnmatchcase(key, e["key"]):
             continue
-        if e["odd"] != odd and e["odd"] != "*":
+        if e["odd"] not in (rt, "*", "all"):
             continue
         when = e.get("when")
         if when:
@@ -182,12 +181,49 @@ def explain(diff, config, entries):
                     continue
             except (KeyError, TypeError, AttributeError, IndexError):
                 continue
-        if "value" in e:
-            cands = [vals[odd]] if odd in vals else list(vals.values())
-            if not any(fnmatch.fnmatchcase(str(v), e["value"]) for v in cands):
-                continue
+        if "value" in e and not fnmatch.fnmatchcase(str(value), e["value"]):
+            continue
         return e
     return None
+
+
+def explain(diff, config, entries):
+    """The explained-list entry (or entries, joined) covering a difference,
+    or None. An entry explains one runtime's value (its "odd"; "*" any
+    runtime's); a difference is explained when the runtimes left after
+    setting aside the explained ones all agree. So two runtimes that each
+    differ for their own known reason (runc: no time namespace; crun: no
+    blkio.weight) leave skiff alone, and that is explained too."""
+    key, vals, odd = diff
+    found = {}
+    for rt in RUNTIMES:
+        e = _entry_for(key, rt, vals.get(rt), config, entries)
+        if e:
+            found[rt] = e
+    # Set aside as few runtimes as needed: one, then two, then three.
+    for n in (1, 2, 3):
+        for combo in _combos([rt for rt in RUNTIMES if rt in found], n):
+            rest = {vals.get(rt) for rt in RUNTIMES if rt not in combo}
+            if len(rest) <= 1:
+                es = []
+                for rt in combo:
+                    if found[rt] not in es:
+                        es.append(found[rt])
+                if len(es) == 1:
+                    return es[0]
+                return {"key": key, "odd": "+".join(combo),
+                        "reason": " AND ".join(e["reason"] for e in es)}
+    return None
+
+
+def _combos(items, n):
+    if n == 0:
+        return [()]
+    out = []
+    for i, x in enumerate(items):
+        for rest in _combos(items[i + 1:], n - 1):
+            out.append((x,) + rest)
+    return out
 
 
 def describe(diff, entry=None):

@@ -55,6 +55,8 @@ class Runner:
     def setup(self):
         w = self.work
         os.makedirs(w, exist_ok=True)
+        # A user namespace's root (host uid 100000) must reach the bundles.
+        os.chmod(w, 0o755)
         shutil.copy2(self.observer, os.path.join(w, "obs"))
         src = os.path.join(w, "src")
         os.makedirs(os.path.join(src, "sub"), exist_ok=True)

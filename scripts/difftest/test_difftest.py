@@ -144,6 +144,15 @@ class Differences(unittest.TestCase):
         d = ("mount./x", {"skiff": "a", "runc": "a", "crun": "other"}, "crun")
         self.assertIsNone(compare.explain(d, cfg, entries))
 
+    def test_two_runtimes_each_explained_leave_the_third_alone(self):
+        entries = [{"key": "phase", "odd": "runc", "when": "'time' in ns", "reason": "r"},
+                   {"key": "phase", "odd": "crun", "value": "create", "reason": "c"}]
+        cfg = {"linux": {"namespaces": [{"type": "time"}]}}
+        d = ("phase", {"skiff": "ok", "runc": "timeout", "crun": "create"}, "all")
+        self.assertEqual(compare.explain(d, cfg, entries)["reason"], "r AND c")
+        # Only one of the two explained: skiff and the other still differ.
+        self.assertIsNone(compare.explain(d, {"linux": {}}, entries))
+
     def test_the_repo_list_loads_and_has_reasons(self):
         entries = compare.load_explained(os.path.join(os.path.dirname(__file__), "explained.json"))
         self.assertTrue(entries)
