@@ -50,6 +50,19 @@ fn userns_file_ownership_as_the_container_sees_it() {
     assert_eq!(l[5], "y", "root inside owns the file and may write it");
 }
 
+// Found by scripts/difftest.sh: oomScoreAdj in a new user namespace
+// (init's switch to the namespace's root makes it non-dumpable, and its
+// /proc/self/oom_score_adj then belongs to the host's root).
+#[test]
+fn userns_with_oom_score_adj() {
+    require_root!();
+    let rt = Rt::new();
+    let b = userns_bundle(json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+    b.edit(|c| c["process"]["oomScoreAdj"] = json!(700));
+    let o = rt.sh(&b, "cat /proc/self/oom_score_adj").check("run");
+    assert_eq!(o.stdout, "700\n");
+}
+
 #[test]
 fn userns_with_several_mapping_ranges() {
     require_root!();

@@ -67,6 +67,11 @@ fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
     plan.cgroup.join_self(fds.in_v2)?;
     let process = plan.spec.process().as_ref().context("process")?;
     user::set_rlimits(process)?;
+    // Here, with host credentials and the host's /proc, as runc does: in a
+    // new user namespace, the switch to its root below makes us
+    // non-dumpable, and /proc/self/oom_score_adj is then owned by the
+    // host's root, out of reach (EACCES). Inherited by init and the process.
+    user::set_oom_score_adj(process)?;
     namespaces::join(&namespaces::open_joins(&plan.ns)?)?;
     if plan.ns.new_user {
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER).context("unshare user namespace")?;
@@ -121,6 +126,7 @@ fn direct_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
     plan.cgroup.join_self(fds.in_v2)?;
     let process = plan.spec.process().as_ref().context("process")?;
     user::set_rlimits(process)?;
+    user::set_oom_score_adj(process)?;
     if plan.ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).context("unshare cgroup namespace")?;
     }
@@ -212,7 +218,6 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     set_sysctls(plan)?;
     set_hostnames(plan)?;
     crate::rootfs::finalize(&plan.rootfs_plan)?;
-    user::set_oom_score_adj(process)?;
     policy::apply_early(&plan.policy)?;
     crate::rootfs::enter_cwd(process.cwd()).context("process.cwd")?;
     // Without NNP, loading a filter needs CAP_SYS_ADMIN: before the caps go (runc's order).
