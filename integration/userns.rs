@@ -63,6 +63,29 @@ fn userns_with_oom_score_adj() {
     assert_eq!(o.stdout, "700\n");
 }
 
+// Found by scripts/difftest.sh: domainname in a user namespace
+// (/proc/sys/kernel/domainname belongs to the host's root there).
+#[test]
+fn userns_with_hostname_and_domainname() {
+    require_root!();
+    let rt = Rt::new();
+    let b = userns_bundle(json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+    b.namespace(json!({"type": "uts"}));
+    b.edit(|c| {
+        c["hostname"] = json!("usr-host");
+        c["domainname"] = json!("usr.example");
+    });
+    let o = rt
+        .sh(&b, "hostname; cat /proc/sys/kernel/domainname")
+        .check("run");
+    if crate::is_skiff() {
+        assert_eq!(o.stdout, "usr-host\nusr.example\n");
+    } else {
+        // runc 1.1.5 ignores domainname.
+        assert!(o.stdout.starts_with("usr-host\n"), "{o:?}");
+    }
+}
+
 #[test]
 fn userns_with_several_mapping_ranges() {
     require_root!();

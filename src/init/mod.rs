@@ -289,7 +289,14 @@ fn set_hostnames(plan: &Plan) -> Result<()> {
         nix::unistd::sethostname(h).with_context(|| format!("hostname: sethostname {h}"))?;
     }
     if let Some(d) = plan.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        proc_write("sys/kernel/domainname", d).context("domainname")?;
+        // setdomainname(2), not /proc/sys: in a user namespace that file
+        // belongs to the host's root (EACCES), the call only needs
+        // CAP_SYS_ADMIN over the UTS namespace (crun does the same).
+        // SAFETY: the pointer and length describe `d`'s bytes, read only.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } < 0 {
+            let e = std::io::Error::last_os_error();
+            bail!("domainname: setdomainname {d}: {e}");
+        }
     }
     Ok(())
 }
