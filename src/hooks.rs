@@ -36,6 +36,20 @@ pub fn run_all(
     Ok(())
 }
 
+/// Runs every hook of a phase whose failures are only warnings (poststart,
+/// poststop: "the runtime MUST log a warning, but the remaining hooks and
+/// lifecycle continue as if the hook had succeeded", runtime-spec
+/// lifecycle; crun does so, runc 1.1.5 fails `start` for poststart and
+/// stops at the first failing poststop hook).
+pub fn run_all_warn(hooks: &Option<Vec<Hook>>, state: &serde_json::Value, phase: &str) {
+    let text = state.to_string();
+    for (i, h) in hooks.iter().flatten().enumerate() {
+        if let Err(e) = run_one(h, &text, None) {
+            crate::log::warn(&format!("error running {phase} hook #{i}: {e:#}"));
+        }
+    }
+}
+
 fn run_one(h: &Hook, state: &str, container_env: Option<&[std::ffi::CString]>) -> Result<()> {
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());

@@ -65,9 +65,7 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
     crate::log::phase("delete-killed");
     let hooks = c.state.hooks.clone().unwrap_or_default();
     let state = c.oci_state(Status::Stopped);
-    if let Err(e) = crate::hooks::run_all(hooks.poststop(), &state, "poststop", None) {
-        crate::log::warn(&format!("{e:#}"));
-    }
+    crate::hooks::run_all_warn(hooks.poststop(), &state, "poststop");
     c.destroy()
 }
 

@@ -36,5 +36,6 @@ pub fn start(c: &Container) -> Result<()> {
     std::fs::remove_file(&fifo).with_context(|| format!("remove {}", fifo.display()))?;
     let state = c.oci_state(Status::Running);
     let hooks = c.state.hooks.clone().unwrap_or_default();
-    crate::hooks::run_all(hooks.poststart(), &state, "poststart", None)
+    crate::hooks::run_all_warn(hooks.poststart(), &state, "poststart");
+    Ok(())
 }
