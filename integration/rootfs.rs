@@ -467,3 +467,35 @@ fn rootfs_propagation_reads_back_on_root() {
         );
     }
 }
+
+// Found by scripts/difftest.sh: a recursive rootfsPropagation must not
+// undo a mount's own propagation option (runc keeps it).
+#[test]
+fn mount_propagation_options_survive_a_recursive_rootfs_propagation() {
+    require_root!();
+    let rt = Rt::new();
+    let src = TempDir::new("propsrc");
+    for (root, opt, want) in [
+        ("rprivate", "rshared", "shared:"),
+        ("rprivate", "unbindable", "unbindable"),
+        ("rslave", "private", ""),
+    ] {
+        let b = Bundle::new();
+        b.edit(|c| c["linux"]["rootfsPropagation"] = json!(root));
+        b.mount(json!({"destination": "/mnt/p", "type": "bind", "source": src.path(), "options": ["bind", opt]}));
+        let o = rt.sh(&b, "cat /proc/self/mountinfo").check(opt);
+        let m = mountinfo_at(&o.stdout, "/mnt/p");
+        assert_eq!(m.len(), 1, "{root}/{opt}: {}", o.stdout);
+        let optional: Vec<&str> = m[0][6..]
+            .iter()
+            .take_while(|f| **f != "-")
+            .copied()
+            .collect();
+        if want.is_empty() {
+            assert!(optional.is_empty(), "{root}/{opt}: {optional:?}");
+        } else {
+            assert_eq!(optional.len(), 1, "{root}/{opt}: {optional:?}");
+            assert!(optional[0].starts_with(want), "{root}/{opt}: {optional:?}");
+        }
+    }
+}

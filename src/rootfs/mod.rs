@@ -265,6 +265,34 @@ pub fn finalize(plan: &Plan) -> Result<()> {
     if let Some(p) = plan.root_propagation {
         nix::mount::mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
             .context("set rootfsPropagation on /")?;
+        if p.contains(MsFlags::MS_REC) {
+            reapply_mount_propagation(root.as_fd(), &plan.mounts)?;
+        }
+    }
+    Ok(())
+}
+
+/// A recursive rootfsPropagation (rprivate, rshared, ...) reaches every
+/// mount below "/": a mount's own propagation option is put back on top,
+/// as runc keeps it. Only the last mount on a destination is visible there.
+fn reapply_mount_propagation(root: BorrowedFd, mounts: &[mount::MountStep]) -> Result<()> {
+    for (i, m) in mounts.iter().enumerate() {
+        if m.opts.propagation.is_empty() || mounts[i + 1..].iter().any(|n| n.dest == m.dest) {
+            continue;
+        }
+        let rel = m.dest.strip_prefix("/").unwrap_or(&m.dest);
+        let fd = paths::openat2(root, rel, nix::fcntl::OFlag::O_PATH)
+            .with_context(|| format!("open {}", m.dest.display()))?;
+        for p in &m.opts.propagation {
+            nix::mount::mount(
+                None::<&str>,
+                &paths::fd_path(fd.as_fd()),
+                None::<&str>,
+                *p,
+                None::<&str>,
+            )
+            .with_context(|| format!("mounts: propagation of {}", m.dest.display()))?;
+        }
     }
     Ok(())
 }
