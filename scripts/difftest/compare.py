@@ -177,7 +177,9 @@ def _entry_for(key, rt, value, config, entries):
             env = {"c": config, "ns": ns_types(config), "linux": config.get("linux", {}),
                    "process": config.get("process", {})}
             try:
-                if not eval(when, {"__builtins__": {"any": any, "all": all, "len": len}}, env):
+                # As globals: a generator expression sees no eval locals.
+                env["__builtins__"] = {"any": any, "all": all, "len": len}
+                if not eval(when, env):
                     continue
             except (KeyError, TypeError, AttributeError, IndexError):
                 continue

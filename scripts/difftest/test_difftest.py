@@ -161,6 +161,11 @@ class Differences(unittest.TestCase):
             self.assertGreater(len(e["reason"]), 20)
             if "when" in e:
                 compile(e["when"], "when", "eval")
+        # Every condition evaluates on real configs (no NameError and the like).
+        for i in range(50):
+            cfg = gen.generate(13, i, HOST)
+            for e in entries:
+                compare._entry_for(e["key"].replace("*", "x"), "runc", "v", cfg, [e])
 
 
 class Shrinker(unittest.TestCase):
