@@ -483,6 +483,10 @@ fn mount_propagation_options_survive_a_recursive_rootfs_propagation() {
         let b = Bundle::new();
         b.edit(|c| c["linux"]["rootfsPropagation"] = json!(root));
         b.mount(json!({"destination": "/mnt/p", "type": "bind", "source": src.path(), "options": ["bind", opt]}));
+        // An unbindable file bind under a read-only path: the path's
+        // recursive bind leaves it out, and create must still succeed.
+        b.mount(json!({"destination": "/etc/pfile", "type": "bind", "source": "/etc/hostname", "options": ["bind", "unbindable"]}));
+        b.edit(|c| c["linux"]["readonlyPaths"] = json!(["/etc"]));
         let o = rt.sh(&b, "cat /proc/self/mountinfo").check(opt);
         let m = mountinfo_at(&o.stdout, "/mnt/p");
         assert_eq!(m.len(), 1, "{root}/{opt}: {}", o.stdout);

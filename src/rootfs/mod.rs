@@ -283,15 +283,15 @@ fn reapply_mount_propagation(root: BorrowedFd, mounts: &[mount::MountStep]) -> R
         let rel = m.dest.strip_prefix("/").unwrap_or(&m.dest);
         let fd = paths::openat2(root, rel, nix::fcntl::OFlag::O_PATH)
             .with_context(|| format!("open {}", m.dest.display()))?;
+        let at = paths::fd_path(fd.as_fd());
         for p in &m.opts.propagation {
-            nix::mount::mount(
-                None::<&str>,
-                &paths::fd_path(fd.as_fd()),
-                None::<&str>,
-                *p,
-                None::<&str>,
-            )
-            .with_context(|| format!("mounts: propagation of {}", m.dest.display()))?;
+            match nix::mount::mount(None::<&str>, &at, None::<&str>, *p, None::<&str>) {
+                // No longer a mount there: a readonly or masked path was
+                // bound over a parent since, and a recursive bind skips
+                // unbindable mounts. Nothing left to set.
+                Err(Errno::EINVAL) => break,
+                r => r.with_context(|| format!("mounts: propagation of {}", m.dest.display()))?,
+            }
         }
     }
     Ok(())
