@@ -36,8 +36,9 @@ work=$(mktemp -d /tmp/skiff-difftest.XXXXXX)
 cleanup() {
     umount -l "$work/src/sub" 2>/dev/null || true
     rm -rf "$work"
-    # Cgroups a failed delete could leave behind (cgroupsPath /dt-<rt>-<id>).
-    for d in /sys/fs/cgroup/*/dt-*-dt*; do
+    # Cgroups a failed delete could leave behind (cgroupsPath /dt-<rt>-<id>,
+    # id dt<seed>-<i>: only this seed's, a parallel run may own others).
+    for d in /sys/fs/cgroup/*/dt-*-dt"$seed"-*; do
         [ -d "$d" ] && rmdir "$d" 2>/dev/null || true
     done
 }
