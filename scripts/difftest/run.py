@@ -195,17 +195,19 @@ def unexplained(results, config, entries):
 
 def signature(d, results):
     """What shrinking must keep: the same key, the same odd one out, and for
-    a phase difference that runtime's phase and the gist of its error (its
+    a phase difference each runtime's phase and the gist of its error (its
     first lines without times, numbers and paths), so that the shrunk
-    config fails for the same reason, not just in the same phase."""
+    config fails for the same reasons, not just in the same phases."""
     key, vals, odd = d
     if key != "phase":
         return (key, odd, None)
-    gist = ""
-    if odd in results:
-        lines = results[odd]["stderr"].splitlines()[:3]
-        gist = re.sub(r'time="[^"]*"|/[^ :"]*|0x[0-9a-f]+|\d+', "", " ".join(lines))[:160]
-    return (key, odd, vals.get(odd), gist)
+
+    def gist(rt):
+        lines = results[rt]["stderr"].splitlines()[:3]
+        return re.sub(r'time="[^"]*"|/[^ :"]*|0x[0-9a-f]+|\d+', "", " ".join(lines))[:160]
+    # Every runtime's phase and error gist: a shrunk config must fail (or
+    # not) the same way in all three, not just keep the odd one odd.
+    return (key, odd, tuple((rt, vals.get(rt), gist(rt)) for rt in sorted(results)))
 
 
 def write_bundle(outdir, config, runner, results, diffs):
