@@ -148,7 +148,13 @@ fn mountinfo(out: &mut BTreeMap<String, String>) {
         let n = seen.entry(mp.to_string()).or_insert(0);
         *n += 1;
         let key = if *n == 1 { format!("mount.{mp}") } else { format!("mount.{mp}#{n}") };
-        out.insert(key, format!("{fstype} {source} root={root} {opts} [{superopts}] {prop}"));
+        // The mount's root as the process sees it (a tmpfs's mode= can be
+        // undone by a chmod after the mount; mountinfo would not show it).
+        let st = match fs::metadata(mp.replace("\\040", " ")) {
+            Ok(m) => format!("{:o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid()),
+            Err(e) => format!("<error {}>", e.raw_os_error().unwrap_or(0)),
+        };
+        out.insert(key, format!("{fstype} {source} root={root} {opts} [{superopts}] {prop} {st}"));
     }
 }
 
