@@ -487,6 +487,9 @@ fn mount_propagation_options_survive_a_recursive_rootfs_propagation() {
         // recursive bind leaves it out, and create must still succeed.
         b.mount(json!({"destination": "/etc/pfile", "type": "bind", "source": "/etc/hostname", "options": ["bind", "unbindable"]}));
         b.edit(|c| c["linux"]["readonlyPaths"] = json!(["/etc"]));
+        // A mount a later tmpfs on its parent hides: no path left to set.
+        b.mount(json!({"destination": "/tmp/deep/t", "type": "tmpfs", "source": "tmpfs", "options": [opt]}));
+        b.mount(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
         let o = rt.sh(&b, "cat /proc/self/mountinfo").check(opt);
         let m = mountinfo_at(&o.stdout, "/mnt/p");
         assert_eq!(m.len(), 1, "{root}/{opt}: {}", o.stdout);

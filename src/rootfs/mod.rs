@@ -281,8 +281,12 @@ fn reapply_mount_propagation(root: BorrowedFd, mounts: &[mount::MountStep]) -> R
             continue;
         }
         let rel = m.dest.strip_prefix("/").unwrap_or(&m.dest);
-        let fd = paths::openat2(root, rel, nix::fcntl::OFlag::O_PATH)
-            .with_context(|| format!("open {}", m.dest.display()))?;
+        let fd = match paths::openat2(root, rel, nix::fcntl::OFlag::O_PATH) {
+            // Covered since by a later mount or masked path on a parent
+            // (a tmpfs there has no such path): nothing left to set.
+            Err(Errno::ENOENT) => continue,
+            r => r.with_context(|| format!("open {}", m.dest.display()))?,
+        };
         let at = paths::fd_path(fd.as_fd());
         for p in &m.opts.propagation {
             match nix::mount::mount(None::<&str>, &at, None::<&str>, *p, None::<&str>) {
