@@ -1,5 +1,5 @@
 //! The process: args, env, cwd, user, umask, capabilities, rlimits, NNP, OOM.
-use crate::{Bundle, Rt, require_root, skip};
+use crate::{Bundle, Rt, is_skiff, require_root, skip};
 use serde_json::json;
 use std::os::unix::process::CommandExt;
 
@@ -133,6 +133,27 @@ fn user_ids_and_groups() {
     );
 }
 
+// Found by scripts/difftest.sh: a repeated variable keeps its last value
+// (runc and crun), and an entry without '=' fails create, naming the field.
+#[test]
+fn env_duplicates_keep_the_last_value_and_bad_entries_fail() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["env"] = json!(["PATH=/bin", "DUP=1", "OTHER=x", "DUP=2"]);
+    });
+    let o = rt.sh(&b, "echo $DUP; env | grep -c ^DUP=").check("run");
+    assert_eq!(o.stdout, "2\n1\n", "{o:?}");
+    b.edit(|c| c["process"]["env"] = json!(["PATH=/bin", "NOEQUALS"]));
+    let o = rt.sh(&b, "echo ran");
+    assert_ne!(o.code, Some(0), "{o:?}");
+    assert!(!o.stdout.contains("ran"), "{o:?}");
+    if is_skiff() {
+        assert!(o.stderr.contains("process.env"), "{o:?}");
+    }
+}
+
 #[test]
 fn umask() {
     require_root!();
@@ -167,6 +188,22 @@ fn default_capabilities() {
     );
     // Ambient caps need the inheritable bit, which the default spec lacks.
     assert_eq!(caps_of(&o.stdout, "CapAmb"), 0);
+}
+
+// Found by scripts/difftest.sh: without process.capabilities the process
+// has no capability at all (runc and crun), not the default spec's three.
+#[test]
+fn absent_capabilities_grant_none() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.edit(|c| {
+        c["process"].as_object_mut().unwrap().remove("capabilities");
+    });
+    let o = rt.sh(&b, "cat /proc/self/status").check("run");
+    for set in ["CapBnd", "CapEff", "CapPrm", "CapInh", "CapAmb"] {
+        assert_eq!(caps_of(&o.stdout, set), 0, "{set}: {}", o.stdout);
+    }
 }
 
 #[test]

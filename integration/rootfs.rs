@@ -503,3 +503,42 @@ fn tmpcopyup_copies_the_covered_directory() {
         "write reached the image"
     );
 }
+
+// Found by scripts/difftest.sh: a recursive rootfsPropagation must not
+// undo a mount's own propagation option (runc keeps it).
+#[test]
+fn mount_propagation_options_survive_a_recursive_rootfs_propagation() {
+    require_root!();
+    let rt = Rt::new();
+    let src = TempDir::new("propsrc");
+    for (root, opt, want) in [
+        ("rprivate", "rshared", "shared:"),
+        ("rprivate", "unbindable", "unbindable"),
+        ("rslave", "private", ""),
+    ] {
+        let b = Bundle::new();
+        b.edit(|c| c["linux"]["rootfsPropagation"] = json!(root));
+        b.mount(json!({"destination": "/mnt/p", "type": "bind", "source": src.path(), "options": ["bind", opt]}));
+        // An unbindable file bind under a read-only path: the path's
+        // recursive bind leaves it out, and create must still succeed.
+        b.mount(json!({"destination": "/etc/pfile", "type": "bind", "source": "/etc/hostname", "options": ["bind", "unbindable"]}));
+        b.edit(|c| c["linux"]["readonlyPaths"] = json!(["/etc"]));
+        // A mount a later tmpfs on its parent hides: no path left to set.
+        b.mount(json!({"destination": "/tmp/deep/t", "type": "tmpfs", "source": "tmpfs", "options": [opt]}));
+        b.mount(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}));
+        let o = rt.sh(&b, "cat /proc/self/mountinfo").check(opt);
+        let m = mountinfo_at(&o.stdout, "/mnt/p");
+        assert_eq!(m.len(), 1, "{root}/{opt}: {}", o.stdout);
+        let optional: Vec<&str> = m[0][6..]
+            .iter()
+            .take_while(|f| **f != "-")
+            .copied()
+            .collect();
+        if want.is_empty() {
+            assert!(optional.is_empty(), "{root}/{opt}: {optional:?}");
+        } else {
+            assert_eq!(optional.len(), 1, "{root}/{opt}: {optional:?}");
+            assert!(optional[0].starts_with(want), "{root}/{opt}: {optional:?}");
+        }
+    }
+}

@@ -225,6 +225,31 @@ fn errno_actions_return_the_chosen_errno() {
     assert!(o.stderr.contains("Operation not permitted"), "{o:?}");
 }
 
+// Found by scripts/difftest.sh: an allow-list older than close_range
+// (Linux 5.9) refuses it with its default errno; runc and crun run such
+// profiles, and the runtime's own fds must still not reach the process.
+#[test]
+fn a_profile_refusing_close_range_still_runs_with_only_stdio() {
+    require_root!();
+    let rt = Rt::new();
+    // A kill action too: init must not make the call at all (it used to die
+    // of SIGSYS before the exec, with no message).
+    let errno =
+        |e: i32| json!({"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": e});
+    let kill = json!({"names": ["close_range"], "action": "SCMP_ACT_KILL_PROCESS"});
+    for (nnp, rule) in [
+        (false, errno(libc::ENOSYS)),
+        (true, errno(libc::EPERM)),
+        (false, kill.clone()),
+        (true, kill),
+    ] {
+        let b = bundle(allow_all_but(json!([rule])), nnp);
+        let o = rt.sh(&b, "ls /proc/self/fd").check("run");
+        // 3 is ls's own directory fd.
+        assert_eq!(o.stdout, "0\n1\n2\n3\n", "nnp={nnp} {rule}: {o:?}");
+    }
+}
+
 #[test]
 fn log_action_lets_the_call_through() {
     require_root!();

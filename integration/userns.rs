@@ -50,6 +50,74 @@ fn userns_file_ownership_as_the_container_sees_it() {
     assert_eq!(l[5], "y", "root inside owns the file and may write it");
 }
 
+// Found by scripts/difftest.sh: oomScoreAdj in a new user namespace
+// (init's switch to the namespace's root makes it non-dumpable, and its
+// /proc/self/oom_score_adj then belongs to the host's root).
+#[test]
+fn userns_with_oom_score_adj() {
+    require_root!();
+    let rt = Rt::new();
+    let b = userns_bundle(json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+    b.edit(|c| c["process"]["oomScoreAdj"] = json!(700));
+    let o = rt.sh(&b, "cat /proc/self/oom_score_adj").check("run");
+    assert_eq!(o.stdout, "700\n");
+}
+
+// Found by scripts/difftest.sh: domainname in a user namespace
+// (/proc/sys/kernel/domainname belongs to the host's root there).
+#[test]
+fn userns_with_hostname_and_domainname() {
+    require_root!();
+    let rt = Rt::new();
+    let b = userns_bundle(json!([{"containerID": 0, "hostID": 100000, "size": 65536}]));
+    b.namespace(json!({"type": "uts"}));
+    b.edit(|c| {
+        c["hostname"] = json!("usr-host");
+        c["domainname"] = json!("usr.example");
+    });
+    let o = rt
+        .sh(&b, "hostname; cat /proc/sys/kernel/domainname")
+        .check("run");
+    if crate::is_skiff() {
+        assert_eq!(o.stdout, "usr-host\nusr.example\n");
+    } else {
+        // runc 1.1.5 ignores domainname.
+        assert!(o.stdout.starts_with("usr-host\n"), "{o:?}");
+    }
+}
+
+// Found by the scripts/difftest.sh soak: a user namespace without its own
+// network namespace (sysfs falls back to a bind of the host's /sys), a
+// shared rootfs propagation and a cgroup mount: the cgroup tmpfs
+// propagated over the namespace's own /sys/fs/cgroup and hid the host
+// hierarchies still to bind (ENOENT). crun runs it; runc 1.1.5 fails to
+// mount sysfs there.
+#[test]
+fn userns_without_netns_mounts_cgroups_under_a_shared_rootfs() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    b.namespace(json!({"type": "user"}));
+    b.edit(|c| {
+        let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        c["linux"]["uidMappings"] = maps.clone();
+        c["linux"]["gidMappings"] = maps;
+        c["linux"]["rootfsPropagation"] = json!("rshared");
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "network");
+    });
+    let o = rt.sh(&b, "ls /sys/fs/cgroup/memory/memory.limit_in_bytes && grep -c ' /sys/fs/cgroup/' /proc/self/mountinfo");
+    if !crate::is_skiff() {
+        return; // runc 1.1.5: mount sysfs EPERM (see above)
+    }
+    let o = o.check("run");
+    let l: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(l[0], "/sys/fs/cgroup/memory/memory.limit_in_bytes", "{o:?}");
+    assert!(l[1].parse::<u32>().unwrap() >= 2, "{o:?}");
+}
+
 #[test]
 fn userns_with_several_mapping_ranges() {
     require_root!();

@@ -34,6 +34,13 @@ fi
 # keep the build without it (SKIFF_NO_LAYOUT=1, e.g. GNU ld) from rotting.
 SKIFF_NO_LAYOUT=1 CARGO_TARGET_DIR=target/nolayout cargo build --quiet --release
 target/nolayout/release/skiff --version | grep -q '^skiff version '
+# Differential testing against runc and crun (scripts/difftest.sh): 100
+# generated configs from a fixed seed, run by the debug binary just built
+# (about a minute); any difference not in scripts/difftest/explained.json
+# fails the suite.
+if [ "$(id -u)" -eq 0 ]; then
+    SKIFF=$PWD/target/debug/skiff bash scripts/difftest.sh 100 1
+fi
 # Pure cgroup v2 inside a small VM (this host is v1 hybrid): see scripts/vm/run.sh.
 if [ "$(id -u)" -eq 0 ]; then
     bash scripts/vm/run.sh

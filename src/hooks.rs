@@ -45,21 +45,50 @@ pub fn check(hooks: Option<&Hooks>) -> Result<()> {
     Ok(())
 }
 
-/// Runs each hook in order, in `cwd` (runc's: the bundle for the runtime's
-/// hooks, the rootfs for createContainer; None keeps ours, which for
-/// startContainer is the process's cwd); the first failure stops the phase.
+/// Where and with what environment a phase's hooks run, as runc runs them.
+#[derive(Clone, Copy, Default)]
+pub struct Ctx<'a> {
+    /// The working directory: the bundle for the runtime's hooks, the
+    /// rootfs for createContainer; None keeps ours (for startContainer,
+    /// the process's cwd).
+    pub cwd: Option<&'a Path>,
+    /// For a hook without `env`: process.env for createContainer and
+    /// startContainer (runc runs them from its init, after taking it on);
+    /// None gives the runtime's own environment. A hook with `env`, even
+    /// an empty one, gets exactly that.
+    pub env: Option<&'a [std::ffi::CString]>,
+}
+
+/// Runs each hook in order; the first failure stops the phase.
 pub fn run_all(
     hooks: &Option<Vec<Hook>>,
     state: &serde_json::Value,
     phase: &str,
-    cwd: Option<&Path>,
+    ctx: Ctx,
 ) -> Result<()> {
     let text = state.to_string();
     for (i, h) in hooks.iter().flatten().enumerate() {
-        run_one(h, &text, cwd)
+        run_one(h, &text, ctx)
             .with_context(|| format!("error running {phase} hook #{i} ({})", h.path().display()))?;
     }
     Ok(())
+}
+
+/// Runs every hook of a phase whose failures are only warnings (poststart,
+/// poststop: "the runtime MUST log a warning, but the remaining hooks and
+/// lifecycle continue as if the hook had succeeded", runtime-spec
+/// lifecycle; crun does so, runc 1.1.5 fails `start` for poststart and
+/// stops at the first failing poststop hook).
+pub fn run_all_warn(hooks: &Option<Vec<Hook>>, state: &serde_json::Value, phase: &str, ctx: Ctx) {
+    let text = state.to_string();
+    for (i, h) in hooks.iter().flatten().enumerate() {
+        if let Err(e) = run_one(h, &text, ctx) {
+            crate::log::warn(&format!(
+                "error running {phase} hook #{i} ({}): {e:#}",
+                h.path().display()
+            ));
+        }
+    }
 }
 
 /// How much of each output stream a failing hook's error message carries.
@@ -115,7 +144,8 @@ fn nonblocking(fd: impl AsFd) -> Result<()> {
     Ok(())
 }
 
-fn run_one(h: &Hook, state: &str, cwd: Option<&Path>) -> Result<()> {
+fn run_one(h: &Hook, state: &str, ctx: Ctx) -> Result<()> {
+    let cwd = ctx.cwd;
     let args = h.args().clone().unwrap_or_default();
     let mut cmd = Command::new(h.path());
     // A bundle removed before `delete` leaves the caller's cwd.
@@ -123,17 +153,31 @@ fn run_one(h: &Hook, state: &str, cwd: Option<&Path>) -> Result<()> {
         cmd.current_dir(d);
     }
     // Only stdio reaches a hook, not whatever the runtime's caller left
-    // open (Go's exec, and so runc, passes nothing else either).
+    // open (Go's exec, and so runc, passes nothing else either). A pre_exec
+    // also makes std fork with plain clone rather than clone3/posix_spawn,
+    // which a startContainer hook, under the container's seccomp filter,
+    // may be refused (an allow-list older than clone3).
     // SAFETY: the closure runs in the forked child before exec and makes
     // only async-signal-safe syscalls (close_range, getrlimit, fcntl).
     unsafe { cmd.pre_exec(cloexec_from_3) };
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
     }
-    cmd.env_clear();
-    for kv in h.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    let own: Vec<String>;
+    let env: Option<&[String]> = match (h.env(), ctx.env) {
+        (Some(e), _) => Some(e),
+        (None, Some(c)) => {
+            own = c.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+            Some(&own)
+        }
+        (None, None) => None,
+    };
+    if let Some(env) = env {
+        cmd.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     cmd.stdin(Stdio::piped())

@@ -382,9 +382,12 @@ fn init_messages(
         match msg {
             Some(Msg::SeccompFd) => pass_listener(plan.seccomp.as_ref(), state, fd, sock)?,
             Some(Msg::RunHooks) => {
-                let cwd = Some(plan.bundle.as_path());
-                crate::hooks::run_all(hooks.prestart(), state, "prestart", cwd)?;
-                crate::hooks::run_all(hooks.create_runtime(), state, "createRuntime", cwd)?;
+                let ctx = crate::hooks::Ctx {
+                    cwd: Some(plan.bundle.as_path()),
+                    env: None,
+                };
+                crate::hooks::run_all(hooks.prestart(), state, "prestart", ctx)?;
+                crate::hooks::run_all(hooks.create_runtime(), state, "createRuntime", ctx)?;
                 sock.send(&Msg::HooksDone)?;
             }
             Some(Msg::Done) => return Ok(()),

@@ -253,6 +253,22 @@ pub fn cstrings(v: &[String], what: &str) -> Result<Vec<CString>> {
         .collect()
 }
 
+/// process.env as execve gets it: each entry NAME=value with a non-empty
+/// NAME, a repeated NAME keeping its first place and its last value (runc
+/// and crun do the same; a duplicate would otherwise shadow the later
+/// value, as getenv returns the first).
+pub fn env_list(v: &[String], what: &str) -> Result<Vec<CString>> {
+    for s in v {
+        let Some((name, _)) = s.split_once('=') else {
+            bail!("{what}: invalid environment variable {s:?}: no '='");
+        };
+        if name.is_empty() {
+            bail!("{what}: invalid environment variable {s:?}: empty name");
+        }
+    }
+    cstrings(&dedup_env(v), what)
+}
+
 /// Validates the spec and compiles the plan. Pure except for canonicalising the rootfs.
 pub fn plan(
     id: &str,
@@ -369,10 +385,7 @@ pub fn plan_at(
     Ok(Plan {
         id: id.to_string(),
         args: cstrings(&args, "process.args")?,
-        env: cstrings(
-            &dedup_env(process.env().as_deref().unwrap_or_default()),
-            "process.env",
-        )?,
+        env: env_list(process.env().as_deref().unwrap_or_default(), "process.env")?,
         terminal: process.terminal().unwrap_or(false),
         bundle: bundle.to_path_buf(),
         rootfs,
@@ -394,6 +407,22 @@ pub fn plan_at(
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+
+    #[test]
+    fn env_list_keeps_the_first_place_and_the_last_value() {
+        let v: Vec<String> = ["A=1", "B=x", "A=2", "C=", "B=y=z"]
+            .map(String::from)
+            .into();
+        let got: Vec<String> = env_list(&v, "process.env")
+            .unwrap()
+            .into_iter()
+            .map(|c| c.into_string().unwrap())
+            .collect();
+        assert_eq!(got, ["A=2", "B=y=z", "C="]);
+        let e = env_list(&["NOEQ".to_string()], "process.env").unwrap_err();
+        assert!(e.to_string().starts_with("process.env: invalid"), "{e}");
+        assert!(env_list(&["=v".to_string()], "process.env").is_err());
+    }
 
     fn parse_error(v: Value) -> Option<String> {
         let text = serde_json::to_vec(&v).unwrap();

@@ -38,9 +38,32 @@ case "$loopko" in
 esac
 python3 "$here/bundles.py" "$root/bin/skiff" "$root/bundles"
 
+# difftest's v2-only fields, skiff against crun (DIFFTEST_V2=N configs,
+# default 20, 0 to skip; DIFFTEST_V2_SEED, default 1): crun and the shared
+# libraries it needs go into the initramfs, the bundles into /dt.
+dt_n=${DIFFTEST_V2:-20}
+dt_seed=${DIFFTEST_V2_SEED:-1}
+crun_bin=$(command -v crun || true)
+if [ "$dt_n" -gt 0 ] && [ -z "$crun_bin" ]; then
+    echo "difftest-v2: crun not installed, skipped" >&2
+    dt_n=0
+fi
+if [ "$dt_n" -gt 0 ]; then
+    RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$repo/target/observer" \
+        cargo build --quiet --release --target x86_64-unknown-linux-gnu --manifest-path "$repo/tools/observer/Cargo.toml"
+    cp "$crun_bin" "$root/bin/crun"
+    for lib in $(ldd "$crun_bin" | grep -o '/[^ ]*'); do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+    python3 "$repo/scripts/difftest/v2.py" gen "$root/dt" "$dt_n" "$dt_seed" \
+        "$repo/target/observer/x86_64-unknown-linux-gnu/release/observer"
+    cp "$here/difftest.sh" "$root/"
+fi
+
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd.gz"
 log="$work/console.log"
-timeout 300 qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
+timeout 600 qemu-system-x86_64 -accel tcg -m 1024 -smp 2 -nographic -no-reboot \
     -kernel "$kernel" -initrd "$work/initrd.gz" \
     -append "console=ttyS0 rdinit=/init panic=-1 quiet cgroup_no_v1=all max_loop=4" \
     > "$log" 2>&1 || true
@@ -51,6 +74,16 @@ if ! tr -d '\r' < "$log" | grep -q '^VM: checks finished'; then
     echo "VM did not finish its checks; console log tail:"
     tr -d '\r' < "$log" | tail -30
     failed=$((failed + 1))
+fi
+if [ "$dt_n" -gt 0 ]; then
+    tr -d '\r' < "$log" | grep '^DTE ' || true
+    if ! tr -d '\r' < "$log" | grep -q '^VM: difftest finished'; then
+        echo "difftest-v2: the VM did not finish it"
+        failed=$((failed + 1))
+    fi
+    if ! python3 "$repo/scripts/difftest/v2.py" compare <(tr -d '\r' < "$log") "$dt_n" "$dt_seed"; then
+        failed=$((failed + 1))
+    fi
 fi
 echo "cgroup-v2-vm: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -133,11 +133,11 @@ pub fn delete(c: Container, force: bool) -> Result<()> {
     crate::log::phase("delete-killed");
     let hooks = c.state.hooks.clone().unwrap_or_default();
     let state = c.oci_state(Status::Stopped);
-    if let Err(e) =
-        crate::hooks::run_all(hooks.poststop(), &state, "poststop", Some(&c.state.bundle))
-    {
-        crate::log::warn(&format!("{e:#}"));
-    }
+    let ctx = crate::hooks::Ctx {
+        cwd: Some(&c.state.bundle),
+        env: None,
+    };
+    crate::hooks::run_all_warn(hooks.poststop(), &state, "poststop", ctx);
     c.destroy()
 }
 

@@ -266,7 +266,10 @@ fn add_caps(p: &mut Process, caps: &[String]) -> Result<()> {
                 .with_context(|| format!("--cap: unknown capability {c:?}"))
         })
         .collect::<Result<_>>()?;
-    let mut c = p.capabilities().clone().unwrap_or_default();
+    let mut c = p
+        .capabilities()
+        .clone()
+        .unwrap_or_else(crate::init::user::no_caps);
     let add = |s: &Option<Capabilities>| -> Option<Capabilities> {
         let mut s = s.clone().unwrap_or_default();
         s.extend(parsed.iter().copied());
@@ -380,7 +383,7 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
         policy,
         rdt_groups: c.state.rdt_groups.clone(),
         args: crate::spec::cstrings(&args, "process.args")?,
-        env: crate::spec::cstrings(process.env().as_deref().unwrap_or_default(), "process.env")?,
+        env: crate::spec::env_list(process.env().as_deref().unwrap_or_default(), "process.env")?,
         process,
         joins,
         chroot,

@@ -36,10 +36,10 @@ pub fn start(c: &Container) -> Result<()> {
     std::fs::remove_file(&fifo).with_context(|| format!("remove {}", fifo.display()))?;
     let state = c.oci_state(Status::Running);
     let hooks = c.state.hooks.clone().unwrap_or_default();
-    crate::hooks::run_all(
-        hooks.poststart(),
-        &state,
-        "poststart",
-        Some(&c.state.bundle),
-    )
+    let ctx = crate::hooks::Ctx {
+        cwd: Some(&c.state.bundle),
+        env: None,
+    };
+    crate::hooks::run_all_warn(hooks.poststart(), &state, "poststart", ctx);
+    Ok(())
 }

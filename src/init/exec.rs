@@ -140,6 +140,12 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The environment the program gets (startContainer hooks without an
+    /// `env` of their own get it too, as with runc).
+    pub fn env(&self) -> &[CString] {
+        &self._env
+    }
+
     pub fn new(prog: CString, args: Vec<CString>, env: Vec<CString>) -> Prepared {
         // The pointers are into the CStrings' heap buffers, which do not
         // move when the vectors (or `Prepared`) do.

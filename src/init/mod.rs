@@ -67,6 +67,11 @@ fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
     plan.cgroup.join_self(fds.in_v2)?;
     let process = plan.spec.process().as_ref().context("process")?;
     user::set_rlimits(process)?;
+    // Here, with host credentials and the host's /proc, as runc does: in a
+    // new user namespace, the switch to its root below makes us
+    // non-dumpable, and /proc/self/oom_score_adj is then owned by the
+    // host's root, out of reach (EACCES). Inherited by init and the process.
+    user::set_oom_score_adj(process)?;
     namespaces::join(&namespaces::open_joins(&plan.ns)?)?;
     if plan.ns.new_user {
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER).context("unshare user namespace")?;
@@ -120,6 +125,7 @@ fn direct_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
     plan.cgroup.join_self(fds.in_v2)?;
     let process = plan.spec.process().as_ref().context("process")?;
     user::set_rlimits(process)?;
+    user::set_oom_score_adj(process)?;
     if plan.ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
         nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).context("unshare cgroup namespace")?;
     }
@@ -187,8 +193,11 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         fds.sync.send(&Msg::RunHooks)?;
         fds.sync.expect(Msg::HooksDone)?;
     }
-    let rootfs = Some(plan.rootfs.as_path());
-    crate::hooks::run_all(hooks.create_container(), &state, "createContainer", rootfs)?;
+    let ctx = crate::hooks::Ctx {
+        cwd: Some(plan.rootfs.as_path()),
+        env: Some(&plan.env),
+    };
+    crate::hooks::run_all(hooks.create_container(), &state, "createContainer", ctx)?;
     crate::log::phase("init-mounts");
     crate::rootfs::pivot(&plan.rootfs_plan)?;
     crate::log::phase("init-pivot");
@@ -218,7 +227,6 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     set_sysctls(plan)?;
     set_hostnames(plan)?;
     crate::rootfs::finalize(&plan.rootfs_plan)?;
-    user::set_oom_score_adj(process)?;
     policy::apply_early(&plan.policy)?;
     crate::rootfs::enter_cwd(process.cwd()).context("process.cwd")?;
     // Without NNP, loading a filter needs CAP_SYS_ADMIN: before the caps go (runc's order).
@@ -276,7 +284,11 @@ fn wait_start_and_exec(fds: &ChildFds, ready: &Ready) -> Result<()> {
     let mut b = [0u8; 1];
     crate::sync::read_filtered(&fds.fifo, &mut b).context("read exec fifo")?;
     if ready.start_hooks.is_some() {
-        crate::hooks::run_all(&ready.start_hooks, &ready.state, "startContainer", None)?;
+        let ctx = crate::hooks::Ctx {
+            cwd: None,
+            env: Some(ready.exec.env()),
+        };
+        crate::hooks::run_all(&ready.start_hooks, &ready.state, "startContainer", ctx)?;
         exec::restore_sigpipe();
     }
     ready.exec.exec()
@@ -296,7 +308,14 @@ fn set_hostnames(plan: &Plan) -> Result<()> {
         nix::unistd::sethostname(h).with_context(|| format!("hostname: sethostname {h}"))?;
     }
     if let Some(d) = plan.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        proc_write("sys/kernel/domainname", d).context("domainname")?;
+        // setdomainname(2), not /proc/sys: in a user namespace that file
+        // belongs to the host's root (EACCES), the call only needs
+        // CAP_SYS_ADMIN over the UTS namespace (crun does the same).
+        // SAFETY: the pointer and length describe `d`'s bytes, read only.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } < 0 {
+            let e = std::io::Error::last_os_error();
+            bail!("domainname: setdomainname {d}: {e}");
+        }
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! Runs in: stage-1 (rlimits) and init, after pivot_root (the rest).
 use anyhow::{Context, Result, bail};
 use caps::{CapSet, CapsHashSet};
-use oci_spec::runtime::{Capabilities, PosixRlimitType, Process};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities, PosixRlimitType, Process};
 use std::str::FromStr;
 
 fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
@@ -83,6 +83,19 @@ fn to_caps(set: &Option<Capabilities>) -> Result<CapsHashSet> {
         .collect()
 }
 
+/// An absent process.capabilities: every set empty, as runc and crun do.
+/// (oci-spec's `LinuxCapabilities::default()` is the default spec's three
+/// caps in every set, ambient included: not what an absent field means.)
+pub fn no_caps() -> LinuxCapabilities {
+    let mut c = LinuxCapabilities::default();
+    c.set_bounding(None);
+    c.set_effective(None);
+    c.set_inheritable(None);
+    c.set_permitted(None);
+    c.set_ambient(None);
+    c
+}
+
 /// Bounding set first (needs CAP_SETPCAP), then the user switch with
 /// KEEPCAPS so the permitted set survives setuid, then E/P/I and ambient.
 pub fn switch_user_and_caps(p: &Process) -> Result<()> {
@@ -90,7 +103,7 @@ pub fn switch_user_and_caps(p: &Process) -> Result<()> {
     let userns_setgroups = std::fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true);
-    let c = p.capabilities().clone().unwrap_or_default();
+    let c = p.capabilities().clone().unwrap_or_else(no_caps);
     let bounding = to_caps(c.bounding())?;
     for cap in caps::all() {
         if !bounding.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {

@@ -248,6 +248,38 @@ pub fn finalize(plan: &Plan) -> Result<()> {
     if let Some(p) = plan.root_propagation {
         nix::mount::mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
             .context("set rootfsPropagation on /")?;
+        if p.contains(MsFlags::MS_REC) {
+            reapply_mount_propagation(root.as_fd(), &plan.mounts)?;
+        }
+    }
+    Ok(())
+}
+
+/// A recursive rootfsPropagation (rprivate, rshared, ...) reaches every
+/// mount below "/": a mount's own propagation option is put back on top,
+/// as runc keeps it. Only the last mount on a destination is visible there.
+fn reapply_mount_propagation(root: BorrowedFd, mounts: &[mount::MountStep]) -> Result<()> {
+    for (i, m) in mounts.iter().enumerate() {
+        if m.opts.propagation.is_empty() || mounts[i + 1..].iter().any(|n| n.dest == m.dest) {
+            continue;
+        }
+        let rel = m.dest.strip_prefix("/").unwrap_or(&m.dest);
+        let fd = match paths::openat2(root, rel, nix::fcntl::OFlag::O_PATH) {
+            // Covered since by a later mount or masked path on a parent
+            // (a tmpfs there has no such path): nothing left to set.
+            Err(Errno::ENOENT) => continue,
+            r => r.with_context(|| format!("open {}", m.dest.display()))?,
+        };
+        let at = paths::fd_path(fd.as_fd());
+        for p in &m.opts.propagation {
+            match nix::mount::mount(None::<&str>, &at, None::<&str>, *p, None::<&str>) {
+                // No longer a mount there: a readonly or masked path was
+                // bound over a parent since, and a recursive bind skips
+                // unbindable mounts. Nothing left to set.
+                Err(Errno::EINVAL) => break,
+                r => r.with_context(|| format!("mounts: propagation of {}", m.dest.display()))?,
+            }
+        }
     }
     Ok(())
 }
@@ -330,16 +362,35 @@ fn mount_cgroup_v1(root: BorrowedFd, m: &MountStep, plan: &Plan, hs: &[HostMount
         opts: tmpfs_opts,
         ..m.clone()
     };
-    // Everything below is made relative to the fresh tmpfs: no hierarchy
-    // walks the container's /sys again.
-    let cg = mount_plain(root, &tmpfs)?.reopen(root)?;
     let own = if plan.cgroupns {
         None
     } else {
         Some(self_cgroup()?)
     };
+    // The host directories to bind, opened before the tmpfs goes on: with
+    // a shared rootfs propagation and the host's /sys bound in (a user
+    // namespace without its own network namespace), the tmpfs propagates
+    // over this namespace's /sys/fs/cgroup too and would hide them.
+    let mut sources = Vec::new();
     for h in hs {
-        mount_hierarchy(root, cg.as_fd(), m, own.as_deref(), h)?;
+        let src = match own.as_deref() {
+            Some(own) => {
+                let path = own_cgroup(own, h);
+                let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC;
+                let fd = nix::fcntl::open(&path, flags, nix::sys::stat::Mode::empty())
+                    .with_context(|| format!("open {}", path.display()))?;
+                Some(fd)
+            }
+            None => None,
+        };
+        sources.push(src);
+    }
+    // Everything below is made relative to the fresh tmpfs: no hierarchy
+    // walks the container's /sys again.
+    let cg = mount_plain(root, &tmpfs)?.reopen(root)?;
+    for (h, src) in hs.iter().zip(&sources) {
+        let src = src.as_ref().map(|fd| fd_path(fd.as_fd()));
+        mount_hierarchy(root, cg.as_fd(), m, src, h)?;
     }
     if m.opts.flags.contains(MsFlags::MS_RDONLY) {
         // GHSA-m8cg-xc2p-r3fc: a writable tmpfs here would let the container
@@ -358,21 +409,21 @@ const CGROUP_FLAGS: MsFlags = MsFlags::MS_NOEXEC
     .union(MsFlags::MS_NODEV);
 
 /// One v1 hierarchy: a fresh cgroup fs inside a cgroupns (it shows only our
-/// subtree; `own` is None), else a bind of our own cgroup directory from the
-/// host (`own`: our /proc/self/cgroup). `cg` is the cgroup tmpfs at `m.dest`.
+/// subtree; `src` is None), else a bind of our own cgroup directory from the
+/// host (`src`: its path, an fd opened beforehand). `cg` is the cgroup tmpfs
+/// at `m.dest`.
 fn mount_hierarchy(
     root: BorrowedFd,
     cg: BorrowedFd,
     m: &MountStep,
-    own: Option<&[(Vec<String>, String)]>,
+    src: Option<PathBuf>,
     h: &HostMount,
 ) -> Result<()> {
     let name = h.point.file_name().unwrap_or_default();
     let dest = m.dest.join(name);
     let subsystems = h.subsystems.join(",");
     let t = mkdir_below(root, cg, &dest, Leaf::Dir)?;
-    if let Some(own) = own {
-        let src = own_cgroup(own, h);
+    if let Some(src) = src {
         let flags = m.opts.flags | MsFlags::MS_BIND | MsFlags::MS_REC;
         let bind = MountStep {
             kind: Kind::Bind,
