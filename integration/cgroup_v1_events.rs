@@ -49,6 +49,55 @@ fn oom_bundle(rt: &Rt, tag: &str) -> (Bundle, String, String) {
     (b, id, cg)
 }
 
+/// `events --interval 100ms ID` with its output in a file, once the OOM
+/// watch is registered: a first line proves it, for both runtimes (skiff
+/// prints stats only from its poll loop on the OOM fd, and runc's printing
+/// loop starts only after NotifyOOM returned).
+struct Events {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl Events {
+    fn watch(rt: &Rt, id: &str) -> Events {
+        let out = rt.root.path().join(format!("events-{id}.out"));
+        let err = rt.root.path().join(format!("events-{id}.err"));
+        let mut ev = rt.cmd();
+        ev.args(["events", "--interval", "100ms", id])
+            .stdout(fs::File::create(&out).unwrap())
+            .stderr(fs::File::create(&err).unwrap());
+        let mut child = ev.spawn().unwrap();
+        let registered = poll(10, || {
+            fs::read_to_string(&out).is_ok_and(|s| s.contains('\n'))
+        });
+        if !registered {
+            let _ = child.kill();
+            panic!("events printed nothing: {:?}", fs::read_to_string(&err));
+        }
+        Events { child, out }
+    }
+
+    /// Polls (10s bound) for an "oom" event of `id`.
+    fn saw_oom(&self, id: &str) -> bool {
+        poll(10, || {
+            fs::read_to_string(&self.out).unwrap().lines().any(|l| {
+                serde_json::from_str::<Value>(l).is_ok_and(|v| v["type"] == "oom" && v["id"] == id)
+            })
+        })
+    }
+
+    fn text(&self) -> String {
+        fs::read_to_string(&self.out).unwrap()
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn oom_kill_exits_137_and_events_reports_it() {
     require_v1!();
@@ -59,35 +108,10 @@ fn oom_kill_exits_137_and_events_reports_it() {
 
     let (b, id, cg) = oom_bundle(&rt, "oomev");
     rt.create(&b, &id, &[]).check("create");
-    let out = rt.root.path().join("events.out");
-    let mut ev = rt.cmd();
-    ev.args(["events", "--interval", "100ms", &id])
-        .stdout(fs::File::create(&out).unwrap())
-        .stderr(fs::File::create(rt.root.path().join("events.err")).unwrap());
-    let mut ev = ev.spawn().unwrap();
-    // A first line proves the OOM watch is registered, for both runtimes:
-    // skiff prints stats only from its poll loop on the OOM fd, and runc's
-    // printing loop starts only after NotifyOOM returned.
-    let registered = poll(10, || {
-        fs::read_to_string(&out).is_ok_and(|s| s.contains('\n'))
-    });
-    if !registered {
-        let _ = ev.kill();
-        panic!(
-            "events printed nothing: {:?}",
-            fs::read_to_string(rt.root.path().join("events.err"))
-        );
-    }
+    let ev = Events::watch(&rt, &id);
     rt.out(&["start", &id]).check("start");
-    let saw = poll(10, || {
-        fs::read_to_string(&out).unwrap().lines().any(|l| {
-            serde_json::from_str::<Value>(l)
-                .is_ok_and(|v| v["type"] == "oom" && v["id"] == id.as_str())
-        })
-    });
-    let _ = ev.kill();
-    let _ = ev.wait();
-    assert!(saw, "no oom event: {}", fs::read_to_string(&out).unwrap());
+    assert!(ev.saw_oom(&id), "no oom event: {}", ev.text());
+    drop(ev);
     rt.wait_status(&id, "stopped");
     let ctl = host("memory", &cg, "memory.oom_control");
     let kills: u64 = ctl
@@ -114,32 +138,11 @@ fn events_reports_an_oom_kill_of_a_child_while_init_lives() {
         "sh -c 'x=a; while :; do x=$x$x$x$x; done'; sleep 1000",
     ]);
     rt.create(&b, &id, &[]).check("create");
-    let out = rt.root.path().join("events.out");
-    let mut ev = rt.cmd();
-    // Stats lines come every 100ms (the first proves the watch is set up).
-    ev.args(["events", "--interval", "100ms", &id])
-        .stdout(fs::File::create(&out).unwrap())
-        .stderr(fs::File::create(rt.root.path().join("events.err")).unwrap());
-    let mut ev = ev.spawn().unwrap();
-    let registered = poll(10, || {
-        fs::read_to_string(&out).is_ok_and(|s| s.contains('\n'))
-    });
-    assert!(registered, "events printed nothing");
+    let ev = Events::watch(&rt, &id);
     rt.out(&["start", &id]).check("start");
-    let saw = poll(10, || {
-        fs::read_to_string(&out)
-            .unwrap()
-            .lines()
-            .any(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v["type"] == "oom"))
-    });
+    let saw = ev.saw_oom(&id);
     let running = rt.status(&id);
-    let _ = ev.kill();
-    let _ = ev.wait();
-    assert!(
-        saw,
-        "no oom event while init lives: {}",
-        fs::read_to_string(&out).unwrap()
-    );
+    assert!(saw, "no oom event while init lives: {}", ev.text());
     assert_eq!(
         running.as_deref(),
         Some("running"),
