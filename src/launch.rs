@@ -72,7 +72,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         opts.preserve_fds,
     )?;
     socket_activation(&mut plan)?;
-    check_terminal(&plan, opts, run)?;
+    crate::spec::check_terminal(plan.terminal, opts.console_socket.is_some(), run)?;
     crate::netdev::check(&plan.net_devices, &plan.ns)?;
     crate::log::phase("plan");
     // Resolve before any fork: the children may have another cwd.
@@ -177,19 +177,6 @@ fn make_cgroup(plan: &mut Plan, g: &Globals, guard: &mut Cleanup) -> Result<()> 
     made?;
     crate::log::phase("cgroup");
     Ok(())
-}
-
-fn check_terminal(plan: &Plan, opts: &CreateOpts, run: bool) -> Result<()> {
-    match (plan.terminal, opts.console_socket.is_some()) {
-        (true, false) if run => Ok(()),
-        (true, false) => {
-            bail!("cannot allocate tty if skiff will detach without setting console socket")
-        }
-        (false, true) => {
-            bail!("cannot use console socket if skiff will not detach or allocate tty")
-        }
-        _ => Ok(()),
-    }
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {

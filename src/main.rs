@@ -23,6 +23,7 @@ mod log;
 mod mountinfo;
 mod netdev;
 mod pidfd;
+mod plan_exec;
 mod rdt;
 mod rootfs;
 mod seal;

@@ -269,6 +269,23 @@ pub fn env_list(v: &[String], what: &str) -> Result<Vec<CString>> {
     cstrings(&dedup_env(v), what)
 }
 
+/// process.terminal against --console-socket, as runc checks them for
+/// create, run and exec: a terminal needs a console socket unless skiff
+/// stays in the foreground (then it is its own), and a console socket
+/// needs a terminal.
+pub fn check_terminal(terminal: bool, console_socket: bool, foreground: bool) -> Result<()> {
+    match (terminal, console_socket) {
+        (true, false) if foreground => Ok(()),
+        (true, false) => {
+            bail!("cannot allocate tty if skiff will detach without setting console socket")
+        }
+        (false, true) => {
+            bail!("cannot use console socket if skiff will not detach or allocate tty")
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Validates the spec and compiles the plan. Pure except for canonicalising the rootfs.
 pub fn plan(
     id: &str,

@@ -4,14 +4,10 @@
 //! Runs in: the runtime process.
 use crate::Globals;
 use crate::cli::{Cmd, ID, Opt, Pos, number, path, string};
-use crate::container::{Container, Status, proc_start_time};
-use crate::init::attach::ExecPlan;
+use crate::container::{Container, Status};
 use anyhow::{Context, Result, bail};
-use nix::sched::CloneFlags;
-use oci_spec::runtime::{Capabilities, Capability, LinuxNamespaceType, Process};
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use oci_spec::runtime::{Capabilities, Capability, Process};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 #[derive(Debug, Default)]
@@ -285,39 +281,6 @@ fn add_caps(p: &mut Process, caps: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn ns_name(t: LinuxNamespaceType) -> &'static str {
-    match t {
-        LinuxNamespaceType::Mount => "mnt",
-        LinuxNamespaceType::Cgroup => "cgroup",
-        LinuxNamespaceType::Uts => "uts",
-        LinuxNamespaceType::Ipc => "ipc",
-        LinuxNamespaceType::User => "user",
-        LinuxNamespaceType::Pid => "pid",
-        LinuxNamespaceType::Network => "net",
-        LinuxNamespaceType::Time => "time",
-    }
-}
-
-/// Opens the init's namespaces (user first), skipping any we already share.
-fn open_namespaces(pid: i32, types: &[LinuxNamespaceType]) -> Result<Vec<(CloneFlags, OwnedFd)>> {
-    let mut out = Vec::new();
-    let mut types = types.to_vec();
-    types.sort_by_key(|t| *t != LinuxNamespaceType::User);
-    for t in types {
-        let name = ns_name(t);
-        let path = format!("/proc/{pid}/ns/{name}");
-        let theirs = std::fs::metadata(&path)
-            .with_context(|| format!("stat {path}"))?
-            .ino();
-        if std::fs::metadata(format!("/proc/self/ns/{name}")).is_ok_and(|m| m.ino() == theirs) {
-            continue;
-        }
-        let fd = crate::init::namespaces::open_ns(Path::new(&path))?;
-        out.push((CloneFlags::from_bits_retain(t as i32), fd));
-    }
-    Ok(out)
-}
-
 pub fn run(a: Args, g: &Globals) -> Result<i32> {
     let c = Container::load(&g.root, &a.id)?;
     let status = c.status();
@@ -337,67 +300,20 @@ pub fn run(a: Args, g: &Globals) -> Result<i32> {
     if let Some(l) = &a.process_label {
         process.set_selinux_label(Some(l.clone()));
     }
-    crate::init::user::check_lsm_labels(&process)?;
-    let what = if a.process.is_some() {
-        "--process"
-    } else {
-        "process"
-    };
-    crate::init::user::check_user_ids(&process, what)?;
-    let terminal = process.terminal().unwrap_or(false);
-    if terminal && a.console_socket.is_none() && a.detach {
-        bail!("cannot allocate tty if skiff will detach without setting console socket");
-    }
-    if !terminal && a.console_socket.is_some() {
-        bail!("cannot use console socket if skiff will not detach or allocate tty");
-    }
-    let pid = c.state.pid.context("container has no init pid")?;
-    let types: Vec<LinuxNamespaceType> = spec
-        .linux()
-        .iter()
-        .flat_map(|l| l.namespaces().iter().flatten().map(|n| n.typ()))
-        .collect();
-    let joins = open_namespaces(pid, &types)?;
-    let chroot = if types.contains(&LinuxNamespaceType::Mount) {
-        None
-    } else {
-        let root = format!("/proc/{pid}/root");
-        let dir = nix::fcntl::OFlag::O_PATH
-            | nix::fcntl::OFlag::O_DIRECTORY
-            | nix::fcntl::OFlag::O_CLOEXEC;
-        Some(
-            nix::fcntl::open(root.as_str(), dir, nix::sys::stat::Mode::empty())
-                .with_context(|| format!("open {root}"))?,
-        )
-    };
-    // The fds pin the namespaces; this check makes sure they were the init's.
-    if proc_start_time(pid) != c.state.pid_start {
-        bail!("container {} is not running", a.id);
-    }
-    let args = process.args().clone().unwrap_or_default();
-    if args.is_empty() {
-        bail!("process.args: must not be empty");
-    }
-    let policy = crate::init::policy::compile(&spec, Some(&process))?;
-    let plan = ExecPlan {
-        policy,
-        rdt_groups: c.state.rdt_groups.clone(),
-        args: crate::spec::cstrings(&args, "process.args")?,
-        env: crate::spec::env_list(process.env().as_deref().unwrap_or_default(), "process.env")?,
+    let plan = crate::plan_exec::plan_exec(
+        &c,
+        status,
+        &spec,
         process,
-        joins,
-        chroot,
-        cgroup: match a.cgroup.is_empty() {
-            true => c.state.cgroup.clone(),
-            false => c.state.cgroup.sub_cgroup(&a.cgroup)?,
+        &crate::plan_exec::ExecOpts {
+            process_file: a.process.is_some(),
+            console_socket: a.console_socket.is_some(),
+            detach: a.detach,
+            cgroup: &a.cgroup,
+            preserve_fds: a.preserve_fds,
         },
-        join_cgroup: status != Status::Paused,
-        preserve_fds: a.preserve_fds,
-        seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(crate::seccomp::compile(s).context("linux.seccomp")?),
-            None => None,
-        },
-    };
+    )?;
+    let terminal = plan.process.terminal().unwrap_or(false);
     // A foreground exec with a terminal is its own console socket.
     let (console, own_console) = crate::tty::console_socket(a.console_socket.as_deref(), terminal)?;
     if !a.detach {
