@@ -298,7 +298,7 @@ fn check_console_run(rt: &Rt, b: &Bundle, tag: &str, settled: bool) {
 /// namespace, before pivot_root, like a racing container on a shared
 /// mount) binds a host directory over /proc/sys. The sysctl write must
 /// then fail instead of writing into the host file.
-/// Checked failing: without the fstatfs check in `init::proc_write`, the
+/// Checked failing: without the fstatfs check in `procfs::proc_write`, the
 /// run succeeded and the host file contained "1".
 #[test]
 fn cve_2025_52881_proc_writes_are_not_redirected() {

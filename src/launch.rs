@@ -5,7 +5,6 @@
 //! Runs in: the runtime process (P).
 use crate::Globals;
 use crate::cgroup::{Cgroup, Write};
-use crate::cmd::create::CreateOpts;
 use crate::container::{Container, State, proc_start_time};
 use crate::init::ChildFds;
 use crate::init::attach::ExecPlan;
@@ -17,6 +16,32 @@ use nix::sys::stat::Mode;
 use nix::unistd::ForkResult;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+/// Options shared by `create` and `run`.
+#[derive(Debug, Clone)]
+pub struct CreateOpts {
+    pub bundle: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: i32,
+    pub id: String,
+}
+
+impl Default for CreateOpts {
+    fn default() -> Self {
+        CreateOpts {
+            bundle: ".".into(),
+            console_socket: None,
+            pid_file: None,
+            no_pivot: false,
+            no_new_keyring: false,
+            preserve_fds: 0,
+            id: String::new(),
+        }
+    }
+}
 
 /// Removes what a failed `create` made, and only that.
 struct Cleanup {
@@ -73,7 +98,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     )?;
     socket_activation(&mut plan)?;
     crate::spec::check_terminal(plan.terminal, opts.console_socket.is_some(), run)?;
-    crate::netdev::check(&plan.net_devices, &plan.ns)?;
+    crate::netdev::check(&plan.net_devices, &plan.ns.join)?;
     crate::log::phase("plan");
     // Resolve before any fork: the children may have another cwd.
     let pid_file = opts.pid_file.as_deref().map(absolute).transpose()?;

@@ -12,11 +12,11 @@
 //! every family (netlink-packet-route), which costs start-up time and
 //! binary size for four messages.
 //! Runs in: the runtime process (`check`, `plan_check`, `move_all`).
-use crate::init::namespaces::Namespaces;
 use anyhow::{Context, Result, bail};
 use nix::sched::CloneFlags;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
 
 /// One device to move: the host's name and the name inside.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,16 +27,15 @@ pub struct Move {
 
 /// Pure: the moves of `linux.netDevices`, in a stable order, with the
 /// names checked as the kernel's dev_valid_name would; the container
-/// needs a network namespace of its own (new, or joined by path).
+/// needs a network namespace of its own (new, or joined by path:
+/// `has_net`, from `Namespaces::has_net`).
 pub fn plan(
     devs: Option<&HashMap<String, oci_spec::runtime::LinuxNetDevice>>,
-    ns: &Namespaces,
+    has_net: bool,
 ) -> Result<Vec<Move>> {
     let Some(devs) = devs.filter(|d| !d.is_empty()) else {
         return Ok(Vec::new());
     };
-    let has_net = ns.new.contains(CloneFlags::CLONE_NEWNET)
-        || ns.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNET);
     if !has_net {
         bail!(
             "linux.netDevices: the container has no network namespace of its own to move devices into"
@@ -87,12 +86,13 @@ fn check_name(n: &str, template: bool) -> Result<()> {
 
 /// Before any process exists: each device is on the host, and a joined
 /// network namespace is not the host's own.
-pub fn check(moves: &[Move], ns: &Namespaces) -> Result<()> {
+/// `joins` are the namespaces to join (`Namespaces::join`).
+pub fn check(moves: &[Move], joins: &[(CloneFlags, PathBuf)]) -> Result<()> {
     if moves.is_empty() {
         return Ok(());
     }
     let ours = std::fs::metadata("/proc/self/ns/net").context("stat /proc/self/ns/net")?;
-    for (f, path) in &ns.join {
+    for (f, path) in joins {
         if *f != CloneFlags::CLONE_NEWNET {
             continue;
         }
@@ -468,9 +468,9 @@ impl Netlink {
 mod tests {
     use super::*;
 
-    fn ns(v: serde_json::Value) -> Namespaces {
+    fn ns(v: serde_json::Value) -> bool {
         let l: oci_spec::runtime::Linux = serde_json::from_value(v).unwrap();
-        crate::init::namespaces::plan(&l).unwrap()
+        crate::spec::namespaces::plan(&l).unwrap().has_net()
     }
 
     fn devs(v: serde_json::Value) -> HashMap<String, oci_spec::runtime::LinuxNetDevice> {
@@ -481,7 +481,7 @@ mod tests {
     fn plans_moves_and_checks_names() {
         let net = ns(serde_json::json!({"namespaces": [{"type": "network"}]}));
         let d = devs(serde_json::json!({"b0": {}, "a0": {"name": "eth%d"}}));
-        let m = plan(Some(&d), &net).unwrap();
+        let m = plan(Some(&d), net).unwrap();
         assert_eq!(
             m,
             [
@@ -496,7 +496,7 @@ mod tests {
             ]
         );
         let host = ns(serde_json::json!({"namespaces": [{"type": "mount"}]}));
-        let e = plan(Some(&d), &host).unwrap_err().to_string();
+        let e = plan(Some(&d), host).unwrap_err().to_string();
         assert!(e.starts_with("linux.netDevices: "), "{e}");
         for bad in [
             serde_json::json!({"a/b": {}}),
@@ -506,10 +506,10 @@ mod tests {
             serde_json::json!({"a0": {"name": "e"}, "b0": {}, "c0": {"name": "e"}}),
             serde_json::json!({"a0": {}, "b0": {"name": "a0"}}),
         ] {
-            let e = format!("{:#}", plan(Some(&devs(bad.clone())), &net).unwrap_err());
+            let e = format!("{:#}", plan(Some(&devs(bad.clone())), net).unwrap_err());
             assert!(e.starts_with("linux.netDevices"), "{bad}: {e}");
         }
-        assert!(plan(None, &host).unwrap().is_empty());
+        assert!(plan(None, host).unwrap().is_empty());
     }
 
     #[test]

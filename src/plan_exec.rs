@@ -31,13 +31,13 @@ pub fn plan_exec(
     process: Process,
     o: &ExecOpts,
 ) -> Result<ExecPlan> {
-    crate::init::user::check_lsm_labels(&process)?;
+    crate::spec::process::check_lsm_labels(&process)?;
     let what = if o.process_file {
         "--process"
     } else {
         "process"
     };
-    crate::init::user::check_user_ids(&process, what)?;
+    crate::spec::process::check_user_ids(&process, what)?;
     let terminal = process.terminal().unwrap_or(false);
     crate::spec::check_terminal(terminal, o.console_socket, !o.detach)?;
     let pid = c.state.pid.context("container has no init pid")?;
@@ -60,7 +60,7 @@ pub fn plan_exec(
     if args.is_empty() {
         bail!("process.args: must not be empty");
     }
-    let policy = crate::init::policy::compile(spec, Some(&process))?;
+    let policy = crate::spec::policy::compile(spec, Some(&process))?;
     Ok(ExecPlan {
         policy,
         rdt_groups: c.state.rdt_groups.clone(),

@@ -123,7 +123,7 @@ pub fn proxy(master: OwnedFd, init: Pid, set: &SigSet) -> Result<i32> {
     let mut master_open = true;
     let mut buf = [0u8; 8192];
     loop {
-        if let Some(code) = crate::cmd::run::reap(init)? {
+        if let Some(code) = crate::reap::reap(init)? {
             drain(master.as_fd(), &mut buf);
             return Ok(code);
         }

@@ -52,15 +52,15 @@ pub fn write(pid: i32, uid_map: &str, gid_map: &str) -> Result<()> {
     let gid = nix::unistd::getegid().as_raw();
     match choose(privileged(), uid_map, gid_map, uid, gid) {
         Writer::Direct => {}
-        Writer::SelfMap => crate::init::proc_write(&format!("{pid}/setgroups"), "deny")
+        Writer::SelfMap => crate::procfs::proc_write(&format!("{pid}/setgroups"), "deny")
             .context("linux.gidMappings: deny setgroups")?,
         Writer::Helpers => {
             helper("newuidmap", pid, uid_map).context("linux.uidMappings")?;
             return helper("newgidmap", pid, gid_map).context("linux.gidMappings");
         }
     }
-    crate::init::proc_write(&format!("{pid}/uid_map"), uid_map).context("linux.uidMappings")?;
-    crate::init::proc_write(&format!("{pid}/gid_map"), gid_map).context("linux.gidMappings")
+    crate::procfs::proc_write(&format!("{pid}/uid_map"), uid_map).context("linux.uidMappings")?;
+    crate::procfs::proc_write(&format!("{pid}/gid_map"), gid_map).context("linux.gidMappings")
 }
 
 /// `newuidmap PID inside outside count ...`: a child process, not a thread.
@@ -84,6 +84,13 @@ fn helper(name: &str, pid: i32, map: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The `uid_map` format: one "inside outside count" line per mapping.
+pub fn id_map_text(maps: &[oci_spec::runtime::LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -29,13 +29,15 @@ mod mountinfo;
 mod netdev;
 #[path = "../../src/pidfd.rs"]
 mod pidfd;
+#[path = "../../src/procfs.rs"]
+mod procfs;
 #[path = "../../src/rdt.rs"]
 mod rdt;
 #[path = "../../src/rootfs/mod.rs"]
 mod rootfs;
 #[path = "../../src/seccomp/mod.rs"]
 mod seccomp;
-#[path = "../../src/spec.rs"]
+#[path = "../../src/spec/mod.rs"]
 mod spec;
 #[path = "../../src/sync.rs"]
 mod sync;

@@ -2,33 +2,7 @@
 //! Runs in: the runtime process.
 use crate::Globals;
 use crate::cli::{Cmd, ID};
-use std::path::PathBuf;
-
-/// Options shared by `create` and `run`.
-#[derive(Debug, Clone)]
-pub struct CreateOpts {
-    pub bundle: PathBuf,
-    pub console_socket: Option<PathBuf>,
-    pub pid_file: Option<PathBuf>,
-    pub no_pivot: bool,
-    pub no_new_keyring: bool,
-    pub preserve_fds: i32,
-    pub id: String,
-}
-
-impl Default for CreateOpts {
-    fn default() -> Self {
-        CreateOpts {
-            bundle: ".".into(),
-            console_socket: None,
-            pid_file: None,
-            no_pivot: false,
-            no_new_keyring: false,
-            preserve_fds: 0,
-            id: String::new(),
-        }
-    }
-}
+pub use crate::launch::CreateOpts;
 
 /// The option table of `create` and `run` (both keep `CreateOpts` in
 /// `.opts`): the `$extra` options, then the shared ones.

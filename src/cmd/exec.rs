@@ -208,7 +208,7 @@ fn build_process(a: &Args, spec_process: Option<Process>) -> Result<Process> {
 /// required, with runc's errors.
 fn parse_process_file(text: &[u8], spec_process: Option<Process>) -> Result<Process> {
     let mut v: serde_json::Value = serde_json::from_slice(text).context("parse")?;
-    crate::init::policy::respell_sched_flags(&mut v);
+    crate::spec::policy::respell_sched_flags(&mut v);
     let obj = v.as_object_mut().context("parse: not a JSON object")?;
     obj.entry("user")
         .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
@@ -221,7 +221,7 @@ fn parse_process_file(text: &[u8], spec_process: Option<Process>) -> Result<Proc
         Ok(r) => r,
         Err(e) => {
             // A bad enumeration or CPU list: serde names the value, not the field.
-            crate::init::policy::check_raw(&serde_json::json!({ "process": v }))?;
+            crate::spec::policy::check_raw(&serde_json::json!({ "process": v }))?;
             return Err(e).context("parse");
         }
     };

@@ -7,7 +7,6 @@ use crate::cli::{Cmd, ID, Opt};
 use crate::container::Container;
 use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 #[derive(Debug, Default)]
@@ -92,7 +91,7 @@ pub fn block_signals() -> Result<SigSet> {
 /// Reaps children until init exits, passing every other signal on to init.
 pub fn wait_forwarding(init: Pid, set: &SigSet) -> Result<i32> {
     loop {
-        if let Some(code) = reap(init)? {
+        if let Some(code) = crate::reap::reap(init)? {
             return Ok(code);
         }
         match set.wait()? {
@@ -101,29 +100,6 @@ pub fn wait_forwarding(init: Pid, set: &SigSet) -> Result<i32> {
                 crate::log::debug_fields("sending signal to process", &[("signal", sig.as_str())]);
                 let _ = nix::sys::signal::kill(init, sig);
             }
-        }
-    }
-}
-
-/// runc's debug line when the process it waits for is gone.
-fn exited(pid: Pid, status: i32) -> i32 {
-    let (pid, code) = (pid.to_string(), status.to_string());
-    crate::log::debug_fields("process exited", &[("pid", &pid), ("status", &code)]);
-    status
-}
-
-/// Collects every exited child; returns init's exit code once it is among them.
-pub fn reap(init: Pid) -> Result<Option<i32>> {
-    loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(p, code)) if p == init => return Ok(Some(exited(p, code))),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p == init => {
-                return Ok(Some(exited(p, 128 + sig as i32)));
-            }
-            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::ECHILD) => return Ok(None),
-            Ok(_) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(e).context("waitpid"),
         }
     }
 }

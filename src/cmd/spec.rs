@@ -103,7 +103,7 @@ mod tests {
         assert!(!v.to_string().contains("gid=5"));
         let spec: oci_spec::runtime::Spec = serde_json::from_value(v).unwrap();
         assert!(
-            crate::init::namespaces::plan(spec.linux().as_ref().unwrap())
+            crate::spec::namespaces::plan(spec.linux().as_ref().unwrap())
                 .unwrap()
                 .new_user
         );

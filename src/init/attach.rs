@@ -31,7 +31,7 @@ pub struct ExecPlan {
     pub join_cgroup: bool,
     pub preserve_fds: i32,
     /// The container's personality and memory policy, the process's I/O priority.
-    pub policy: super::policy::Policy,
+    pub policy: crate::spec::policy::Policy,
     /// The container's seccomp profile, compiled by the runtime.
     pub seccomp: Option<crate::seccomp::Filter>,
     /// The container's resctrl groups (linux.intelRdt), joined with the cgroup.

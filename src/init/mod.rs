@@ -11,6 +11,7 @@ pub mod namespaces;
 pub mod policy;
 pub mod user;
 
+use crate::procfs::proc_write;
 use crate::spec::Plan;
 use crate::sync::{Msg, SyncSocket};
 use anyhow::{Context, Result, bail};
@@ -19,7 +20,6 @@ use nix::unistd::{ForkResult, Gid, Uid};
 use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 
 /// File descriptors the children inherit from the runtime (all CLOEXEC).
 pub struct ChildFds {
@@ -88,7 +88,7 @@ fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
     }
     nix::sched::unshare(plan.ns.new).with_context(|| format!("unshare {:?}", plan.ns.new))?;
     crate::log::phase("stage1-unshare");
-    if plan.ns.new.contains(namespaces::CLONE_NEWTIME) {
+    if plan.ns.new.contains(crate::spec::namespaces::CLONE_NEWTIME) {
         write_time_offsets(plan)?;
     }
     // SAFETY: single-threaded; the child only runs init's steps and ends in execve or _exit.
@@ -107,7 +107,8 @@ fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
 /// once in its cgroup, so that it is the namespace's root.
 pub fn direct_clone(plan: &Plan) -> Option<CloneFlags> {
     let ns = &plan.ns;
-    if ns.new_user || !ns.join.is_empty() || ns.new.contains(namespaces::CLONE_NEWTIME) {
+    if ns.new_user || !ns.join.is_empty() || ns.new.contains(crate::spec::namespaces::CLONE_NEWTIME)
+    {
         return None;
     }
     Some(ns.new - CloneFlags::CLONE_NEWCGROUP)
@@ -318,24 +319,6 @@ fn set_hostnames(plan: &Plan) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Writes a file under /proc after checking that the open fd really is on
-/// procfs, so a container-controlled mount over /proc cannot redirect the
-/// write (CVE-2025-52881 class).
-pub fn proc_write(rel: &str, value: &str) -> Result<()> {
-    let path = format!("/proc/{rel}");
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .with_context(|| format!("open {path}"))?;
-    let st = nix::sys::statfs::fstatfs(&f).with_context(|| format!("statfs {path}"))?;
-    if st.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
-        bail!("{path} is not on procfs");
-    }
-    (&f).write_all(value.as_bytes())
-        .with_context(|| format!("write {path}"))
 }
 
 /// The C library's text for an io error, lower-case, as Go prints it.

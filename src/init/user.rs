@@ -2,6 +2,7 @@
 //! session keyring, uid/gid/groups, the five capability sets, umask and
 //! no_new_privs.
 //! Runs in: stage-1 (rlimits) and init, after pivot_root (the rest).
+use crate::spec::process::label;
 use anyhow::{Context, Result, bail};
 use caps::{CapSet, CapsHashSet};
 use oci_spec::runtime::{Capabilities, LinuxCapabilities, PosixRlimitType, Process};
@@ -50,7 +51,7 @@ pub fn set_rlimits(p: &Process) -> Result<()> {
 /// CAP_SYS_RESOURCE (a negative value needs it).
 pub fn set_oom_score_adj(p: &Process) -> Result<()> {
     if let Some(v) = p.oom_score_adj() {
-        crate::init::proc_write("self/oom_score_adj", &v.to_string())
+        crate::procfs::proc_write("self/oom_score_adj", &v.to_string())
             .context("process.oomScoreAdj")?;
     }
     Ok(())
@@ -161,78 +162,17 @@ pub fn switch_user_and_caps(p: &Process) -> Result<()> {
     Ok(())
 }
 
-/// The largest uid or gid skiff accepts: beyond it, 4294967295 is
-/// `(uid_t)-1`, which setresuid takes as "leave unchanged" (the process
-/// would stay root), and runc refuses the whole upper half.
-pub const MAX_ID: u32 = i32::MAX as u32;
-
-fn check_id(id: u32, field: &str) -> Result<()> {
-    if id > MAX_ID {
-        bail!("{field}: {id} is out of range: uids and gids must be in range 0-{MAX_ID}");
-    }
-    Ok(())
-}
-
-/// process.user (`what` names the process: "process" or "--process").
-pub fn check_user_ids(p: &Process, what: &str) -> Result<()> {
-    let u = p.user();
-    check_id(u.uid(), &format!("{what}.user.uid"))?;
-    check_id(u.gid(), &format!("{what}.user.gid"))?;
-    for (i, g) in u.additional_gids().iter().flatten().enumerate() {
-        check_id(*g, &format!("{what}.user.additionalGids[{i}]"))?;
-    }
-    Ok(())
-}
-
-/// An id mapping must be non-empty and stay clear of (uid_t)-1 on both sides.
-pub fn check_id_mappings(maps: &[oci_spec::runtime::LinuxIdMapping], field: &str) -> Result<()> {
-    for (i, m) in maps.iter().enumerate() {
-        let (c, h, n) = (m.container_id(), m.host_id(), m.size());
-        if n == 0 {
-            bail!("{field}[{i}].size: must not be 0");
-        }
-        let end = |start: u32| u64::from(start) + u64::from(n) - 1;
-        if end(c) >= u64::from(u32::MAX) || end(h) >= u64::from(u32::MAX) {
-            bail!("{field}[{i}]: {c} {h} {n} reaches past the largest id (4294967294)");
-        }
-    }
-    Ok(())
-}
-
-fn label(v: &Option<String>) -> Option<&str> {
-    v.as_deref().filter(|s| !s.is_empty())
-}
-
-/// SELinux is on when selinuxfs is mounted (its `enforce` file exists).
-pub fn selinux_enabled() -> bool {
-    std::path::Path::new("/sys/fs/selinux/enforce").exists()
-}
-
-/// Whether the host runs the LSM a label is for: a label for an LSM that is
-/// not there cannot be honoured, so `create` fails naming the field.
-pub fn check_lsm_labels(p: &Process) -> Result<()> {
-    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-        .is_ok_and(|s| s.trim() == "Y");
-    if label(p.apparmor_profile()).is_some() && !apparmor {
-        bail!("process.apparmorProfile: AppArmor is not enabled on this host");
-    }
-    if label(p.selinux_label()).is_some() && !selinux_enabled() {
-        bail!("process.selinuxLabel: SELinux is not enabled on this host");
-    }
-    Ok(())
-}
-
 /// Asks the LSMs to switch labels at the coming execve (runc's order: before
 /// the user switch), through procfs-checked writes to our own attr files.
 pub fn set_lsm_labels(p: &Process) -> Result<()> {
     if let Some(profile) = label(p.apparmor_profile()) {
         let text = format!("exec {profile}");
-        crate::init::proc_write("thread-self/attr/apparmor/exec", &text)
-            .or_else(|_| crate::init::proc_write("thread-self/attr/exec", &text))
+        crate::procfs::proc_write("thread-self/attr/apparmor/exec", &text)
+            .or_else(|_| crate::procfs::proc_write("thread-self/attr/exec", &text))
             .context("process.apparmorProfile")?;
     }
     if let Some(l) = label(p.selinux_label()) {
-        crate::init::proc_write("thread-self/attr/exec", l).context("process.selinuxLabel")?;
+        crate::procfs::proc_write("thread-self/attr/exec", l).context("process.selinuxLabel")?;
     }
     Ok(())
 }
@@ -247,41 +187,6 @@ pub fn set_no_new_privs(p: &Process) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_range_checked() {
-        let p = |v: serde_json::Value| -> Process { serde_json::from_value(v).unwrap() };
-        let ok = p(serde_json::json!({"user": {"uid": 2147483647, "gid": 0,
-            "additionalGids": [1, 2147483647]}, "cwd": "/"}));
-        assert!(check_user_ids(&ok, "process").is_ok());
-        for (user, field) in [
-            (
-                serde_json::json!({"uid": 4294967295u32, "gid": 0}),
-                "process.user.uid",
-            ),
-            (
-                serde_json::json!({"uid": 0, "gid": 2147483648u32}),
-                "process.user.gid",
-            ),
-            (
-                serde_json::json!({"uid": 0, "gid": 0, "additionalGids": [5, 4294967295u32]}),
-                "process.user.additionalGids[1]",
-            ),
-        ] {
-            let e = check_user_ids(&p(serde_json::json!({"user": user, "cwd": "/"})), "process")
-                .unwrap_err()
-                .to_string();
-            assert!(e.starts_with(field) && e.contains("0-2147483647"), "{e}");
-        }
-        let m = |c: u32, h: u32, n: u32| -> oci_spec::runtime::LinuxIdMapping {
-            serde_json::from_value(serde_json::json!({"containerID": c, "hostID": h, "size": n}))
-                .unwrap()
-        };
-        assert!(check_id_mappings(&[m(0, 100000, 65536), m(0, 0, u32::MAX)], "m").is_ok());
-        assert!(check_id_mappings(&[m(0, 1, 0)], "m").is_err());
-        assert!(check_id_mappings(&[m(0, 1, 1), m(1, u32::MAX, 1)], "m").is_err());
-        assert!(check_id_mappings(&[m(u32::MAX - 1, 0, 2)], "m").is_err());
-    }
 
     #[test]
     fn oci_capability_names_map_to_caps() {

@@ -39,7 +39,7 @@ pub fn compile(
     kind: Kind,
     userns: Option<(&str, &str)>,
 ) -> Result<Option<Idmap>> {
-    use crate::init::namespaces::id_map_text;
+    use crate::uidmap::id_map_text;
     let (uids, gids) = (m.uid_mappings().as_deref(), m.gid_mappings().as_deref());
     if uids.is_none() && gids.is_none() && opts.idmap.is_none() {
         return Ok(None);

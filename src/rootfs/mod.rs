@@ -82,8 +82,7 @@ pub fn plan(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<Plan> {
     }
     let cwd = std::env::current_dir().context("get current directory")?;
     let mounts = spec.mounts().clone().unwrap_or_default();
-    let text =
-        |m: &Option<Vec<_>>| crate::init::namespaces::id_map_text(m.as_deref().unwrap_or(&[]));
+    let text = |m: &Option<Vec<_>>| crate::uidmap::id_map_text(m.as_deref().unwrap_or(&[]));
     let maps = (text(linux.uid_mappings()), text(linux.gid_mappings()));
     let userns =
         (has(LinuxNamespaceType::User) && !maps.0.is_empty()).then_some((&*maps.0, &*maps.1));

@@ -3,11 +3,15 @@
 //! error fails `create` before any process, directory or cgroup exists.
 //! Runs in: the runtime process.
 use crate::cgroup::{Cgroup, Write};
-use crate::init::namespaces::{self, Namespaces};
 use anyhow::{Context, Result, bail};
+use namespaces::Namespaces;
 use oci_spec::runtime::Spec;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
+
+pub mod namespaces;
+pub mod policy;
+pub mod process;
 
 /// Everything the children need, decided in the parent.
 pub struct Plan {
@@ -27,7 +31,7 @@ pub struct Plan {
     /// The compiled `linux.seccomp` filter, installed by init.
     pub seccomp: Option<crate::seccomp::Filter>,
     /// linux.personality, linux.memoryPolicy and process.ioPriority.
-    pub policy: crate::init::policy::Policy,
+    pub policy: policy::Policy,
     /// linux.netDevices: host devices the runtime moves into the container.
     pub net_devices: Vec<crate::netdev::Move>,
     /// linux.intelRdt: the resctrl group the runtime puts init in.
@@ -68,7 +72,7 @@ fn respell_sched_flags(text: Vec<u8>) -> Vec<u8> {
     let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&text) else {
         return text;
     };
-    if !crate::init::policy::respell_sched_flags(&mut v) {
+    if !policy::respell_sched_flags(&mut v) {
         return text;
     }
     serde_json::to_vec(&v).unwrap_or(text)
@@ -108,7 +112,7 @@ pub fn parse_checked(text: &[u8], path: &Path) -> Result<(Spec, Vec<String>)> {
         Err(e) => {
             // A bad enumeration value: serde names the value, not the field.
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(text) {
-                crate::init::policy::check_raw(&v)?;
+                policy::check_raw(&v)?;
             }
             Err(e).with_context(|| format!("parse {}", path.display()))
         }
@@ -327,8 +331,8 @@ fn check_process(
         .process()
         .as_ref()
         .context("process: missing in config.json")?;
-    crate::init::user::check_lsm_labels(process)?;
-    crate::init::user::check_user_ids(process, "process")?;
+    process::check_lsm_labels(process)?;
+    process::check_user_ids(process, "process")?;
     let args = process.args().clone().unwrap_or_default();
     if args.is_empty() {
         bail!("process.args: must not be empty");
@@ -367,7 +371,7 @@ pub fn plan_at(
     preserve_fds: i32,
 ) -> Result<Plan> {
     reject_unsupported(&spec)?;
-    check_mount_label(&spec, crate::init::user::selinux_enabled())?;
+    check_mount_label(&spec, process::selinux_enabled())?;
     let (process, args) = check_process(&spec, preserve_fds)?;
     crate::hooks::check(spec.hooks().as_ref())?;
     let linux = spec
@@ -375,7 +379,7 @@ pub fn plan_at(
         .as_ref()
         .context("linux: missing in config.json")?;
     let ns = namespaces::plan(linux)?;
-    use crate::init::user::check_id_mappings;
+    use process::check_id_mappings;
     check_id_mappings(
         linux.uid_mappings().as_deref().unwrap_or_default(),
         "linux.uidMappings",
@@ -386,14 +390,14 @@ pub fn plan_at(
     )?;
     check_uts(&spec, &ns)?;
     check_sysctls(linux, &ns)?;
-    let net_devices = crate::netdev::plan(linux.net_devices().as_ref(), &ns)?;
+    let net_devices = crate::netdev::plan(linux.net_devices().as_ref(), ns.has_net())?;
     let rdt_spec = linux.intel_rdt().as_ref();
     let resctrl = rdt_spec.and_then(|_| crate::rdt::host_mount());
     let rdt = crate::rdt::plan(rdt_spec, id, resctrl.as_deref())?;
     let rootfs_plan = crate::rootfs::plan(&spec, &rootfs, no_pivot)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), id)?;
     let cgroup_writes = cgroup.plan(linux.resources().as_ref())?;
-    let policy = crate::init::policy::compile(&spec, Some(process))?;
+    let policy = policy::compile(&spec, Some(process))?;
     let seccomp = linux
         .seccomp()
         .as_ref()
@@ -457,14 +461,14 @@ mod tests {
 
     #[test]
     fn default_spec_has_no_unknown_fields() {
-        let v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        let v: Value = serde_json::from_str(include_str!("../cmd/spec-default.json")).unwrap();
         assert_eq!(parse_error(v.clone()), None);
         assert_eq!(unknown(v), Vec::<String>::new());
     }
 
     #[test]
     fn unknown_fields_are_ignored_and_named() {
-        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        let mut v: Value = serde_json::from_str(include_str!("../cmd/spec-default.json")).unwrap();
         v["linux"]["bogusField"] = json!(1);
         v["mounts"][2]["flavour"] = json!("x");
         // runtime-spec "Extensibility": MUST NOT error on unknown properties.
@@ -482,7 +486,7 @@ mod tests {
 
     #[test]
     fn malformed_known_fields_are_still_errors() {
-        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        let mut v: Value = serde_json::from_str(include_str!("../cmd/spec-default.json")).unwrap();
         v["process"]["args"] = json!("sh");
         let e = parse_error(v).unwrap();
         assert!(e.starts_with("parse config.json"), "{e}");
@@ -490,7 +494,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_found_at_every_depth() {
-        let base: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        let base: Value = serde_json::from_str(include_str!("../cmd/spec-default.json")).unwrap();
         type Edit = fn(&mut Value);
         let cases: [(&str, Edit); 6] = [
             ("bogus", |v| v["bogus"] = json!(null)),
@@ -547,7 +551,7 @@ mod tests {
 
     #[test]
     fn mount_label_is_ignored_without_selinux_and_refused_with_it() {
-        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        let mut v: Value = serde_json::from_str(include_str!("../cmd/spec-default.json")).unwrap();
         v["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
         let spec: Spec = serde_json::from_value(v.clone()).unwrap();
         assert!(reject_unsupported(&spec).is_ok());
@@ -561,7 +565,7 @@ mod tests {
 
     #[test]
     fn top_level_id_mappings_are_unknown_fields() {
-        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        let mut v: Value = serde_json::from_str(include_str!("../cmd/spec-default.json")).unwrap();
         v["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
         assert_eq!(parse_error(v.clone()), None);
         assert_eq!(unknown(v), ["uidMappings"]);
@@ -569,7 +573,7 @@ mod tests {
 
     #[test]
     fn unsupported_fields_are_refused_by_name() {
-        let mut v: Value = serde_json::from_str(include_str!("cmd/spec-default.json")).unwrap();
+        let mut v: Value = serde_json::from_str(include_str!("../cmd/spec-default.json")).unwrap();
         v["vm"] = json!({"hypervisor": {"path": "/x"}, "kernel": {"path": "/k"}});
         let spec: Spec = serde_json::from_value(v).unwrap();
         let e = reject_unsupported(&spec).unwrap_err().to_string();
