@@ -31,11 +31,29 @@
 //! (and v2 cgroup), knows its pid from the clone, and I joins the v1 cgroups,
 //! sets rlimits and unshares the cgroup namespace itself after `Proceed`.
 //!
-//! `exec` (init/attach.rs) uses the same socket: S sends `InitPid`, the
-//! new process `SeccompFd` if needed, and its execve is the EOF. With
-//! `--ignore-paused` on a frozen container it sends `Done` just before
-//! execve; P moves it into the cgroup (it freezes there) and answers
-//! `Proceed("")`.
+//! `exec` (`plan_exec.rs` plans, `launch::exec` and `init/attach.rs` run)
+//! uses the same socket, with InitPid → SeccompFd → EOF:
+//!
+//! ```text
+//!  P (runtime)                       S (exec stage-1)            E (the new process)
+//!  plan: open init's namespaces
+//!  (and root), compile policy
+//!  fork S ─────────────────────────▶ seal fds, join cgroup,
+//!                                    resctrl, rlimits, setns,
+//!                                    [chroot]
+//!                                    fork E ──────────────────▶ setsid, console, cwd,
+//!        ◀──────────── InitPid(n) ── _exit(0)                   policy, …
+//!  waitpid(S)                                                    [seccomp: install]
+//!        ◀──────────────────────────── SeccompFd + SCM_RIGHTS ── (only with NOTIFY rules)
+//!  send fd + state to listenerPath
+//!        ── SeccompFdDone ─────────────────────────────────────▶ lsm, user, caps, nnp
+//!        ◀──────────────────────────────────────────────── EOF ── execve (socket is CLOEXEC)
+//!  exec-done: pid-file, wait or detach
+//! ```
+//! With `--ignore-paused` on a frozen container, S does not join the
+//! cgroup, and E sends `Done` just before execve instead of the EOF; P
+//! moves it into the cgroup (it freezes there), answers `Proceed("")` and
+//! does not wait for the EOF.
 //!
 //! `SeccompFd` is the one message that carries a file descriptor: the
 //! seccomp notify listener, which only init can create (it belongs to its

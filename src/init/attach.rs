@@ -54,9 +54,9 @@ fn stage1_steps(
 ) -> Result<()> {
     set_name("skiff:[1:EXEC]");
     // Before joining the container's mount namespace (its /proc is not
-    // ours to trust) and before any seccomp filter (see init::init_steps).
+    // ours to trust) and before any seccomp filter (see container_init::init_steps).
     exec::seal_fds(plan.preserve_fds)?;
-    // Invisible to the container's processes until execve (see init::init_steps).
+    // Invisible to the container's processes until execve (see container_init::init_steps).
     // Our uid is still the host's, so /proc/self stays writable for us.
     nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
@@ -109,7 +109,7 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     if let Some(cpus) = &plan.policy.cpus_final {
         super::policy::set_affinity(cpus, "process.execCPUAffinity.final")?;
     }
-    // The same two install points as init (see init::init_steps).
+    // The same two install points as init (see container_init::init_steps).
     let nnp = p.no_new_privileges().unwrap_or(false);
     if let Some(f) = plan.seccomp.as_ref().filter(|_| !nnp) {
         crate::seccomp::install_and_hand_over(f, sync)?;
@@ -122,7 +122,7 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     let exec = exec::Prepared::new(prog, plan.args.clone(), env);
     exec::restore_sigpipe();
     crate::log::debug("setns_init: about to exec");
-    // Before the filter, which need not allow it (see init::init_steps).
+    // Before the filter, which need not allow it (see container_init::init_steps).
     super::policy::apply_personality(&plan.policy)?;
     // After the filter: nothing but execve (the sync socket is CLOEXEC).
     if let Some(f) = plan.seccomp.as_ref().filter(|_| nnp) {
