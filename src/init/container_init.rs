@@ -48,7 +48,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     if fds.direct {
         super::stage1::direct_steps(plan, fds)?;
     }
-    let process = plan.spec.process().as_ref().context("process")?;
+    let process = &plan.process;
     crate::log::phase("init");
     nix::unistd::setsid().context("setsid")?;
     if plan.ns.new.contains(CloneFlags::CLONE_NEWNET) {
@@ -58,7 +58,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         user::join_session_keyring(&plan.id)?;
     }
     crate::rootfs::setup(&plan.rootfs_plan, &fds.idmapped)?;
-    let hooks = plan.spec.hooks().clone().unwrap_or_default();
+    let hooks = &plan.hooks;
     if crate::hooks::any(&[hooks.prestart(), hooks.create_runtime()]) {
         fds.sync.send(&Msg::RunHooks)?;
         fds.sync.expect(Msg::HooksDone)?;
@@ -165,8 +165,7 @@ fn wait_start_and_exec(fds: &ChildFds, ready: &Ready) -> Result<()> {
 }
 
 fn set_sysctls(plan: &Plan) -> Result<()> {
-    let linux = plan.spec.linux().as_ref().context("linux")?;
-    for (k, v) in linux.sysctl().iter().flatten() {
+    for (k, v) in plan.sysctl.iter().flatten() {
         let rel = format!("sys/{}", k.replace('.', "/"));
         proc_write(&rel, v).with_context(|| format!("linux.sysctl: {k}"))?;
     }
@@ -174,10 +173,10 @@ fn set_sysctls(plan: &Plan) -> Result<()> {
 }
 
 fn set_hostnames(plan: &Plan) -> Result<()> {
-    if let Some(h) = plan.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+    if let Some(h) = plan.hostname.as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).with_context(|| format!("hostname: sethostname {h}"))?;
     }
-    if let Some(d) = plan.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+    if let Some(d) = plan.domainname.as_deref().filter(|d| !d.is_empty()) {
         // setdomainname(2), not /proc/sys: in a user namespace that file
         // belongs to the host's root (EACCES), the call only needs
         // CAP_SYS_ADMIN over the UTS namespace (crun does the same).

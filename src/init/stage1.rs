@@ -29,7 +29,7 @@ fn stage1_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
     // Join the cgroup first: init starts inside the limits, before cgroupns.
     plan.cgroup.join_self(fds.in_v2)?;
-    let process = plan.spec.process().as_ref().context("process")?;
+    let process = &plan.process;
     user::set_rlimits(process)?;
     // Here, with host credentials and the host's /proc, as runc does: in a
     // new user namespace, the switch to its root below makes us
@@ -83,7 +83,7 @@ pub fn direct_clone(plan: &Plan) -> Option<CloneFlags> {
 pub(super) fn direct_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
     crate::log::phase("stage1");
     plan.cgroup.join_self(fds.in_v2)?;
-    let process = plan.spec.process().as_ref().context("process")?;
+    let process = &plan.process;
     user::set_rlimits(process)?;
     user::set_oom_score_adj(process)?;
     if plan.ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
@@ -95,15 +95,8 @@ pub(super) fn direct_steps(plan: &Plan, fds: &ChildFds) -> Result<()> {
 
 /// Offsets apply to the time namespace our children will enter.
 fn write_time_offsets(plan: &Plan) -> Result<()> {
-    let linux = plan.spec.linux().as_ref().context("linux")?;
-    let mut text = String::new();
-    for (clock, off) in linux.time_offsets().iter().flatten() {
-        let secs = off.secs().unwrap_or(0);
-        let nanos = off.nanosecs().unwrap_or(0);
-        text.push_str(&format!("{clock} {secs} {nanos}\n"));
-    }
-    if !text.is_empty() {
-        proc_write("self/timens_offsets", &text).context("linux.timeOffsets")?;
+    if !plan.time_offsets.is_empty() {
+        proc_write("self/timens_offsets", &plan.time_offsets).context("linux.timeOffsets")?;
     }
     Ok(())
 }

@@ -36,6 +36,17 @@ pub struct Plan {
     pub net_devices: Vec<crate::netdev::Move>,
     /// linux.intelRdt: the resctrl group the runtime puts init in.
     pub rdt: Option<crate::rdt::Rdt>,
+    /// What the children read of the config, unwrapped once here so that
+    /// stage-1 and init never go back to `spec`: the process (checked
+    /// present), the hooks (empty if none), linux.sysctl, hostname and
+    /// domainname, and linux.timeOffsets as /proc/self/timens_offsets text
+    /// (empty if none).
+    pub process: oci_spec::runtime::Process,
+    pub hooks: oci_spec::runtime::Hooks,
+    pub sysctl: Option<std::collections::HashMap<String, String>>,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub time_offsets: String,
 }
 
 /// Reads and parses `<bundle>/config.json`. Unknown fields are ignored, as
@@ -290,6 +301,18 @@ pub fn check_terminal(terminal: bool, console_socket: bool, foreground: bool) ->
     }
 }
 
+/// linux.timeOffsets in the /proc/self/timens_offsets format, one
+/// "clock secs nanos" line per clock.
+fn time_offsets_text(linux: &oci_spec::runtime::Linux) -> String {
+    let mut text = String::new();
+    for (clock, off) in linux.time_offsets().iter().flatten() {
+        let secs = off.secs().unwrap_or(0);
+        let nanos = off.nanosecs().unwrap_or(0);
+        text.push_str(&format!("{clock} {secs} {nanos}\n"));
+    }
+    text
+}
+
 /// Validates the spec and compiles the plan. Pure except for canonicalising the rootfs.
 pub fn plan(
     id: &str,
@@ -403,7 +426,14 @@ pub fn plan_at(
         .as_ref()
         .map(crate::seccomp::compile)
         .transpose()?;
+    let time_offsets = time_offsets_text(linux);
     Ok(Plan {
+        process: process.clone(),
+        hooks: spec.hooks().clone().unwrap_or_default(),
+        sysctl: linux.sysctl().clone(),
+        hostname: spec.hostname().clone(),
+        domainname: spec.domainname().clone(),
+        time_offsets,
         id: id.to_string(),
         args: cstrings(&args, "process.args")?,
         env: env_list(process.env().as_deref().unwrap_or_default(), "process.env")?,
