@@ -5,7 +5,7 @@
 //! - it sets SIGPIPE to SIG_IGN, and an ignored signal survives execve: every
 //!   container process would start with SIGPIPE ignored (runc's do not). We
 //!   ignore it too, but put it back before the container's execve
-//!   (`init::exec::ignore_sigpipe`);
+//!   (`sigpipe::ignore_sigpipe`);
 //! - it reads /proc/self/maps through pthread_getattr_np (sscanf and all) to
 //!   place a stack-overflow guard: syscalls and executed code (pages of
 //!   RSS, README.md, Benchmark) at every start, for a message on stack overflow;
@@ -20,7 +20,7 @@ use std::ffi::{c_char, c_int};
 #[unsafe(no_mangle)]
 extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     open_std_fds();
-    crate::init::exec::ignore_sigpipe();
+    crate::sigpipe::ignore_sigpipe();
     crate::main();
     std::process::exit(0)
 }

@@ -30,6 +30,7 @@ mod reap;
 mod rootfs;
 mod seal;
 mod seccomp;
+mod sigpipe;
 mod spec;
 mod sync;
 mod tty;

@@ -37,6 +37,8 @@ mod rdt;
 mod rootfs;
 #[path = "../../src/seccomp/mod.rs"]
 mod seccomp;
+#[path = "../../src/sigpipe.rs"]
+mod sigpipe;
 #[path = "../../src/spec/mod.rs"]
 mod spec;
 #[path = "../../src/sync.rs"]

@@ -120,7 +120,7 @@ fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&Owned
     let env = exec::with_home(&plan.env, p.user().uid());
     let prog = exec::find_program(&plan.args[0], &env)?;
     let exec = exec::Prepared::new(prog, plan.args.clone(), env);
-    exec::restore_sigpipe();
+    crate::sigpipe::restore_sigpipe();
     crate::log::debug("setns_init: about to exec");
     // Before the filter, which need not allow it (see container_init::init_steps).
     super::policy::apply_personality(&plan.policy)?;

@@ -112,7 +112,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     let start_hooks = hooks.start_container().clone().filter(|h| !h.is_empty());
     if start_hooks.is_none() {
         // Now, not after the filter (a hook's stdin must not SIGPIPE us).
-        exec::restore_sigpipe();
+        crate::sigpipe::restore_sigpipe();
     }
     let mut state = state;
     state["status"] = "created".into();
@@ -159,7 +159,7 @@ fn wait_start_and_exec(fds: &ChildFds, ready: &Ready) -> Result<()> {
             env: Some(ready.exec.env()),
         };
         crate::hooks::run_all(&ready.start_hooks, &ready.state, "startContainer", ctx)?;
-        exec::restore_sigpipe();
+        crate::sigpipe::restore_sigpipe();
     }
     ready.exec.exec()
 }

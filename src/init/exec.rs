@@ -17,10 +17,7 @@ pub fn find_program(arg0: &CStr, env: &[CString]) -> Result<CString> {
     if name.contains('/') {
         let p = Path::new(name.as_ref());
         return match std::fs::metadata(p) {
-            Err(e) => bail!(
-                "exec: {name:?}: stat {name}: {}",
-                crate::init::errno_text(&e)
-            ),
+            Err(e) => bail!("exec: {name:?}: stat {name}: {}", errno_text(&e)),
             Ok(_) if !is_executable(p) => bail!("exec: {name:?}: permission denied"),
             Ok(_) => Ok(arg0.to_owned()),
         };
@@ -174,34 +171,12 @@ impl Prepared {
     }
 }
 
-/// Whether SIGPIPE was ignored when the runtime started (see `ignore_sigpipe`).
-static SIGPIPE_WAS_IGNORED: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
-/// The runtime ignores SIGPIPE, so that a hook or a reader that goes away
-/// gives us EPIPE rather than killing us half-way through create. An
-/// ignored signal survives execve, so `execve` below puts back what the
-/// caller gave us. Called once, first thing (src/entry.rs).
-#[cfg_attr(test, allow(dead_code))] // called by src/entry.rs, not built for tests
-pub fn ignore_sigpipe() {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-    // SAFETY: installs SIG_IGN, no handler code; single-threaded at start-up.
-    if let Ok(old) = unsafe { sigaction(Signal::SIGPIPE, &ign) } {
-        let was = matches!(old.handler(), SigHandler::SigIgn);
-        SIGPIPE_WAS_IGNORED.store(was, std::sync::atomic::Ordering::Relaxed);
+/// The C library's text for an io error, lower-case, as Go prints it.
+pub fn errno_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+        None => e.to_string(),
     }
-}
-
-/// Puts SIGPIPE back as the caller of the runtime had it.
-pub fn restore_sigpipe() {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-    if SIGPIPE_WAS_IGNORED.load(std::sync::atomic::Ordering::Relaxed) {
-        return;
-    }
-    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    // SAFETY: installs SIG_DFL, no handler code.
-    _ = unsafe { sigaction(Signal::SIGPIPE, &dfl) };
 }
 
 #[cfg(test)]

@@ -47,11 +47,3 @@ pub(crate) fn fail(sync: &SyncSocket, e: anyhow::Error) -> ! {
     // SAFETY: _exit ends the process without running the parent's atexit or destructors.
     unsafe { libc::_exit(1) }
 }
-
-/// The C library's text for an io error, lower-case, as Go prints it.
-pub fn errno_text(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
-        None => e.to_string(),
-    }
-}
