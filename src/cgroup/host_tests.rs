@@ -19,7 +19,13 @@ fn root_real_cgroup_on_host() {
         .unwrap();
     cg.create(&ws).unwrap();
     let read = |ctrl: &str, file: &str| {
-        fs::read_to_string(cg.target(ctrl).unwrap().dir.join(file)).unwrap()
+        fs::read_to_string(
+            cg.target(&Controller::from_name(ctrl))
+                .unwrap()
+                .dir
+                .join(file),
+        )
+        .unwrap()
     };
     match cg.version {
         Version::V1 => assert_eq!(read("memory", "memory.limit_in_bytes").trim(), "67108864"),
@@ -102,7 +108,7 @@ fn root_device_program_loads_and_attaches() {
     let leaf = dir.join("leaf");
     fs::create_dir(&leaf).unwrap();
     let only_null = [Write {
-        controller: "devices".into(),
+        controller: Controller::Devices,
         file: resources::BPF_DEVICE_FILTER.into(),
         value: "deny a *:* rwm\nallow c 1:3 rw".into(),
     }];

@@ -30,7 +30,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
-pub use resources::{Version, Write};
+pub use resources::{Controller, Version, Write};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -204,7 +204,7 @@ impl Cgroup {
         let mut out = resources::writes(res, self.version)?;
         if self.version == Version::V1 && self.v1("hugetlb").is_none() && self.unified().is_some() {
             // Hybrid host: hugetlb is a v2 controller here (runc 1.1 fails instead).
-            out.retain(|w| w.controller != "hugetlb");
+            out.retain(|w| w.controller != Controller::Hugetlb);
             out.extend(resources::hugetlb(res, Version::V2)?);
         }
         if let Some(m) = self.v1("memory")
@@ -227,7 +227,7 @@ impl Cgroup {
                 );
             }
         }
-        if out.iter().any(|w| w.controller == "hugetlb") {
+        if out.iter().any(|w| w.controller == Controller::Hugetlb) {
             self.check_hugetlb(res, hugepages)?;
         }
         Ok(out)
@@ -239,7 +239,7 @@ impl Cgroup {
     /// must be one the kernel has (else there is no hugetlb.<size>.* file).
     fn check_hugetlb(&self, res: &LinuxResources, hugepages: &Path) -> Result<()> {
         const FIELD: &str = "linux.resources.hugepageLimits";
-        if let Some(h) = self.target("hugetlb").filter(|h| h.version == Version::V2)
+        if let Some(h) = self.target(&Controller::Hugetlb).filter(|h| h.version == Version::V2)
             // Only fixture trees lack the file; the kernel always has it.
             && let Ok(text) = std::fs::read_to_string(h.mount.join("cgroup.controllers"))
             && !text.split_whitespace().any(|c| c == "hugetlb")
@@ -275,7 +275,7 @@ impl Cgroup {
         let writes = self.plan(Some(&res))?;
         Ok(writes
             .into_iter()
-            .filter(|w| w.controller != "devices")
+            .filter(|w| w.controller != Controller::Devices)
             .collect())
     }
 
@@ -315,7 +315,7 @@ impl Cgroup {
                     let need: Vec<String> = writes
                         .iter()
                         .filter(|w| self.target(&w.controller) == Some(h))
-                        .map(|w| w.controller.clone())
+                        .map(|w| w.controller.name().to_string())
                         .collect();
                     v2::create(h, Some(&need), &mut self.created)?
                 }
@@ -527,13 +527,13 @@ impl Cgroup {
     }
 
     /// Where a write for `controller` goes.
-    fn target(&self, controller: &str) -> Option<&Hierarchy> {
+    fn target(&self, controller: &Controller) -> Option<&Hierarchy> {
         match self.version {
             Version::V2 => self.hierarchies.first(),
-            Version::V1 if controller == "hugetlb" => {
-                self.v1(controller).or_else(|| self.unified())
+            Version::V1 if *controller == Controller::Hugetlb => {
+                self.v1(controller.name()).or_else(|| self.unified())
             }
-            Version::V1 => self.v1(controller),
+            Version::V1 => self.v1(controller.name()),
         }
     }
 

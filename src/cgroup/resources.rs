@@ -19,18 +19,86 @@ pub enum Version {
     V2,
 }
 
-/// One file write, pure data. `controller` picks the v1 hierarchy (or the v2
+/// A cgroup controller a write is for: it picks the v1 hierarchy (or the v2
 /// controller to enable in `cgroup.subtree_control`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Controller {
+    Cpu,
+    Cpuset,
+    Memory,
+    Pids,
+    Blkio,
+    Io,
+    Hugetlb,
+    NetCls,
+    NetPrio,
+    Rdma,
+    Devices,
+    /// The prefix of a `linux.resources.unified` key naming no controller
+    /// above (`misc`, `cgroup`, ...): v2 only, where every write goes to the
+    /// one directory.
+    Other(String),
+}
+
+impl Controller {
+    const NAMED: [Controller; 11] = [
+        Controller::Cpu,
+        Controller::Cpuset,
+        Controller::Memory,
+        Controller::Pids,
+        Controller::Blkio,
+        Controller::Io,
+        Controller::Hugetlb,
+        Controller::NetCls,
+        Controller::NetPrio,
+        Controller::Rdma,
+        Controller::Devices,
+    ];
+
+    /// The kernel's name: the v1 subsystem, the v2 controller, the file prefix.
+    pub fn name(&self) -> &str {
+        match self {
+            Controller::Cpu => "cpu",
+            Controller::Cpuset => "cpuset",
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+            Controller::Blkio => "blkio",
+            Controller::Io => "io",
+            Controller::Hugetlb => "hugetlb",
+            Controller::NetCls => "net_cls",
+            Controller::NetPrio => "net_prio",
+            Controller::Rdma => "rdma",
+            Controller::Devices => "devices",
+            Controller::Other(name) => name,
+        }
+    }
+
+    /// The controller called `name` (`Other` for a name with no variant).
+    pub fn from_name(name: &str) -> Controller {
+        Self::NAMED
+            .into_iter()
+            .find(|c| c.name() == name)
+            .unwrap_or_else(|| Controller::Other(name.to_string()))
+    }
+}
+
+impl std::fmt::Display for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One file write, pure data.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
-    pub controller: String,
+    pub controller: Controller,
     pub file: String,
     pub value: String,
 }
 
-fn w(controller: &str, file: impl Into<String>, value: impl ToString) -> Write {
+fn w(controller: Controller, file: impl Into<String>, value: impl ToString) -> Write {
     Write {
-        controller: controller.to_string(),
+        controller,
         file: file.into(),
         value: value.to_string(),
     }
@@ -51,7 +119,7 @@ pub fn writes(res: &LinuxResources, v: Version) -> Result<Vec<Write>> {
         } else {
             "max".to_string()
         };
-        out.push(w("pids", "pids.max", value));
+        out.push(w(Controller::Pids, "pids.max", value));
     }
     block_io(res, v, &mut out)?;
     out.extend(hugetlb(res, v)?);
@@ -99,7 +167,7 @@ fn memory(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> 
     // without the file.
     if let Some(t) = m.kernel_tcp().filter(|&t| t != 0) {
         match v {
-            Version::V1 => out.push(w("memory", KMEM_TCP, t)),
+            Version::V1 => out.push(w(Controller::Memory, KMEM_TCP, t)),
             Version::V2 => crate::log::warn(
                 "linux.resources.memory.kernelTCP: ignored, cgroup v2 has no TCP kernel memory limit",
             ),
@@ -108,34 +176,34 @@ fn memory(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> 
     match v {
         Version::V1 => {
             if let Some(l) = limit {
-                out.push(w("memory", "memory.limit_in_bytes", l));
+                out.push(w(Controller::Memory, "memory.limit_in_bytes", l));
             }
             // memsw is memory+swap, exactly the OCI meaning of `swap` on v1.
             if let Some(s) = swap {
-                out.push(w("memory", "memory.memsw.limit_in_bytes", s));
+                out.push(w(Controller::Memory, "memory.memsw.limit_in_bytes", s));
             }
             if let Some(r) = m.reservation().filter(|&r| r != 0) {
-                out.push(w("memory", "memory.soft_limit_in_bytes", r));
+                out.push(w(Controller::Memory, "memory.soft_limit_in_bytes", r));
             }
             if let Some(s) = m.swappiness() {
                 if s > 100 {
                     bail!("linux.resources.memory.swappiness: {s} is not in 0..=100");
                 }
-                out.push(w("memory", "memory.swappiness", s));
+                out.push(w(Controller::Memory, "memory.swappiness", s));
             }
             if m.disable_oom_killer() == Some(true) {
-                out.push(w("memory", "memory.oom_control", 1));
+                out.push(w(Controller::Memory, "memory.oom_control", 1));
             }
         }
         Version::V2 => {
             if let Some(l) = limit {
-                out.push(w("memory", "memory.max", max_or(l)));
+                out.push(w(Controller::Memory, "memory.max", max_or(l)));
             }
             if let Some(s) = swap {
-                out.push(w("memory", "memory.swap.max", v2_swap(s, limit)?));
+                out.push(w(Controller::Memory, "memory.swap.max", v2_swap(s, limit)?));
             }
             if let Some(r) = m.reservation().filter(|&r| r != 0) {
-                out.push(w("memory", "memory.low", max_or(r)));
+                out.push(w(Controller::Memory, "memory.low", max_or(r)));
             }
             // swappiness and disableOOMKiller have no v2 file; runc ignores them too.
         }
@@ -183,23 +251,23 @@ fn cpu(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
     match v {
         Version::V1 => {
             if let Some(s) = shares {
-                out.push(w("cpu", "cpu.shares", s));
+                out.push(w(Controller::Cpu, "cpu.shares", s));
             }
             // Period first: the kernel checks quota against the current period.
             if let Some(p) = period {
-                out.push(w("cpu", "cpu.cfs_period_us", p));
+                out.push(w(Controller::Cpu, "cpu.cfs_period_us", p));
             }
             if let Some(q) = quota {
-                out.push(w("cpu", "cpu.cfs_quota_us", q));
+                out.push(w(Controller::Cpu, "cpu.cfs_quota_us", q));
             }
             if let Some(b) = c.burst() {
-                out.push(w("cpu", "cpu.cfs_burst_us", b));
+                out.push(w(Controller::Cpu, "cpu.cfs_burst_us", b));
             }
             if let Some(p) = c.realtime_period().filter(|&p| p != 0) {
-                out.push(w("cpu", "cpu.rt_period_us", p));
+                out.push(w(Controller::Cpu, "cpu.rt_period_us", p));
             }
             if let Some(r) = c.realtime_runtime().filter(|&r| r != 0) {
-                out.push(w("cpu", "cpu.rt_runtime_us", r));
+                out.push(w(Controller::Cpu, "cpu.rt_runtime_us", r));
             }
         }
         Version::V2 => {
@@ -207,7 +275,7 @@ fn cpu(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
                 if !(2..=262144).contains(&s) {
                     bail!("linux.resources.cpu.shares: {s} is not in 2..=262144");
                 }
-                out.push(w("cpu", "cpu.weight", shares_to_weight(s)));
+                out.push(w(Controller::Cpu, "cpu.weight", shares_to_weight(s)));
             }
             if quota.is_some() || period.is_some() {
                 let mut v = match quota {
@@ -217,10 +285,10 @@ fn cpu(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
                 if let Some(p) = period {
                     v = format!("{v} {p}");
                 }
-                out.push(w("cpu", "cpu.max", v));
+                out.push(w(Controller::Cpu, "cpu.max", v));
             }
             if let Some(b) = c.burst() {
-                out.push(w("cpu", "cpu.max.burst", b));
+                out.push(w(Controller::Cpu, "cpu.max.burst", b));
             }
             if c.realtime_period().unwrap_or(0) != 0 || c.realtime_runtime().unwrap_or(0) != 0 {
                 bail!(
@@ -230,13 +298,13 @@ fn cpu(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
         }
     }
     if let Some(i) = c.idle() {
-        out.push(w("cpu", "cpu.idle", i));
+        out.push(w(Controller::Cpu, "cpu.idle", i));
     }
     if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-        out.push(w("cpuset", "cpuset.cpus", cpus));
+        out.push(w(Controller::Cpuset, "cpuset.cpus", cpus));
     }
     if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-        out.push(w("cpuset", "cpuset.mems", mems));
+        out.push(w(Controller::Cpuset, "cpuset.mems", mems));
     }
     Ok(())
 }
@@ -249,23 +317,27 @@ fn block_io(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()
     if let Some(wt) = b.weight().filter(|&w| w != 0) {
         match v {
             // v1.rs falls back to blkio.bfq.weight when CFQ is gone (Linux >= 5.0).
-            Version::V1 => out.push(w("blkio", "blkio.weight", wt)),
-            Version::V2 => out.push(w("io", "io.weight", blkio_to_io_weight(wt))),
+            Version::V1 => out.push(w(Controller::Blkio, "blkio.weight", wt)),
+            Version::V2 => out.push(w(Controller::Io, "io.weight", blkio_to_io_weight(wt))),
         }
     }
     if let Some(lw) = b.leaf_weight().filter(|&w| w != 0) {
         // leaf weights only existed in CFQ on v1; runc ignores them on v2.
         if v1 {
-            out.push(w("blkio", "blkio.leaf_weight", lw));
+            out.push(w(Controller::Blkio, "blkio.leaf_weight", lw));
         }
     }
     for d in b.weight_device().iter().flatten() {
         let dev = format!("{}:{}", d.major(), d.minor());
         if let Some(wt) = d.weight() {
             match v {
-                Version::V1 => out.push(w("blkio", "blkio.weight_device", format!("{dev} {wt}"))),
+                Version::V1 => out.push(w(
+                    Controller::Blkio,
+                    "blkio.weight_device",
+                    format!("{dev} {wt}"),
+                )),
                 Version::V2 => out.push(w(
-                    "io",
+                    Controller::Io,
                     "io.weight",
                     format!("{dev} {}", blkio_to_io_weight(wt)),
                 )),
@@ -273,7 +345,7 @@ fn block_io(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()
         }
         if let (Some(lw), true) = (d.leaf_weight(), v1) {
             out.push(w(
-                "blkio",
+                Controller::Blkio,
                 "blkio.leaf_weight_device",
                 format!("{dev} {lw}"),
             ));
@@ -306,8 +378,14 @@ fn block_io(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()
             let dev = format!("{}:{}", d.major(), d.minor());
             // One device per write: both kernels parse a single line at a time.
             match v {
-                Version::V1 => out.push(w("blkio", v1_file, format!("{dev} {}", d.rate()))),
-                Version::V2 => out.push(w("io", "io.max", format!("{dev} {v2_key}={}", d.rate()))),
+                Version::V1 => {
+                    out.push(w(Controller::Blkio, v1_file, format!("{dev} {}", d.rate())))
+                }
+                Version::V2 => out.push(w(
+                    Controller::Io,
+                    "io.max",
+                    format!("{dev} {v2_key}={}", d.rate()),
+                )),
             }
         }
     }
@@ -330,7 +408,7 @@ pub fn hugetlb(res: &LinuxResources, v: Version) -> Result<Vec<Write>> {
             ),
             Version::V2 => (format!("hugetlb.{size}.max"), max_or(h.limit())),
         };
-        out.push(w("hugetlb", file, value));
+        out.push(w(Controller::Hugetlb, file, value));
     }
     Ok(out)
 }
@@ -372,11 +450,11 @@ fn network(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()>
         bail!("linux.resources.network: net_cls/net_prio do not exist on cgroup v2");
     }
     if let Some(id) = n.class_id() {
-        out.push(w("net_cls", "net_cls.classid", id));
+        out.push(w(Controller::NetCls, "net_cls.classid", id));
     }
     for p in n.priorities().iter().flatten() {
         out.push(w(
-            "net_prio",
+            Controller::NetPrio,
             "net_prio.ifpriomap",
             format!("{} {}", p.name(), p.priority()),
         ));
@@ -396,7 +474,7 @@ fn rdma(res: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
             line += &format!(" hca_object={o}");
         }
         if line != *dev {
-            out.push(w("rdma", "rdma.max", line));
+            out.push(w(Controller::Rdma, "rdma.max", line));
         }
     }
     Ok(())
@@ -418,24 +496,24 @@ fn unified(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()>
         if key.is_empty() || key.contains('/') || key.starts_with('.') {
             bail!("linux.resources.unified: invalid key {key:?}");
         }
-        let controller = key.split('.').next().unwrap_or_default();
+        let controller = Controller::from_name(key.split('.').next().unwrap_or_default());
         out.push(w(controller, key.clone(), value));
     }
     Ok(())
 }
 
 /// The runtime-spec field a controller's writes come from, for error messages.
-pub fn field(controller: &str) -> &'static str {
+pub fn field(controller: &Controller) -> &'static str {
     match controller {
-        "memory" => "linux.resources.memory",
-        "cpu" | "cpuset" => "linux.resources.cpu",
-        "pids" => "linux.resources.pids",
-        "blkio" | "io" => "linux.resources.blockIO",
-        "hugetlb" => "linux.resources.hugepageLimits",
-        "net_cls" | "net_prio" => "linux.resources.network",
-        "rdma" => "linux.resources.rdma",
-        "devices" => "linux.resources.devices",
-        _ => "linux.resources",
+        Controller::Memory => "linux.resources.memory",
+        Controller::Cpu | Controller::Cpuset => "linux.resources.cpu",
+        Controller::Pids => "linux.resources.pids",
+        Controller::Blkio | Controller::Io => "linux.resources.blockIO",
+        Controller::Hugetlb => "linux.resources.hugepageLimits",
+        Controller::NetCls | Controller::NetPrio => "linux.resources.network",
+        Controller::Rdma => "linux.resources.rdma",
+        Controller::Devices => "linux.resources.devices",
+        Controller::Other(_) => "linux.resources",
     }
 }
 
@@ -567,7 +645,7 @@ fn devices(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()>
                 } else {
                     r.to_string()
                 };
-                out.push(w("devices", file, line));
+                out.push(w(Controller::Devices, file, line));
             }
         }
         Version::V2 => {
@@ -577,7 +655,7 @@ fn devices(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()>
                 .iter()
                 .map(|r| format!("{} {r}", if r.allow { "allow" } else { "deny" }))
                 .collect();
-            out.push(w("devices", BPF_DEVICE_FILTER, lines.join("\n")));
+            out.push(w(Controller::Devices, BPF_DEVICE_FILTER, lines.join("\n")));
         }
     }
     Ok(())

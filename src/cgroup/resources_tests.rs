@@ -7,7 +7,7 @@ fn res(json: &str) -> LinuxResources {
 
 fn files(ws: &[Write]) -> Vec<(String, String)> {
     ws.iter()
-        .filter(|w| w.controller != "devices")
+        .filter(|w| w.controller != Controller::Devices)
         .map(|w| (w.file.clone(), w.value.clone()))
         .collect()
 }
@@ -209,7 +209,7 @@ fn hugetlb_network_rdma_unified() {
         files(&ws),
         pairs(&[("memory.high", "1000"), ("pids.max", "7")])
     );
-    assert_eq!(ws[0].controller, "memory");
+    assert_eq!(ws[0].controller, Controller::Memory);
     assert!(
         writes(&r, Version::V1)
             .unwrap_err()
@@ -222,7 +222,7 @@ fn hugetlb_network_rdma_unified() {
 
 fn device_lines(ws: &[Write]) -> Vec<String> {
     ws.iter()
-        .filter(|w| w.controller == "devices")
+        .filter(|w| w.controller == Controller::Devices)
         .map(|w| format!("{} {}", w.file, w.value))
         .collect()
 }
@@ -279,7 +279,10 @@ fn devices_validation_and_v2() {
         r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"b","major":8,"minor":0,"access":"r"}]}"#,
     );
     let ws = writes(&r, Version::V2).unwrap();
-    let f = ws.iter().find(|w| w.controller == "devices").unwrap();
+    let f = ws
+        .iter()
+        .find(|w| w.controller == Controller::Devices)
+        .unwrap();
     assert_eq!(f.file, BPF_DEVICE_FILTER);
     let lines: Vec<&str> = f.value.lines().collect();
     assert_eq!(
