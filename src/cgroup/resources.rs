@@ -1,7 +1,7 @@
 //! Runs in: the runtime process (P), before the first fork (pure planning).
 //!
 //! The only place that knows controller semantics: `linux.resources` becomes a
-//! list of file writes, with cgroup v1 and v2 side by side so the two cannot
+//! list of `Write`s (file writes, and on v2 a device filter), with cgroup v1 and v2 side by side so the two cannot
 //! drift apart (crun keeps them together for the same reason). `v1.rs` and
 //! `v2.rs` only decide *where* a write goes.
 //!
@@ -88,16 +88,47 @@ impl std::fmt::Display for Controller {
     }
 }
 
-/// One file write, pure data.
+/// One step of a cgroup plan, pure data.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Write {
-    pub controller: Controller,
-    pub file: String,
-    pub value: String,
+pub enum Write {
+    /// `value` written to the control file `file` in `controller`'s directory
+    /// (v1 device rules too: one rule per write to devices.allow/deny).
+    File {
+        controller: Controller,
+        file: String,
+        value: String,
+    },
+    /// cgroup v2 device control, which has no devices.* files: v2.rs compiles
+    /// the rules (config order, later rules win as on v1) into a
+    /// BPF_PROG_TYPE_CGROUP_DEVICE program and attaches it to the directory.
+    DeviceFilter { rules: Vec<DeviceRule> },
+}
+
+impl Write {
+    /// The controller whose hierarchy (or v2 controller) this write needs.
+    pub fn controller(&self) -> &Controller {
+        match self {
+            Write::File { controller, .. } => controller,
+            Write::DeviceFilter { .. } => &Controller::Devices,
+        }
+    }
+
+    /// The file and value of a file write; None for a device filter.
+    pub fn file(&self) -> Option<(&str, &str)> {
+        match self {
+            Write::File { file, value, .. } => Some((file, value)),
+            Write::DeviceFilter { .. } => None,
+        }
+    }
+
+    /// The pids limit, which `create` writes last (see launch.rs).
+    pub fn is_pids_max(&self) -> bool {
+        matches!(self, Write::File { controller: Controller::Pids, file, .. } if file == "pids.max")
+    }
 }
 
 fn w(controller: Controller, file: impl Into<String>, value: impl ToString) -> Write {
-    Write {
+    Write::File {
         controller,
         file: file.into(),
         value: value.to_string(),
@@ -625,10 +656,6 @@ fn device_rule(i: usize, d: &LinuxDeviceCgroup) -> Result<DeviceRule> {
     })
 }
 
-/// Pseudo file name of the v2 device filter write: its value is one rule per
-/// line, "allow c 1:3 rwm", in config order (later rules win, as on v1).
-pub const BPF_DEVICE_FILTER: &str = "<bpf device filter>";
-
 fn devices(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
     let rules = device_rules(res)?;
     match v {
@@ -648,15 +675,7 @@ fn devices(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()>
                 out.push(w(Controller::Devices, file, line));
             }
         }
-        Version::V2 => {
-            // v2 has no devices.* files: v2.rs compiles these rules into a
-            // BPF_PROG_TYPE_CGROUP_DEVICE program and attaches it to the directory.
-            let lines: Vec<String> = rules
-                .iter()
-                .map(|r| format!("{} {r}", if r.allow { "allow" } else { "deny" }))
-                .collect();
-            out.push(w(Controller::Devices, BPF_DEVICE_FILTER, lines.join("\n")));
-        }
+        Version::V2 => out.push(Write::DeviceFilter { rules }),
     }
     Ok(())
 }

@@ -24,15 +24,15 @@ impl Cgroup {
     /// Fails, naming the field, if a limit needs a hierarchy a rootless
     /// container could not get (device rules excepted: they are best effort).
     fn check_targets(&self, writes: &[Write]) -> Result<()> {
-        let missing = writes
-            .iter()
-            .find(|w| w.controller != Controller::Devices && self.target(&w.controller).is_none());
+        let missing = writes.iter().find(|w| {
+            *w.controller() != Controller::Devices && self.target(w.controller()).is_none()
+        });
         if let Some(w) = missing {
             bail!(
                 "{}: cannot set {} limit: rootless container could not create or join a cgroup \
                  (delegate one to the user, or remove the limit)",
-                resources::field(&w.controller),
-                w.controller
+                resources::field(w.controller()),
+                w.controller()
             );
         }
         Ok(())
@@ -66,7 +66,7 @@ impl Cgroup {
         let (devices, limits): (Vec<Write>, Vec<Write>) = writes
             .iter()
             .cloned()
-            .partition(|w| w.controller == Controller::Devices);
+            .partition(|w| *w.controller() == Controller::Devices);
         self.check_targets(all)?;
         self.apply(&limits)?;
         if self.target(&Controller::Devices).is_some()

@@ -55,56 +55,63 @@ pub(super) fn apply(dir: &Path, writes: &[super::Write]) -> Result<()> {
     const MEMSW: &str = "memory.memsw.limit_in_bytes";
     const PERIOD: &str = "cpu.cfs_period_us";
     const QUOTA: &str = "cpu.cfs_quota_us";
-    let memsw = writes.iter().find(|w| w.file == MEMSW);
+    let writes = writes
+        .iter()
+        .map(|w| {
+            w.file()
+                .context("linux.resources.devices: a device filter needs cgroup v2")
+        })
+        .collect::<Result<Vec<(&str, &str)>>>()?;
+    let memsw = writes.iter().find(|(f, _)| *f == MEMSW);
     let mut memsw_done = false;
-    let quota = writes.iter().find(|w| w.file == QUOTA);
+    let quota = writes.iter().find(|(f, _)| *f == QUOTA);
     let mut quota_done = false;
     let mut rules: Option<(&str, std::fs::File)> = None;
-    for w in writes {
-        let path = dir.join(&w.file);
-        match w.file.as_str() {
+    for &(file, value) in &writes {
+        let path = dir.join(file);
+        match file {
             // The kernel wants limit <= memsw at every moment: raising both
             // (an `update`) must write memsw first, lowering must write the
             // limit first. Try limit first and swap the order if refused.
             LIMIT if memsw.is_some() => {
-                if write_file(&path, &w.value).is_err() {
-                    let s = memsw.expect("checked above");
-                    write_file(&dir.join(MEMSW), &s.value)?;
+                if write_file(&path, value).is_err() {
+                    let (_, s) = memsw.expect("checked above");
+                    write_file(&dir.join(MEMSW), s)?;
                     memsw_done = true;
-                    write_file(&path, &w.value)?;
+                    write_file(&path, value)?;
                 }
             }
             // Lifting the limit (-1) without a word about swap lifts
             // memsw too (runc's rule), or the kernel refuses a limit above
             // memsw: memsw first, so limit <= memsw holds throughout.
-            LIMIT if w.value == "-1" && dir.join(MEMSW).exists() => {
+            LIMIT if value == "-1" && dir.join(MEMSW).exists() => {
                 write_file(&dir.join(MEMSW), "-1")?;
-                write_file(&path, &w.value)?;
+                write_file(&path, value)?;
             }
             MEMSW if memsw_done => {}
             // Under a parent with its own quota, a new period can be refused
             // until the quota fits it (and the other way round): try the
             // period first, and on a refusal the quota first (runc's retry).
             PERIOD if quota.is_some() => {
-                if write_file(&path, &w.value).is_err() {
-                    let q = quota.expect("checked above");
-                    write_file(&dir.join(QUOTA), &q.value)?;
+                if write_file(&path, value).is_err() {
+                    let (_, q) = quota.expect("checked above");
+                    write_file(&dir.join(QUOTA), q)?;
                     quota_done = true;
-                    write_file(&path, &w.value)?;
+                    write_file(&path, value)?;
                 }
             }
             QUOTA if quota_done => {}
             // CFQ (and blkio.weight with it) left the kernel in 5.0; BFQ has its own file.
             "blkio.weight" if !path.exists() && dir.join("blkio.bfq.weight").exists() => {
-                write_file(&dir.join("blkio.bfq.weight"), &w.value)?
+                write_file(&dir.join("blkio.bfq.weight"), value)?
             }
             "blkio.weight_device"
                 if !path.exists() && dir.join("blkio.bfq.weight_device").exists() =>
             {
-                write_file(&dir.join("blkio.bfq.weight_device"), &w.value)?
+                write_file(&dir.join("blkio.bfq.weight_device"), value)?
             }
-            "devices.allow" | "devices.deny" => write_rule(&mut rules, &path, w)?,
-            _ => write_file(&path, &w.value)?,
+            "devices.allow" | "devices.deny" => write_rule(&mut rules, &path, file, value)?,
+            _ => write_file(&path, value)?,
         }
     }
     Ok(())
@@ -116,20 +123,21 @@ pub(super) fn apply(dir: &Path, writes: &[super::Write]) -> Result<()> {
 fn write_rule<'a>(
     open: &mut Option<(&'a str, std::fs::File)>,
     path: &Path,
-    w: &'a super::Write,
+    file: &'a str,
+    value: &str,
 ) -> Result<()> {
     use std::io::Write as _;
-    if open.as_ref().is_none_or(|(f, _)| *f != w.file) {
+    if open.as_ref().is_none_or(|(f, _)| *f != file) {
         let f = std::fs::OpenOptions::new()
             .write(true)
             .truncate(true)
             .open(path)
             .with_context(|| format!("open {}", path.display()))?;
-        *open = Some((w.file.as_str(), f));
+        *open = Some((file, f));
     }
     let (_, f) = open.as_mut().expect("opened above");
-    f.write_all(w.value.as_bytes())
-        .with_context(|| format!("write {:?} to {}", w.value, path.display()))
+    f.write_all(value.as_bytes())
+        .with_context(|| format!("write {value:?} to {}", path.display()))
 }
 
 /// 1000 rounds of 10ms: ten seconds, the order of runc's freeze retries.

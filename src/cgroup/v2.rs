@@ -7,7 +7,7 @@
 //! BPF_PROG_TYPE_CGROUP_DEVICE program (assembled here, like runc's
 //! devicefilter) attached with BPF_PROG_ATTACH to the directory fd.
 
-use super::resources::BPF_DEVICE_FILTER;
+use super::resources::DeviceRule;
 use super::{Hierarchy, POLL, Write, read_trim, write_file};
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
@@ -122,21 +122,22 @@ pub(super) fn kill(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Apply writes to a v2 directory; the device pseudo-write loads a program.
+/// Apply writes to a v2 directory; the device filter loads a program.
 pub(super) fn apply(dir: &Path, writes: &[Write]) -> Result<()> {
     for w in writes {
-        if w.file == BPF_DEVICE_FILTER {
-            let prog = assemble(&parse_rules(&w.value)?);
-            attach_device_filter(dir, &prog)
-                .context("linux.resources.devices: cgroup v2 device filter")?;
-        } else {
-            write_file(&dir.join(&w.file), &w.value)?;
+        match w {
+            Write::DeviceFilter { rules } => {
+                let prog = assemble(&compile(rules)?);
+                attach_device_filter(dir, &prog)
+                    .context("linux.resources.devices: cgroup v2 device filter")?;
+            }
+            Write::File { file, value, .. } => write_file(&dir.join(file), value)?,
         }
     }
     Ok(())
 }
 
-/// One rule from resources.rs's text form: "allow c 1:3 rwm".
+/// One rule as the program tests it.
 #[derive(Debug, PartialEq)]
 pub(super) struct Rule {
     allow: bool,
@@ -146,33 +147,24 @@ pub(super) struct Rule {
     access: i32, // BPF_DEVCG_ACC_* bits
 }
 
-pub(super) fn parse_rules(text: &str) -> Result<Vec<Rule>> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let [verdict, kind, nums, access] = f[..] else {
-            bail!("bad device rule {line:?}")
-        };
-        let (major, minor) = nums
-            .split_once(':')
-            .with_context(|| format!("bad device rule {line:?}"))?;
-        let num = |n: &str| {
-            if n == "*" {
-                Ok(None)
-            } else {
-                n.parse().map(Some)
-            }
-        };
-        let bit = |c: char, b: i32| if access.contains(c) { b } else { 0 };
-        out.push(Rule {
-            allow: verdict == "allow",
-            kind: kind.chars().next().unwrap_or('a'),
-            major: num(major)?,
-            minor: num(minor)?,
-            access: bit('m', 1) | bit('r', 2) | bit('w', 4),
-        });
-    }
-    Ok(out)
+pub(super) fn compile(rules: &[DeviceRule]) -> Result<Vec<Rule>> {
+    let num = |n: Option<i64>| -> Result<Option<u32>> {
+        n.map(|n| u32::try_from(n).with_context(|| format!("bad device number {n}")))
+            .transpose()
+    };
+    rules
+        .iter()
+        .map(|r| {
+            let bit = |c: char, b: i32| if r.access.contains(c) { b } else { 0 };
+            Ok(Rule {
+                allow: r.allow,
+                kind: r.kind,
+                major: num(r.major)?,
+                minor: num(r.minor)?,
+                access: bit('m', 1) | bit('r', 2) | bit('w', 4),
+            })
+        })
+        .collect()
 }
 
 /// struct bpf_insn: code, dst:4|src:4, off, imm (little-endian bitfields).
