@@ -1,9 +1,10 @@
 //! Runs in: the runtime process (P), before the first fork (pure planning).
 //!
 //! The only place that knows controller semantics: `linux.resources` becomes a
-//! list of `Write`s (file writes, and on v2 a device filter), with cgroup v1 and v2 side by side so the two cannot
-//! drift apart (crun keeps them together for the same reason). `v1.rs` and
-//! `v2.rs` only decide *where* a write goes.
+//! list of `Write`s (file writes, and on v2 a device filter), with cgroup v1
+//! and v2 side by side so the two cannot drift apart (crun keeps them
+//! together for the same reason). `v1.rs` and `v2.rs` only decide *where* a
+//! write goes.
 //!
 //! Zero values mean "leave unchanged", as in runc 1.1: docker's `update`
 //! payload sends `"shares":0, "quota":0, "kernel":0` for fields it leaves alone.

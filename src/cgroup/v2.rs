@@ -7,6 +7,7 @@
 //! BPF_PROG_TYPE_CGROUP_DEVICE program (assembled here, like runc's
 //! devicefilter) attached with BPF_PROG_ATTACH to the directory fd.
 
+use super::fs::Dir;
 use super::resources::DeviceRule;
 use super::{Hierarchy, POLL, Write, read_trim, write_file};
 use anyhow::{Context, Result, bail};
@@ -122,16 +123,18 @@ pub(super) fn kill(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Apply writes to a v2 directory; the device filter loads a program.
+/// Apply writes to a v2 directory, each file opened relative to the open
+/// directory; the device filter loads a program and attaches it to it.
 pub(super) fn apply(dir: &Path, writes: &[Write]) -> Result<()> {
+    let dir = Dir::open(dir)?;
     for w in writes {
         match w {
             Write::DeviceFilter { rules } => {
                 let prog = assemble(&compile(rules)?);
-                attach_device_filter(dir, &prog)
+                attach_device_filter(&dir, &prog)
                     .context("linux.resources.devices: cgroup v2 device filter")?;
             }
-            Write::File { file, value, .. } => write_file(&dir.join(file), value)?,
+            Write::File { file, value, .. } => dir.write(file, value)?,
         }
     }
     Ok(())
@@ -284,7 +287,7 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> Result<i32> {
     Ok(r as i32)
 }
 
-fn attach_device_filter(dir: &Path, prog: &[Insn]) -> Result<()> {
+fn attach_device_filter(dir: &Dir, prog: &[Insn]) -> Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let license = c"Apache-2.0";
     let mut log = vec![0u8; 64 * 1024];
@@ -307,14 +310,14 @@ fn attach_device_filter(dir: &Path, prog: &[Insn]) -> Result<()> {
     })?;
     // SAFETY: the kernel just returned this new fd and nothing else owns it.
     let prog_fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let dir_fd = std::fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
     // ALLOW_MULTI, as runc and systemd use, so nested cgroups can add their own.
     let mut attach = ProgAttachAttr {
-        target_fd: dir_fd.as_raw_fd() as u32,
+        target_fd: dir.fd().as_raw_fd() as u32,
         attach_bpf_fd: prog_fd.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
         attach_flags: BPF_F_ALLOW_MULTI,
     };
-    bpf(BPF_PROG_ATTACH, &mut attach).with_context(|| format!("attach to {}", dir.display()))?;
+    bpf(BPF_PROG_ATTACH, &mut attach)
+        .with_context(|| format!("attach to {}", dir.path().display()))?;
     Ok(()) // the cgroup keeps its own reference to the program
 }
