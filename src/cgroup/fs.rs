@@ -84,6 +84,22 @@ impl Dir {
         write_value(self.open_file(name)?, &self.path.join(name), value)
     }
 
+    /// `read_trim` on the file `name` of this directory.
+    pub(super) fn read(&self, name: &str) -> Result<String> {
+        let path = || self.path.join(name);
+        let fd = nix::fcntl::openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("read {}", path().display()))?;
+        let s = std::io::read_to_string(std::fs::File::from(fd))
+            .with_context(|| format!("read {}", path().display()))?;
+        Ok(s.trim().to_string())
+    }
+
     /// Whether this directory has an entry `name` (as `Path::exists`).
     pub(super) fn has(&self, name: &str) -> bool {
         nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::empty()).is_ok()

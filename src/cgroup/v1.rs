@@ -140,21 +140,23 @@ const FREEZE_ROUNDS: usize = 1000;
 
 pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<()> {
     let want = if frozen { "FROZEN" } else { "THAWED" };
-    let state = dir.join("freezer.state");
+    const STATE: &str = "freezer.state";
+    // Polled below: opened once, its files relative to the fd.
+    let dir = Dir::open(dir)?;
     for _ in 0..FREEZE_ROUNDS {
         // Re-writing FROZEN restarts a FREEZING cgroup that got stuck on a task
         // in an uninterruptible sleep (runc does the same).
-        write_file(&state, want)?;
-        if read_trim(&state)? == want {
+        dir.write(STATE, want)?;
+        if dir.read(STATE)? == want {
             return Ok(());
         }
         std::thread::sleep(POLL);
     }
     if frozen {
         // Do not leave the container half frozen.
-        let _ = write_file(&state, "THAWED");
+        let _ = dir.write(STATE, "THAWED");
     }
-    bail!("{} did not reach {want}", state.display())
+    bail!("{} did not reach {want}", dir.path().join(STATE).display())
 }
 
 pub(super) fn is_frozen(dir: &Path) -> bool {

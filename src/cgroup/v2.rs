@@ -89,11 +89,12 @@ const FREEZE_ROUNDS: usize = 1000;
 
 pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<()> {
     let want = if frozen { "1" } else { "0" };
-    write_file(&dir.join("cgroup.freeze"), want)?;
-    let events = dir.join("cgroup.events");
+    // Polled below: opened once, its files relative to the fd.
+    let dir = Dir::open(dir)?;
+    dir.write("cgroup.freeze", want)?;
     for _ in 0..FREEZE_ROUNDS {
         // cgroup.freeze is the request; "frozen" in cgroup.events says it is done.
-        let text = read_trim(&events)?;
+        let text = dir.read("cgroup.events")?;
         if text
             .lines()
             .any(|l| l.split_whitespace().eq(["frozen", want]))
@@ -103,9 +104,12 @@ pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<()> {
         std::thread::sleep(POLL);
     }
     if frozen {
-        let _ = write_file(&dir.join("cgroup.freeze"), "0");
+        let _ = dir.write("cgroup.freeze", "0");
     }
-    bail!("{} did not report frozen {want}", events.display())
+    bail!(
+        "{} did not report frozen {want}",
+        dir.path().join("cgroup.events").display()
+    )
 }
 
 pub(super) fn is_frozen(dir: &Path) -> bool {
