@@ -355,7 +355,7 @@ fn fork_child(
 /// runs nothing of the container's before `Proceed`, so the limit still
 /// holds from the container's first instruction.
 fn split_pids_max(writes: &[Write]) -> (Vec<Write>, Vec<Write>) {
-    writes.iter().cloned().partition(|w| w.file != "pids.max")
+    writes.iter().cloned().partition(|w| !w.is_pids_max())
 }
 
 fn stage1_messages(plan: &Plan, sock: &SyncSocket, stage1: i32) -> Result<i32> {

@@ -4,17 +4,24 @@
 use super::POLL;
 use anyhow::{Context, Result};
 use nix::errno::Errno;
-use std::path::Path;
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::Mode;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 /// Cgroup files want one write(2) per value; never create them (O_CREAT on
 /// cgroupfs fails with a confusing error, and in fixtures it would hide typos).
 pub(super) fn write_file(path: &Path, value: &str) -> Result<()> {
-    use std::io::Write as _;
-    let mut f = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .write(true)
         .truncate(true)
         .open(path)
         .with_context(|| format!("open {}", path.display()))?;
+    write_value(f, path, value)
+}
+
+fn write_value(mut f: std::fs::File, path: &Path, value: &str) -> Result<()> {
+    use std::io::Write as _;
     f.write_all(value.as_bytes()).map_err(|e| {
         let why = memory_limit_refused(path, value, &e);
         let e = anyhow::Error::new(e).context(format!("write {value:?} to {}", path.display()));
@@ -23,6 +30,80 @@ pub(super) fn write_file(path: &Path, value: &str) -> Result<()> {
             None => e,
         }
     })
+}
+
+/// A cgroup directory held open (O_DIRECTORY): its control files are opened
+/// relative to the fd, as crun does, instead of walking the absolute
+/// /sys/fs/cgroup/... path once per file. Those walks take the kernfs lock,
+/// and were measured to contend with network namespace setup under
+/// parallel load. The path is kept for messages.
+pub(super) struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Dir {
+    pub(super) fn open(path: &Path) -> Result<Dir> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("open {}", path.display()))?;
+        Ok(Dir {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Open the control file `name` for writing (never created, never
+    /// followed elsewhere: `name` is one file name from the plan).
+    pub(super) fn open_file(&self, name: &str) -> Result<std::fs::File> {
+        let fd = nix::fcntl::openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("open {}", self.path.join(name).display()))?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// `write_file` on the file `name` of this directory.
+    pub(super) fn write(&self, name: &str, value: &str) -> Result<()> {
+        write_value(self.open_file(name)?, &self.path.join(name), value)
+    }
+
+    /// `read_trim` on the file `name` of this directory.
+    pub(super) fn read(&self, name: &str) -> Result<String> {
+        let path = || self.path.join(name);
+        let fd = nix::fcntl::openat(
+            self.fd.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("read {}", path().display()))?;
+        let s = std::io::read_to_string(std::fs::File::from(fd))
+            .with_context(|| format!("read {}", path().display()))?;
+        Ok(s.trim().to_string())
+    }
+
+    /// Whether this directory has an entry `name` (as `Path::exists`).
+    pub(super) fn has(&self, name: &str) -> bool {
+        nix::sys::stat::fstatat(self.fd.as_fd(), name, AtFlags::empty()).is_ok()
+    }
 }
 
 /// A memory limit the kernel refuses (v1: EBUSY when it is below what the

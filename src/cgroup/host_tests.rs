@@ -2,6 +2,7 @@
 //! BPF verifier (each test skips without root).
 
 use super::*;
+use crate::cgroup::resources::DeviceRule;
 
 /// Root only: a real cgroup on this host.
 #[test]
@@ -19,7 +20,13 @@ fn root_real_cgroup_on_host() {
         .unwrap();
     cg.create(&ws).unwrap();
     let read = |ctrl: &str, file: &str| {
-        fs::read_to_string(cg.target(ctrl).unwrap().dir.join(file)).unwrap()
+        fs::read_to_string(
+            cg.target(&Controller::from_name(ctrl))
+                .unwrap()
+                .dir
+                .join(file),
+        )
+        .unwrap()
     };
     match cg.version {
         Version::V1 => assert_eq!(read("memory", "memory.limit_in_bytes").trim(), "67108864"),
@@ -62,14 +69,26 @@ fn root_real_cgroup_on_host() {
 
 #[test]
 fn v2_device_program_shape() {
-    let rules = v2::parse_rules("deny a *:* rwm\nallow c 1:3 rwm\nallow b 8:* r").unwrap();
+    let rule = |allow, kind, major, minor, access| DeviceRule {
+        allow,
+        kind,
+        major,
+        minor,
+        access,
+    };
+    let rules = v2::compile(&[
+        rule(false, 'a', None, None, "rwm"),
+        rule(true, 'c', Some(1), Some(3), "rwm"),
+        rule(true, 'b', Some(8), None, "r"),
+    ])
+    .unwrap();
     let p = v2::assemble(&rules);
     // 6 prologue + "b 8:* r" (type, 3 access, major, verdict: 7) + "c 1:3 rwm" (type, major,
     // minor, verdict: 5) + the deny-all "a" rule ending the program (2).
     assert_eq!(p.len(), 6 + 7 + 5 + 2);
     assert_eq!(p[6].off, 6); // type mismatch skips the rest of its block
     assert_eq!((p[18].imm, p[19].code), (0, 0x95)); // default from the "a" rule: deny
-    let allow_all = v2::assemble(&v2::parse_rules("allow a *:* rwm").unwrap());
+    let allow_all = v2::assemble(&v2::compile(&[rule(true, 'a', None, None, "rwm")]).unwrap());
     assert_eq!(allow_all[6].imm, 1);
 }
 
@@ -101,10 +120,23 @@ fn root_device_program_loads_and_attaches() {
     // ancestors apply, so this one decides for a task placed in `leaf`.
     let leaf = dir.join("leaf");
     fs::create_dir(&leaf).unwrap();
-    let only_null = [Write {
-        controller: "devices".into(),
-        file: resources::BPF_DEVICE_FILTER.into(),
-        value: "deny a *:* rwm\nallow c 1:3 rw".into(),
+    let only_null = [Write::DeviceFilter {
+        rules: vec![
+            DeviceRule {
+                allow: false,
+                kind: 'a',
+                major: None,
+                minor: None,
+                access: "rwm",
+            },
+            DeviceRule {
+                allow: true,
+                kind: 'c',
+                major: Some(1),
+                minor: Some(3),
+                access: "rw",
+            },
+        ],
     }];
     v2::apply(&leaf, &only_null).unwrap();
     let procs = std::ffi::CString::new(

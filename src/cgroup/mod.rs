@@ -30,7 +30,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
-pub use resources::{Version, Write};
+pub use resources::{Controller, Version, Write};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -204,30 +204,30 @@ impl Cgroup {
         let mut out = resources::writes(res, self.version)?;
         if self.version == Version::V1 && self.v1("hugetlb").is_none() && self.unified().is_some() {
             // Hybrid host: hugetlb is a v2 controller here (runc 1.1 fails instead).
-            out.retain(|w| w.controller != "hugetlb");
+            out.retain(|w| *w.controller() != Controller::Hugetlb);
             out.extend(resources::hugetlb(res, Version::V2)?);
         }
         if let Some(m) = self.v1("memory")
             && !m.mount.join(resources::KMEM_TCP).exists()
-            && out.iter().any(|w| w.file == resources::KMEM_TCP)
+            && out.iter().any(is_kmem_tcp)
         {
             // A kernel built without kmem accounting (or one that dropped it).
             crate::log::warn(&format!(
                 "linux.resources.memory.kernelTCP: ignored, this kernel has no {}",
                 resources::KMEM_TCP
             ));
-            out.retain(|w| w.file != resources::KMEM_TCP);
+            out.retain(|w| !is_kmem_tcp(w));
         }
         for w in &out {
-            if self.target(&w.controller).is_none() {
+            if self.target(w.controller()).is_none() {
                 bail!(
                     "{}: the {} cgroup controller is not mounted on this host",
-                    resources::field(&w.controller),
-                    w.controller
+                    resources::field(w.controller()),
+                    w.controller()
                 );
             }
         }
-        if out.iter().any(|w| w.controller == "hugetlb") {
+        if out.iter().any(|w| *w.controller() == Controller::Hugetlb) {
             self.check_hugetlb(res, hugepages)?;
         }
         Ok(out)
@@ -239,7 +239,7 @@ impl Cgroup {
     /// must be one the kernel has (else there is no hugetlb.<size>.* file).
     fn check_hugetlb(&self, res: &LinuxResources, hugepages: &Path) -> Result<()> {
         const FIELD: &str = "linux.resources.hugepageLimits";
-        if let Some(h) = self.target("hugetlb").filter(|h| h.version == Version::V2)
+        if let Some(h) = self.target(&Controller::Hugetlb).filter(|h| h.version == Version::V2)
             // Only fixture trees lack the file; the kernel always has it.
             && let Ok(text) = std::fs::read_to_string(h.mount.join("cgroup.controllers"))
             && !text.split_whitespace().any(|c| c == "hugetlb")
@@ -275,7 +275,7 @@ impl Cgroup {
         let writes = self.plan(Some(&res))?;
         Ok(writes
             .into_iter()
-            .filter(|w| w.controller != "devices")
+            .filter(|w| *w.controller() != Controller::Devices)
             .collect())
     }
 
@@ -314,8 +314,8 @@ impl Cgroup {
                 (Version::V1, Version::V2) => {
                     let need: Vec<String> = writes
                         .iter()
-                        .filter(|w| self.target(&w.controller) == Some(h))
-                        .map(|w| w.controller.clone())
+                        .filter(|w| self.target(w.controller()) == Some(h))
+                        .map(|w| w.controller().name().to_string())
                         .collect();
                     v2::create(h, Some(&need), &mut self.created)?
                 }
@@ -343,14 +343,14 @@ impl Cgroup {
         let mut rest = writes;
         while let Some(first) = rest.first() {
             let dir = &self
-                .target(&first.controller)
-                .with_context(|| format!("{}: controller not mounted", first.controller))?
+                .target(first.controller())
+                .with_context(|| format!("{}: controller not mounted", first.controller()))?
                 .dir;
             // Keep consecutive writes to one controller together: v1 memory needs
             // to see its limit and memsw writes as a group.
             let n = rest
                 .iter()
-                .take_while(|w| w.controller == first.controller)
+                .take_while(|w| w.controller() == first.controller())
                 .count();
             match self.version {
                 Version::V1 => v1::apply(dir, &rest[..n])?,
@@ -527,13 +527,13 @@ impl Cgroup {
     }
 
     /// Where a write for `controller` goes.
-    fn target(&self, controller: &str) -> Option<&Hierarchy> {
+    fn target(&self, controller: &Controller) -> Option<&Hierarchy> {
         match self.version {
             Version::V2 => self.hierarchies.first(),
-            Version::V1 if controller == "hugetlb" => {
-                self.v1(controller).or_else(|| self.unified())
+            Version::V1 if *controller == Controller::Hugetlb => {
+                self.v1(controller.name()).or_else(|| self.unified())
             }
-            Version::V1 => self.v1(controller),
+            Version::V1 => self.v1(controller.name()),
         }
     }
 
@@ -568,6 +568,10 @@ impl Cgroup {
         }
         out
     }
+}
+
+fn is_kmem_tcp(w: &Write) -> bool {
+    w.file().is_some_and(|(f, _)| f == resources::KMEM_TCP)
 }
 
 /// One `hugepages-<N>kB` directory per page size the kernel supports.

@@ -1,9 +1,10 @@
 //! Runs in: the runtime process (P), before the first fork (pure planning).
 //!
 //! The only place that knows controller semantics: `linux.resources` becomes a
-//! list of file writes, with cgroup v1 and v2 side by side so the two cannot
-//! drift apart (crun keeps them together for the same reason). `v1.rs` and
-//! `v2.rs` only decide *where* a write goes.
+//! list of `Write`s (file writes, and on v2 a device filter), with cgroup v1
+//! and v2 side by side so the two cannot drift apart (crun keeps them
+//! together for the same reason). `v1.rs` and `v2.rs` only decide *where* a
+//! write goes.
 //!
 //! Zero values mean "leave unchanged", as in runc 1.1: docker's `update`
 //! payload sends `"shares":0, "quota":0, "kernel":0` for fields it leaves alone.
@@ -19,18 +20,117 @@ pub enum Version {
     V2,
 }
 
-/// One file write, pure data. `controller` picks the v1 hierarchy (or the v2
+/// A cgroup controller a write is for: it picks the v1 hierarchy (or the v2
 /// controller to enable in `cgroup.subtree_control`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Write {
-    pub controller: String,
-    pub file: String,
-    pub value: String,
+pub enum Controller {
+    Cpu,
+    Cpuset,
+    Memory,
+    Pids,
+    Blkio,
+    Io,
+    Hugetlb,
+    NetCls,
+    NetPrio,
+    Rdma,
+    Devices,
+    /// The prefix of a `linux.resources.unified` key naming no controller
+    /// above (`misc`, `cgroup`, ...): v2 only, where every write goes to the
+    /// one directory.
+    Other(String),
 }
 
-fn w(controller: &str, file: impl Into<String>, value: impl ToString) -> Write {
-    Write {
-        controller: controller.to_string(),
+impl Controller {
+    const NAMED: [Controller; 11] = [
+        Controller::Cpu,
+        Controller::Cpuset,
+        Controller::Memory,
+        Controller::Pids,
+        Controller::Blkio,
+        Controller::Io,
+        Controller::Hugetlb,
+        Controller::NetCls,
+        Controller::NetPrio,
+        Controller::Rdma,
+        Controller::Devices,
+    ];
+
+    /// The kernel's name: the v1 subsystem, the v2 controller, the file prefix.
+    pub fn name(&self) -> &str {
+        match self {
+            Controller::Cpu => "cpu",
+            Controller::Cpuset => "cpuset",
+            Controller::Memory => "memory",
+            Controller::Pids => "pids",
+            Controller::Blkio => "blkio",
+            Controller::Io => "io",
+            Controller::Hugetlb => "hugetlb",
+            Controller::NetCls => "net_cls",
+            Controller::NetPrio => "net_prio",
+            Controller::Rdma => "rdma",
+            Controller::Devices => "devices",
+            Controller::Other(name) => name,
+        }
+    }
+
+    /// The controller called `name` (`Other` for a name with no variant).
+    pub fn from_name(name: &str) -> Controller {
+        Self::NAMED
+            .into_iter()
+            .find(|c| c.name() == name)
+            .unwrap_or_else(|| Controller::Other(name.to_string()))
+    }
+}
+
+impl std::fmt::Display for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One step of a cgroup plan, pure data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// `value` written to the control file `file` in `controller`'s directory
+    /// (v1 device rules too: one rule per write to devices.allow/deny).
+    File {
+        controller: Controller,
+        file: String,
+        value: String,
+    },
+    /// cgroup v2 device control, which has no devices.* files: v2.rs compiles
+    /// the rules (config order, later rules win as on v1) into a
+    /// BPF_PROG_TYPE_CGROUP_DEVICE program and attaches it to the directory.
+    DeviceFilter { rules: Vec<DeviceRule> },
+}
+
+impl Write {
+    /// The controller whose hierarchy (or v2 controller) this write needs.
+    pub fn controller(&self) -> &Controller {
+        match self {
+            Write::File { controller, .. } => controller,
+            Write::DeviceFilter { .. } => &Controller::Devices,
+        }
+    }
+
+    /// The file and value of a file write; None for a device filter.
+    pub fn file(&self) -> Option<(&str, &str)> {
+        match self {
+            Write::File { file, value, .. } => Some((file, value)),
+            Write::DeviceFilter { .. } => None,
+        }
+    }
+
+    /// The pids limit, which `create` writes last (see launch.rs).
+    pub fn is_pids_max(&self) -> bool {
+        matches!(self, Write::File { controller: Controller::Pids, file, .. } if file == "pids.max")
+    }
+}
+
+fn w(controller: Controller, file: impl Into<String>, value: impl ToString) -> Write {
+    Write::File {
+        controller,
         file: file.into(),
         value: value.to_string(),
     }
@@ -51,7 +151,7 @@ pub fn writes(res: &LinuxResources, v: Version) -> Result<Vec<Write>> {
         } else {
             "max".to_string()
         };
-        out.push(w("pids", "pids.max", value));
+        out.push(w(Controller::Pids, "pids.max", value));
     }
     block_io(res, v, &mut out)?;
     out.extend(hugetlb(res, v)?);
@@ -99,7 +199,7 @@ fn memory(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> 
     // without the file.
     if let Some(t) = m.kernel_tcp().filter(|&t| t != 0) {
         match v {
-            Version::V1 => out.push(w("memory", KMEM_TCP, t)),
+            Version::V1 => out.push(w(Controller::Memory, KMEM_TCP, t)),
             Version::V2 => crate::log::warn(
                 "linux.resources.memory.kernelTCP: ignored, cgroup v2 has no TCP kernel memory limit",
             ),
@@ -108,34 +208,34 @@ fn memory(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> 
     match v {
         Version::V1 => {
             if let Some(l) = limit {
-                out.push(w("memory", "memory.limit_in_bytes", l));
+                out.push(w(Controller::Memory, "memory.limit_in_bytes", l));
             }
             // memsw is memory+swap, exactly the OCI meaning of `swap` on v1.
             if let Some(s) = swap {
-                out.push(w("memory", "memory.memsw.limit_in_bytes", s));
+                out.push(w(Controller::Memory, "memory.memsw.limit_in_bytes", s));
             }
             if let Some(r) = m.reservation().filter(|&r| r != 0) {
-                out.push(w("memory", "memory.soft_limit_in_bytes", r));
+                out.push(w(Controller::Memory, "memory.soft_limit_in_bytes", r));
             }
             if let Some(s) = m.swappiness() {
                 if s > 100 {
                     bail!("linux.resources.memory.swappiness: {s} is not in 0..=100");
                 }
-                out.push(w("memory", "memory.swappiness", s));
+                out.push(w(Controller::Memory, "memory.swappiness", s));
             }
             if m.disable_oom_killer() == Some(true) {
-                out.push(w("memory", "memory.oom_control", 1));
+                out.push(w(Controller::Memory, "memory.oom_control", 1));
             }
         }
         Version::V2 => {
             if let Some(l) = limit {
-                out.push(w("memory", "memory.max", max_or(l)));
+                out.push(w(Controller::Memory, "memory.max", max_or(l)));
             }
             if let Some(s) = swap {
-                out.push(w("memory", "memory.swap.max", v2_swap(s, limit)?));
+                out.push(w(Controller::Memory, "memory.swap.max", v2_swap(s, limit)?));
             }
             if let Some(r) = m.reservation().filter(|&r| r != 0) {
-                out.push(w("memory", "memory.low", max_or(r)));
+                out.push(w(Controller::Memory, "memory.low", max_or(r)));
             }
             // swappiness and disableOOMKiller have no v2 file; runc ignores them too.
         }
@@ -183,23 +283,23 @@ fn cpu(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
     match v {
         Version::V1 => {
             if let Some(s) = shares {
-                out.push(w("cpu", "cpu.shares", s));
+                out.push(w(Controller::Cpu, "cpu.shares", s));
             }
             // Period first: the kernel checks quota against the current period.
             if let Some(p) = period {
-                out.push(w("cpu", "cpu.cfs_period_us", p));
+                out.push(w(Controller::Cpu, "cpu.cfs_period_us", p));
             }
             if let Some(q) = quota {
-                out.push(w("cpu", "cpu.cfs_quota_us", q));
+                out.push(w(Controller::Cpu, "cpu.cfs_quota_us", q));
             }
             if let Some(b) = c.burst() {
-                out.push(w("cpu", "cpu.cfs_burst_us", b));
+                out.push(w(Controller::Cpu, "cpu.cfs_burst_us", b));
             }
             if let Some(p) = c.realtime_period().filter(|&p| p != 0) {
-                out.push(w("cpu", "cpu.rt_period_us", p));
+                out.push(w(Controller::Cpu, "cpu.rt_period_us", p));
             }
             if let Some(r) = c.realtime_runtime().filter(|&r| r != 0) {
-                out.push(w("cpu", "cpu.rt_runtime_us", r));
+                out.push(w(Controller::Cpu, "cpu.rt_runtime_us", r));
             }
         }
         Version::V2 => {
@@ -207,7 +307,7 @@ fn cpu(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
                 if !(2..=262144).contains(&s) {
                     bail!("linux.resources.cpu.shares: {s} is not in 2..=262144");
                 }
-                out.push(w("cpu", "cpu.weight", shares_to_weight(s)));
+                out.push(w(Controller::Cpu, "cpu.weight", shares_to_weight(s)));
             }
             if quota.is_some() || period.is_some() {
                 let mut v = match quota {
@@ -217,10 +317,10 @@ fn cpu(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
                 if let Some(p) = period {
                     v = format!("{v} {p}");
                 }
-                out.push(w("cpu", "cpu.max", v));
+                out.push(w(Controller::Cpu, "cpu.max", v));
             }
             if let Some(b) = c.burst() {
-                out.push(w("cpu", "cpu.max.burst", b));
+                out.push(w(Controller::Cpu, "cpu.max.burst", b));
             }
             if c.realtime_period().unwrap_or(0) != 0 || c.realtime_runtime().unwrap_or(0) != 0 {
                 bail!(
@@ -230,13 +330,13 @@ fn cpu(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
         }
     }
     if let Some(i) = c.idle() {
-        out.push(w("cpu", "cpu.idle", i));
+        out.push(w(Controller::Cpu, "cpu.idle", i));
     }
     if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-        out.push(w("cpuset", "cpuset.cpus", cpus));
+        out.push(w(Controller::Cpuset, "cpuset.cpus", cpus));
     }
     if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-        out.push(w("cpuset", "cpuset.mems", mems));
+        out.push(w(Controller::Cpuset, "cpuset.mems", mems));
     }
     Ok(())
 }
@@ -249,23 +349,27 @@ fn block_io(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()
     if let Some(wt) = b.weight().filter(|&w| w != 0) {
         match v {
             // v1.rs falls back to blkio.bfq.weight when CFQ is gone (Linux >= 5.0).
-            Version::V1 => out.push(w("blkio", "blkio.weight", wt)),
-            Version::V2 => out.push(w("io", "io.weight", blkio_to_io_weight(wt))),
+            Version::V1 => out.push(w(Controller::Blkio, "blkio.weight", wt)),
+            Version::V2 => out.push(w(Controller::Io, "io.weight", blkio_to_io_weight(wt))),
         }
     }
     if let Some(lw) = b.leaf_weight().filter(|&w| w != 0) {
         // leaf weights only existed in CFQ on v1; runc ignores them on v2.
         if v1 {
-            out.push(w("blkio", "blkio.leaf_weight", lw));
+            out.push(w(Controller::Blkio, "blkio.leaf_weight", lw));
         }
     }
     for d in b.weight_device().iter().flatten() {
         let dev = format!("{}:{}", d.major(), d.minor());
         if let Some(wt) = d.weight() {
             match v {
-                Version::V1 => out.push(w("blkio", "blkio.weight_device", format!("{dev} {wt}"))),
+                Version::V1 => out.push(w(
+                    Controller::Blkio,
+                    "blkio.weight_device",
+                    format!("{dev} {wt}"),
+                )),
                 Version::V2 => out.push(w(
-                    "io",
+                    Controller::Io,
                     "io.weight",
                     format!("{dev} {}", blkio_to_io_weight(wt)),
                 )),
@@ -273,7 +377,7 @@ fn block_io(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()
         }
         if let (Some(lw), true) = (d.leaf_weight(), v1) {
             out.push(w(
-                "blkio",
+                Controller::Blkio,
                 "blkio.leaf_weight_device",
                 format!("{dev} {lw}"),
             ));
@@ -306,8 +410,14 @@ fn block_io(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()
             let dev = format!("{}:{}", d.major(), d.minor());
             // One device per write: both kernels parse a single line at a time.
             match v {
-                Version::V1 => out.push(w("blkio", v1_file, format!("{dev} {}", d.rate()))),
-                Version::V2 => out.push(w("io", "io.max", format!("{dev} {v2_key}={}", d.rate()))),
+                Version::V1 => {
+                    out.push(w(Controller::Blkio, v1_file, format!("{dev} {}", d.rate())))
+                }
+                Version::V2 => out.push(w(
+                    Controller::Io,
+                    "io.max",
+                    format!("{dev} {v2_key}={}", d.rate()),
+                )),
             }
         }
     }
@@ -330,7 +440,7 @@ pub fn hugetlb(res: &LinuxResources, v: Version) -> Result<Vec<Write>> {
             ),
             Version::V2 => (format!("hugetlb.{size}.max"), max_or(h.limit())),
         };
-        out.push(w("hugetlb", file, value));
+        out.push(w(Controller::Hugetlb, file, value));
     }
     Ok(out)
 }
@@ -372,11 +482,11 @@ fn network(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()>
         bail!("linux.resources.network: net_cls/net_prio do not exist on cgroup v2");
     }
     if let Some(id) = n.class_id() {
-        out.push(w("net_cls", "net_cls.classid", id));
+        out.push(w(Controller::NetCls, "net_cls.classid", id));
     }
     for p in n.priorities().iter().flatten() {
         out.push(w(
-            "net_prio",
+            Controller::NetPrio,
             "net_prio.ifpriomap",
             format!("{} {}", p.name(), p.priority()),
         ));
@@ -396,7 +506,7 @@ fn rdma(res: &LinuxResources, out: &mut Vec<Write>) -> Result<()> {
             line += &format!(" hca_object={o}");
         }
         if line != *dev {
-            out.push(w("rdma", "rdma.max", line));
+            out.push(w(Controller::Rdma, "rdma.max", line));
         }
     }
     Ok(())
@@ -418,24 +528,24 @@ fn unified(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()>
         if key.is_empty() || key.contains('/') || key.starts_with('.') {
             bail!("linux.resources.unified: invalid key {key:?}");
         }
-        let controller = key.split('.').next().unwrap_or_default();
+        let controller = Controller::from_name(key.split('.').next().unwrap_or_default());
         out.push(w(controller, key.clone(), value));
     }
     Ok(())
 }
 
 /// The runtime-spec field a controller's writes come from, for error messages.
-pub fn field(controller: &str) -> &'static str {
+pub fn field(controller: &Controller) -> &'static str {
     match controller {
-        "memory" => "linux.resources.memory",
-        "cpu" | "cpuset" => "linux.resources.cpu",
-        "pids" => "linux.resources.pids",
-        "blkio" | "io" => "linux.resources.blockIO",
-        "hugetlb" => "linux.resources.hugepageLimits",
-        "net_cls" | "net_prio" => "linux.resources.network",
-        "rdma" => "linux.resources.rdma",
-        "devices" => "linux.resources.devices",
-        _ => "linux.resources",
+        Controller::Memory => "linux.resources.memory",
+        Controller::Cpu | Controller::Cpuset => "linux.resources.cpu",
+        Controller::Pids => "linux.resources.pids",
+        Controller::Blkio | Controller::Io => "linux.resources.blockIO",
+        Controller::Hugetlb => "linux.resources.hugepageLimits",
+        Controller::NetCls | Controller::NetPrio => "linux.resources.network",
+        Controller::Rdma => "linux.resources.rdma",
+        Controller::Devices => "linux.resources.devices",
+        Controller::Other(_) => "linux.resources",
     }
 }
 
@@ -547,10 +657,6 @@ fn device_rule(i: usize, d: &LinuxDeviceCgroup) -> Result<DeviceRule> {
     })
 }
 
-/// Pseudo file name of the v2 device filter write: its value is one rule per
-/// line, "allow c 1:3 rwm", in config order (later rules win, as on v1).
-pub const BPF_DEVICE_FILTER: &str = "<bpf device filter>";
-
 fn devices(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()> {
     let rules = device_rules(res)?;
     match v {
@@ -567,18 +673,10 @@ fn devices(res: &LinuxResources, v: Version, out: &mut Vec<Write>) -> Result<()>
                 } else {
                     r.to_string()
                 };
-                out.push(w("devices", file, line));
+                out.push(w(Controller::Devices, file, line));
             }
         }
-        Version::V2 => {
-            // v2 has no devices.* files: v2.rs compiles these rules into a
-            // BPF_PROG_TYPE_CGROUP_DEVICE program and attaches it to the directory.
-            let lines: Vec<String> = rules
-                .iter()
-                .map(|r| format!("{} {r}", if r.allow { "allow" } else { "deny" }))
-                .collect();
-            out.push(w("devices", BPF_DEVICE_FILTER, lines.join("\n")));
-        }
+        Version::V2 => out.push(Write::DeviceFilter { rules }),
     }
     Ok(())
 }

@@ -7,8 +7,11 @@ fn res(json: &str) -> LinuxResources {
 
 fn files(ws: &[Write]) -> Vec<(String, String)> {
     ws.iter()
-        .filter(|w| w.controller != "devices")
-        .map(|w| (w.file.clone(), w.value.clone()))
+        .filter(|w| *w.controller() != Controller::Devices)
+        .map(|w| {
+            let (f, v) = w.file().unwrap();
+            (f.to_string(), v.to_string())
+        })
         .collect()
 }
 
@@ -209,7 +212,7 @@ fn hugetlb_network_rdma_unified() {
         files(&ws),
         pairs(&[("memory.high", "1000"), ("pids.max", "7")])
     );
-    assert_eq!(ws[0].controller, "memory");
+    assert_eq!(*ws[0].controller(), Controller::Memory);
     assert!(
         writes(&r, Version::V1)
             .unwrap_err()
@@ -222,8 +225,11 @@ fn hugetlb_network_rdma_unified() {
 
 fn device_lines(ws: &[Write]) -> Vec<String> {
     ws.iter()
-        .filter(|w| w.controller == "devices")
-        .map(|w| format!("{} {}", w.file, w.value))
+        .filter(|w| *w.controller() == Controller::Devices)
+        .map(|w| {
+            let (f, v) = w.file().unwrap();
+            format!("{f} {v}")
+        })
         .collect()
 }
 
@@ -279,9 +285,17 @@ fn devices_validation_and_v2() {
         r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"b","major":8,"minor":0,"access":"r"}]}"#,
     );
     let ws = writes(&r, Version::V2).unwrap();
-    let f = ws.iter().find(|w| w.controller == "devices").unwrap();
-    assert_eq!(f.file, BPF_DEVICE_FILTER);
-    let lines: Vec<&str> = f.value.lines().collect();
+    let f = ws
+        .iter()
+        .find(|w| *w.controller() == Controller::Devices)
+        .unwrap();
+    let Write::DeviceFilter { rules } = f else {
+        panic!("not a device filter: {f:?}")
+    };
+    let lines: Vec<String> = rules
+        .iter()
+        .map(|r| format!("{} {r}", if r.allow { "allow" } else { "deny" }))
+        .collect();
     assert_eq!(
         &lines[..3],
         ["deny a *:* rwm", "allow b 8:0 r", "allow c *:* m"]

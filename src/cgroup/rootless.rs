@@ -5,7 +5,7 @@
 //! controller); any other limit aimed at a dropped hierarchy is an error,
 //! since silently running without it would be worse.
 
-use super::{Cgroup, Write, resources};
+use super::{Cgroup, Controller, Write, resources};
 use anyhow::{Result, bail};
 use nix::errno::Errno;
 
@@ -24,15 +24,15 @@ impl Cgroup {
     /// Fails, naming the field, if a limit needs a hierarchy a rootless
     /// container could not get (device rules excepted: they are best effort).
     fn check_targets(&self, writes: &[Write]) -> Result<()> {
-        let missing = writes
-            .iter()
-            .find(|w| w.controller != "devices" && self.target(&w.controller).is_none());
+        let missing = writes.iter().find(|w| {
+            *w.controller() != Controller::Devices && self.target(w.controller()).is_none()
+        });
         if let Some(w) = missing {
             bail!(
                 "{}: cannot set {} limit: rootless container could not create or join a cgroup \
                  (delegate one to the user, or remove the limit)",
-                resources::field(&w.controller),
-                w.controller
+                resources::field(w.controller()),
+                w.controller()
             );
         }
         Ok(())
@@ -66,10 +66,10 @@ impl Cgroup {
         let (devices, limits): (Vec<Write>, Vec<Write>) = writes
             .iter()
             .cloned()
-            .partition(|w| w.controller == "devices");
+            .partition(|w| *w.controller() == Controller::Devices);
         self.check_targets(all)?;
         self.apply(&limits)?;
-        if self.target("devices").is_some()
+        if self.target(&Controller::Devices).is_some()
             && let Err(e) = self.apply(&devices)
         {
             crate::log::debug(&format!("rootless: device rules ignored: {e:#}"));

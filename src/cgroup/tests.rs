@@ -112,8 +112,8 @@ fn hugepage_limits_are_refused_by_name_unless_applicable() {
     let ws = cg.plan_in(Some(&limit("2MB")), &pages).unwrap();
     assert_eq!(
         ws.iter()
-            .filter(|w| w.controller == "hugetlb")
-            .map(|w| (w.file.as_str(), w.value.as_str()))
+            .filter(|w| *w.controller() == Controller::Hugetlb)
+            .filter_map(Write::file)
             .collect::<Vec<_>>(),
         [("hugetlb.2MB.max", "4194304")]
     );
@@ -223,12 +223,15 @@ fn plan_routes_and_rejects() {
             &hugepages(&t.0),
         )
         .unwrap();
-    let h = ws.iter().find(|w| w.controller == "hugetlb").unwrap();
+    let h = ws
+        .iter()
+        .find(|w| *w.controller() == Controller::Hugetlb)
+        .unwrap();
+    assert_eq!(h.file().unwrap(), ("hugetlb.2MB.max", "4194304"));
     assert_eq!(
-        (h.file.as_str(), h.value.as_str()),
-        ("hugetlb.2MB.max", "4194304")
+        cg.target(&Controller::Hugetlb).unwrap().version,
+        Version::V2
     );
-    assert_eq!(cg.target("hugetlb").unwrap().version, Version::V2);
     // net_cls is not mounted on this host
     let e = cg
         .plan(Some(&res(r#"{"network":{"classID":1}}"#)))
@@ -248,7 +251,7 @@ fn plan_routes_and_rejects() {
         r#"{"devices":[{"allow":false,"access":"rwm"}],"memory":{"limit":104857600,"swap":104857600},"cpu":{"quota":50000,"period":100000}}"#,
     );
     let ws = cg.plan_update(&cri).unwrap();
-    assert!(ws.iter().all(|w| w.controller != "devices"));
+    assert!(ws.iter().all(|w| *w.controller() != Controller::Devices));
     assert_eq!(ws.len(), 4);
     // no resources at all: runc's default device allow-list still applies
     assert_eq!(
@@ -304,7 +307,7 @@ fn v1_create_apply_destroy_keeps_foreign_dirs() {
         .unwrap();
     let ws: Vec<Write> = ws
         .into_iter()
-        .filter(|w| w.controller != "devices")
+        .filter(|w| *w.controller() != Controller::Devices)
         .collect();
     cg.apply(&ws).unwrap();
     assert_eq!(
@@ -390,8 +393,8 @@ fn v1_cpuset_inherits_parent() {
 fn v1_blkio_weight_falls_back_to_bfq() {
     let t = Tmp::new("bfq");
     fs::write(t.0.join("blkio.bfq.weight"), "").unwrap();
-    let ws = [Write {
-        controller: "blkio".into(),
+    let ws = [Write::File {
+        controller: Controller::Blkio,
         file: "blkio.weight".into(),
         value: "500".into(),
     }];
@@ -436,7 +439,7 @@ fn v2_create_enables_controllers_and_freezes() {
         .unwrap();
     let ws: Vec<Write> = ws
         .into_iter()
-        .filter(|w| w.controller != "devices")
+        .filter(|w| *w.controller() != Controller::Devices)
         .collect();
     cg.apply(&ws).unwrap();
     assert_eq!(
@@ -471,7 +474,7 @@ fn hybrid_unified_enables_only_hugetlb() {
         )
         .unwrap()
         .into_iter()
-        .filter(|w| w.controller == "hugetlb")
+        .filter(|w| *w.controller() == Controller::Hugetlb)
         .collect();
     // The unified root does not offer hugetlb: a clear error, nothing left behind.
     let e = format!("{:#}", cg.create(&ws).unwrap_err());
@@ -498,8 +501,11 @@ fn kernel_tcp_is_written_only_where_the_kernel_has_the_file() {
     let r = res(r#"{"memory":{"kernelTCP":8388608}}"#);
     let tcp = |ws: Vec<Write>| -> Vec<(String, String)> {
         ws.into_iter()
-            .filter(|w| w.controller == "memory")
-            .map(|w| (w.file, w.value))
+            .filter(|w| *w.controller() == Controller::Memory)
+            .map(|w| {
+                let (f, v) = w.file().unwrap();
+                (f.to_string(), v.to_string())
+            })
             .collect()
     };
     // No kmem accounting files: dropped (with a warning), not an error.
@@ -515,8 +521,8 @@ fn kernel_tcp_is_written_only_where_the_kernel_has_the_file() {
 fn v1_weight_device_goes_to_bfq_where_cfq_is_gone() {
     let t = Tmp::new("bfq");
     fs::write(t.0.join("blkio.bfq.weight_device"), "").unwrap();
-    let ws = [Write {
-        controller: "blkio".into(),
+    let ws = [Write::File {
+        controller: Controller::Blkio,
         file: "blkio.weight_device".into(),
         value: "8:0 300".into(),
     }];

@@ -2,6 +2,7 @@
 //! per-controller hierarchies, and the v1 quirks (cpuset inheritance, memory
 //! limit ordering, bfq weight, freezer polling). Semantics live in resources.rs.
 
+use super::fs::Dir;
 use super::{Hierarchy, POLL, read_trim, write_file};
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
@@ -49,62 +50,68 @@ pub(super) fn copy_cpuset(parent: &Path, child: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Apply one controller's writes to `dir`.
+/// Apply one controller's writes to `dir`, each file opened relative to
+/// the open directory.
 pub(super) fn apply(dir: &Path, writes: &[super::Write]) -> Result<()> {
     const LIMIT: &str = "memory.limit_in_bytes";
     const MEMSW: &str = "memory.memsw.limit_in_bytes";
     const PERIOD: &str = "cpu.cfs_period_us";
     const QUOTA: &str = "cpu.cfs_quota_us";
-    let memsw = writes.iter().find(|w| w.file == MEMSW);
+    let writes = writes
+        .iter()
+        .map(|w| {
+            w.file()
+                .context("linux.resources.devices: a device filter needs cgroup v2")
+        })
+        .collect::<Result<Vec<(&str, &str)>>>()?;
+    let memsw = writes.iter().find(|(f, _)| *f == MEMSW);
     let mut memsw_done = false;
-    let quota = writes.iter().find(|w| w.file == QUOTA);
+    let quota = writes.iter().find(|(f, _)| *f == QUOTA);
     let mut quota_done = false;
+    let dir = Dir::open(dir)?;
     let mut rules: Option<(&str, std::fs::File)> = None;
-    for w in writes {
-        let path = dir.join(&w.file);
-        match w.file.as_str() {
+    for &(file, value) in &writes {
+        match file {
             // The kernel wants limit <= memsw at every moment: raising both
             // (an `update`) must write memsw first, lowering must write the
             // limit first. Try limit first and swap the order if refused.
             LIMIT if memsw.is_some() => {
-                if write_file(&path, &w.value).is_err() {
-                    let s = memsw.expect("checked above");
-                    write_file(&dir.join(MEMSW), &s.value)?;
+                if dir.write(file, value).is_err() {
+                    let (_, s) = memsw.expect("checked above");
+                    dir.write(MEMSW, s)?;
                     memsw_done = true;
-                    write_file(&path, &w.value)?;
+                    dir.write(file, value)?;
                 }
             }
             // Lifting the limit (-1) without a word about swap lifts
             // memsw too (runc's rule), or the kernel refuses a limit above
             // memsw: memsw first, so limit <= memsw holds throughout.
-            LIMIT if w.value == "-1" && dir.join(MEMSW).exists() => {
-                write_file(&dir.join(MEMSW), "-1")?;
-                write_file(&path, &w.value)?;
+            LIMIT if value == "-1" && dir.has(MEMSW) => {
+                dir.write(MEMSW, "-1")?;
+                dir.write(file, value)?;
             }
             MEMSW if memsw_done => {}
             // Under a parent with its own quota, a new period can be refused
             // until the quota fits it (and the other way round): try the
             // period first, and on a refusal the quota first (runc's retry).
             PERIOD if quota.is_some() => {
-                if write_file(&path, &w.value).is_err() {
-                    let q = quota.expect("checked above");
-                    write_file(&dir.join(QUOTA), &q.value)?;
+                if dir.write(file, value).is_err() {
+                    let (_, q) = quota.expect("checked above");
+                    dir.write(QUOTA, q)?;
                     quota_done = true;
-                    write_file(&path, &w.value)?;
+                    dir.write(file, value)?;
                 }
             }
             QUOTA if quota_done => {}
             // CFQ (and blkio.weight with it) left the kernel in 5.0; BFQ has its own file.
-            "blkio.weight" if !path.exists() && dir.join("blkio.bfq.weight").exists() => {
-                write_file(&dir.join("blkio.bfq.weight"), &w.value)?
+            "blkio.weight" if !dir.has(file) && dir.has("blkio.bfq.weight") => {
+                dir.write("blkio.bfq.weight", value)?
             }
-            "blkio.weight_device"
-                if !path.exists() && dir.join("blkio.bfq.weight_device").exists() =>
-            {
-                write_file(&dir.join("blkio.bfq.weight_device"), &w.value)?
+            "blkio.weight_device" if !dir.has(file) && dir.has("blkio.bfq.weight_device") => {
+                dir.write("blkio.bfq.weight_device", value)?
             }
-            "devices.allow" | "devices.deny" => write_rule(&mut rules, &path, w)?,
-            _ => write_file(&path, &w.value)?,
+            "devices.allow" | "devices.deny" => write_rule(&mut rules, &dir, file, value)?,
+            _ => dir.write(file, value)?,
         }
     }
     Ok(())
@@ -115,21 +122,17 @@ pub(super) fn apply(dir: &Path, writes: &[super::Write]) -> Result<()> {
 /// and an open per rule: a dozen for the default devices.
 fn write_rule<'a>(
     open: &mut Option<(&'a str, std::fs::File)>,
-    path: &Path,
-    w: &'a super::Write,
+    dir: &Dir,
+    file: &'a str,
+    value: &str,
 ) -> Result<()> {
     use std::io::Write as _;
-    if open.as_ref().is_none_or(|(f, _)| *f != w.file) {
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(path)
-            .with_context(|| format!("open {}", path.display()))?;
-        *open = Some((w.file.as_str(), f));
+    if open.as_ref().is_none_or(|(f, _)| *f != file) {
+        *open = Some((file, dir.open_file(file)?));
     }
     let (_, f) = open.as_mut().expect("opened above");
-    f.write_all(w.value.as_bytes())
-        .with_context(|| format!("write {:?} to {}", w.value, path.display()))
+    f.write_all(value.as_bytes())
+        .with_context(|| format!("write {value:?} to {}", dir.path().join(file).display()))
 }
 
 /// 1000 rounds of 10ms: ten seconds, the order of runc's freeze retries.
@@ -137,21 +140,23 @@ const FREEZE_ROUNDS: usize = 1000;
 
 pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<()> {
     let want = if frozen { "FROZEN" } else { "THAWED" };
-    let state = dir.join("freezer.state");
+    const STATE: &str = "freezer.state";
+    // Polled below: opened once, its files relative to the fd.
+    let dir = Dir::open(dir)?;
     for _ in 0..FREEZE_ROUNDS {
         // Re-writing FROZEN restarts a FREEZING cgroup that got stuck on a task
         // in an uninterruptible sleep (runc does the same).
-        write_file(&state, want)?;
-        if read_trim(&state)? == want {
+        dir.write(STATE, want)?;
+        if dir.read(STATE)? == want {
             return Ok(());
         }
         std::thread::sleep(POLL);
     }
     if frozen {
         // Do not leave the container half frozen.
-        let _ = write_file(&state, "THAWED");
+        let _ = dir.write(STATE, "THAWED");
     }
-    bail!("{} did not reach {want}", state.display())
+    bail!("{} did not reach {want}", dir.path().join(STATE).display())
 }
 
 pub(super) fn is_frozen(dir: &Path) -> bool {

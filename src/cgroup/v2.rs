@@ -7,7 +7,8 @@
 //! BPF_PROG_TYPE_CGROUP_DEVICE program (assembled here, like runc's
 //! devicefilter) attached with BPF_PROG_ATTACH to the directory fd.
 
-use super::resources::BPF_DEVICE_FILTER;
+use super::fs::Dir;
+use super::resources::DeviceRule;
 use super::{Hierarchy, POLL, Write, read_trim, write_file};
 use anyhow::{Context, Result, bail};
 use nix::errno::Errno;
@@ -88,11 +89,12 @@ const FREEZE_ROUNDS: usize = 1000;
 
 pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<()> {
     let want = if frozen { "1" } else { "0" };
-    write_file(&dir.join("cgroup.freeze"), want)?;
-    let events = dir.join("cgroup.events");
+    // Polled below: opened once, its files relative to the fd.
+    let dir = Dir::open(dir)?;
+    dir.write("cgroup.freeze", want)?;
     for _ in 0..FREEZE_ROUNDS {
         // cgroup.freeze is the request; "frozen" in cgroup.events says it is done.
-        let text = read_trim(&events)?;
+        let text = dir.read("cgroup.events")?;
         if text
             .lines()
             .any(|l| l.split_whitespace().eq(["frozen", want]))
@@ -102,9 +104,12 @@ pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<()> {
         std::thread::sleep(POLL);
     }
     if frozen {
-        let _ = write_file(&dir.join("cgroup.freeze"), "0");
+        let _ = dir.write("cgroup.freeze", "0");
     }
-    bail!("{} did not report frozen {want}", events.display())
+    bail!(
+        "{} did not report frozen {want}",
+        dir.path().join("cgroup.events").display()
+    )
 }
 
 pub(super) fn is_frozen(dir: &Path) -> bool {
@@ -122,21 +127,24 @@ pub(super) fn kill(dir: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// Apply writes to a v2 directory; the device pseudo-write loads a program.
+/// Apply writes to a v2 directory, each file opened relative to the open
+/// directory; the device filter loads a program and attaches it to it.
 pub(super) fn apply(dir: &Path, writes: &[Write]) -> Result<()> {
+    let dir = Dir::open(dir)?;
     for w in writes {
-        if w.file == BPF_DEVICE_FILTER {
-            let prog = assemble(&parse_rules(&w.value)?);
-            attach_device_filter(dir, &prog)
-                .context("linux.resources.devices: cgroup v2 device filter")?;
-        } else {
-            write_file(&dir.join(&w.file), &w.value)?;
+        match w {
+            Write::DeviceFilter { rules } => {
+                let prog = assemble(&compile(rules)?);
+                attach_device_filter(&dir, &prog)
+                    .context("linux.resources.devices: cgroup v2 device filter")?;
+            }
+            Write::File { file, value, .. } => dir.write(file, value)?,
         }
     }
     Ok(())
 }
 
-/// One rule from resources.rs's text form: "allow c 1:3 rwm".
+/// One rule as the program tests it.
 #[derive(Debug, PartialEq)]
 pub(super) struct Rule {
     allow: bool,
@@ -146,33 +154,24 @@ pub(super) struct Rule {
     access: i32, // BPF_DEVCG_ACC_* bits
 }
 
-pub(super) fn parse_rules(text: &str) -> Result<Vec<Rule>> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let [verdict, kind, nums, access] = f[..] else {
-            bail!("bad device rule {line:?}")
-        };
-        let (major, minor) = nums
-            .split_once(':')
-            .with_context(|| format!("bad device rule {line:?}"))?;
-        let num = |n: &str| {
-            if n == "*" {
-                Ok(None)
-            } else {
-                n.parse().map(Some)
-            }
-        };
-        let bit = |c: char, b: i32| if access.contains(c) { b } else { 0 };
-        out.push(Rule {
-            allow: verdict == "allow",
-            kind: kind.chars().next().unwrap_or('a'),
-            major: num(major)?,
-            minor: num(minor)?,
-            access: bit('m', 1) | bit('r', 2) | bit('w', 4),
-        });
-    }
-    Ok(out)
+pub(super) fn compile(rules: &[DeviceRule]) -> Result<Vec<Rule>> {
+    let num = |n: Option<i64>| -> Result<Option<u32>> {
+        n.map(|n| u32::try_from(n).with_context(|| format!("bad device number {n}")))
+            .transpose()
+    };
+    rules
+        .iter()
+        .map(|r| {
+            let bit = |c: char, b: i32| if r.access.contains(c) { b } else { 0 };
+            Ok(Rule {
+                allow: r.allow,
+                kind: r.kind,
+                major: num(r.major)?,
+                minor: num(r.minor)?,
+                access: bit('m', 1) | bit('r', 2) | bit('w', 4),
+            })
+        })
+        .collect()
 }
 
 /// struct bpf_insn: code, dst:4|src:4, off, imm (little-endian bitfields).
@@ -292,7 +291,7 @@ fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> Result<i32> {
     Ok(r as i32)
 }
 
-fn attach_device_filter(dir: &Path, prog: &[Insn]) -> Result<()> {
+fn attach_device_filter(dir: &Dir, prog: &[Insn]) -> Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let license = c"Apache-2.0";
     let mut log = vec![0u8; 64 * 1024];
@@ -315,14 +314,14 @@ fn attach_device_filter(dir: &Path, prog: &[Insn]) -> Result<()> {
     })?;
     // SAFETY: the kernel just returned this new fd and nothing else owns it.
     let prog_fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let dir_fd = std::fs::File::open(dir).with_context(|| format!("open {}", dir.display()))?;
     // ALLOW_MULTI, as runc and systemd use, so nested cgroups can add their own.
     let mut attach = ProgAttachAttr {
-        target_fd: dir_fd.as_raw_fd() as u32,
+        target_fd: dir.fd().as_raw_fd() as u32,
         attach_bpf_fd: prog_fd.as_raw_fd() as u32,
         attach_type: BPF_CGROUP_DEVICE,
         attach_flags: BPF_F_ALLOW_MULTI,
     };
-    bpf(BPF_PROG_ATTACH, &mut attach).with_context(|| format!("attach to {}", dir.display()))?;
+    bpf(BPF_PROG_ATTACH, &mut attach)
+        .with_context(|| format!("attach to {}", dir.path().display()))?;
     Ok(()) // the cgroup keeps its own reference to the program
 }
