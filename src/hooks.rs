@@ -157,8 +157,9 @@ fn run_one(h: &Hook, state: &str, ctx: Ctx) -> Result<()> {
     // also makes std fork with plain clone rather than clone3/posix_spawn,
     // which a startContainer hook, under the container's seccomp filter,
     // may be refused (an allow-list older than clone3).
-    // SAFETY: the closure runs in the forked child before exec and makes
-    // only async-signal-safe syscalls (close_range, getrlimit, fcntl).
+    // SAFETY: the closure runs in the forked child before exec; skiff is
+    // single-threaded, so no lock (the allocator's included) can be held by
+    // a thread that fork left behind.
     unsafe { cmd.pre_exec(cloexec_from_3) };
     if let Some((arg0, rest)) = args.split_first() {
         cmd.arg0(arg0).args(rest);
@@ -297,36 +298,11 @@ fn run_one(h: &Hook, state: &str, ctx: Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Marks every fd from 3 up close-on-exec (in a hook's child, before exec).
+/// Marks every fd from 3 up close-on-exec, in a hook's child before exec:
+/// init's own sealing (close_range, else /proc/self/fd), which is safe
+/// after fork because skiff never starts a thread.
 fn cloexec_from_3() -> std::io::Result<()> {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3u32,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if r == 0 {
-        return Ok(());
-    }
-    // No close_range (old kernel, or refused by the container's seccomp
-    // filter for a startContainer hook): every fd up to the limit.
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    let max = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } {
-        0 => lim.rlim_cur.min(1 << 20) as i32,
-        _ => 1024,
-    };
-    for fd in 3..max {
-        // SAFETY: F_SETFD on an fd number; a closed fd just returns EBADF.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    }
-    Ok(())
+    crate::init::exec::seal_fds(0).map_err(std::io::Error::other)
 }
 
 /// "killed by SIGSYS (bad system call)": a hook's death by a signal, named.
