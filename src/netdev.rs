@@ -11,7 +11,8 @@
 //! do this are either tokio-based (rtnetlink) or model every attribute of
 //! every family (netlink-packet-route), which costs start-up time and
 //! binary size for four messages.
-//! Runs in: the runtime process (`check`, `plan_check`, `move_all`).
+//! Runs in: the runtime process (`check`, `plan_check`, `move_all`) and
+//! init (`loopback_up`).
 use anyhow::{Context, Result, bail};
 use nix::sched::CloneFlags;
 use std::collections::HashMap;
@@ -117,6 +118,16 @@ pub fn check(moves: &[Move], joins: &[(CloneFlags, PathBuf)]) -> Result<()> {
 
 /// Moves every device into the network namespace of `pid` (the init,
 /// already in it), renamed, with its addresses, and sets it up.
+/// A new network namespace starts with `lo` down; runc and crun bring it
+/// up, and programs count on 127.0.0.1 working. Called by init in that
+/// namespace; the loopback device is ifindex 1 in every namespace.
+pub fn loopback_up() -> Result<()> {
+    const LOOPBACK_IFINDEX: i32 = 1;
+    Netlink::open()
+        .and_then(|nl| nl.set_up(LOOPBACK_IFINDEX))
+        .context("bring lo up")
+}
+
 pub fn move_all(moves: &[Move], pid: i32) -> Result<()> {
     if moves.is_empty() {
         return Ok(());

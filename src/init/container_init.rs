@@ -4,7 +4,7 @@
 //! seccomp), reports `Done`, then waits on exec.fifo for `start` and execs
 //! the entrypoint. See `sync.rs` for the protocol.
 //! Runs in: init.
-use super::{ChildFds, console, exec, fail, namespaces, policy, set_name, user};
+use super::{ChildFds, console, exec, fail, policy, set_name, user};
 use crate::procfs::proc_write;
 use crate::spec::Plan;
 use crate::sync::Msg;
@@ -52,7 +52,7 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     crate::log::phase("init");
     nix::unistd::setsid().context("setsid")?;
     if plan.ns.new.contains(CloneFlags::CLONE_NEWNET) {
-        namespaces::loopback_up()?;
+        crate::netdev::loopback_up()?;
     }
     if !plan.no_new_keyring {
         user::join_session_keyring(&plan.id)?;

@@ -29,33 +29,3 @@ pub fn join(fds: &[(CloneFlags, OwnedFd)]) -> Result<()> {
     }
     Ok(())
 }
-
-/// A new network namespace starts with `lo` down; runc and crun bring it
-/// up, and programs count on 127.0.0.1 working. Two ioctls on a throwaway
-/// socket: no netlink needed for one flag.
-pub fn loopback_up() -> Result<()> {
-    // SAFETY: socket(2) returns a new fd or -1.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error()).context("bring lo up: socket");
-    }
-    // SAFETY: the fd was just created and is owned here.
-    let sock = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    // SAFETY: ifreq is plain data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
-    }
-    use std::os::fd::AsRawFd;
-    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of `req`.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
-        return Err(std::io::Error::last_os_error()).context("bring lo up: SIOCGIFFLAGS");
-    }
-    // SAFETY: ifru_flags is the union member SIOCGIFFLAGS filled.
-    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-    // SAFETY: SIOCSIFFLAGS reads `req`.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
-        return Err(std::io::Error::last_os_error()).context("bring lo up: SIOCSIFFLAGS");
-    }
-    Ok(())
-}
