@@ -18,6 +18,7 @@ apt_need containerd containerd
 apt_need umoci umoci
 apt_need podman podman
 apt_need docker.io dockerd
+apt_need buildah buildah
 # The CRI test's client (integration/engines/cri/client.py).
 if [ "$(id -u)" -eq 0 ] && ! python3 -c 'import grpc, grpc_tools' 2>/dev/null; then
     python3 -m pip install -q grpcio grpcio-tools >&2

@@ -1,6 +1,7 @@
 //! Real container engines drive skiff (issue 6): containerd 1.6 + ctr,
 //! the containerd CRI plugin, podman 4.3 and dockerd 20.10, all installed
-//! from apt and pointed at the skiff binary built by cargo.
+//! from apt and pointed at the skiff binary built by cargo; buildah 1.28
+//! and `docker build` run Containerfile steps under it (issue 15).
 //!
 //! This is its own test target with its own harness (`harness = false`):
 //! each daemon is started once for the whole target, with all of its state
@@ -15,11 +16,13 @@
 //! (scripts/test.sh installs them with apt first); a skip is a failure when
 //! `REQUIRE_ENGINES=1`.
 
+mod buildah;
 mod containerd;
 mod cri;
 mod docker;
 mod images;
 mod podman;
+mod readme;
 #[path = "../runtime_under_test.rs"]
 mod runtime_under_test;
 #[path = "../shared.rs"]
@@ -311,6 +314,7 @@ pub struct Ctx {
     pub containerd: Option<containerd::Containerd>,
     pub podman: Option<podman::Podman>,
     pub docker: Option<docker::Docker>,
+    pub buildah: Option<buildah::Buildah>,
 }
 
 impl Ctx {
@@ -340,6 +344,8 @@ fn tests() -> Vec<(&'static str, TestFn)> {
     t.extend(cri::tests());
     t.extend(podman::tests());
     t.extend(docker::tests());
+    t.extend(buildah::tests());
+    t.extend(readme::tests());
     t
 }
 
@@ -380,6 +386,7 @@ fn main() {
         containerd: None,
         podman: None,
         docker: None,
+        buildah: None,
     };
     for (name, f) in &selected {
         let t0 = Instant::now();
@@ -404,6 +411,7 @@ fn main() {
         }
     }
     // Daemons stop (and clean up) before the work dir goes.
+    ctx.buildah = None;
     ctx.docker = None;
     ctx.podman = None;
     ctx.containerd = None;
