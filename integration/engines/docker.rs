@@ -1,5 +1,6 @@
-//! dockerd 20.10 (apt `docker.io`) started by hand with
-//! `--add-runtime skiff=<binary>`, driven with the apt `docker` client.
+//! dockerd 20.10 (apt `docker.io`) started by hand with the README's
+//! daemon.json (runtime `skiff` = the binary under test, and the default
+//! runtime), driven with the apt `docker` client.
 //!
 //! dockerd runs with data-root, exec-root, pidfile and socket in a tempdir,
 //! no bridge, no iptables, a unique `--cgroup-parent`; it starts its own
@@ -9,8 +10,12 @@
 //! docker always sends a prestart hook (libnetwork's setkey) and its default
 //! seccomp profile; the lifecycle test checks that both were in the config
 //! skiff ran and that the filter is on in the container.
+//!
+//! `docker build` with the classic builder (`DOCKER_BUILDKIT=0`) runs each
+//! `RUN` step in a container of dockerd's default runtime: the build tests
+//! keep those containers (`--rm=false`) to check that they were skiff's.
 
-use crate::{Ctx, Daemon, Out, TempDir, poll, run_env, run_tty, runtime};
+use crate::{Ctx, Daemon, Out, TempDir, poll, readme, run_env, run_tty, runtime};
 use std::fs;
 use std::process::Command;
 
@@ -32,6 +37,8 @@ pub fn tests() -> Vec<(&'static str, crate::TestFn)> {
         ("docker_host_network", host_network),
         ("docker_failing_entrypoint", failing_entrypoint),
         ("docker_tty", tty),
+        ("docker_build_run_steps", build_run_steps),
+        ("docker_build_failing_run", build_failing_run),
     ]
 }
 
@@ -43,11 +50,8 @@ impl Docker {
         let dir = TempDir::new("docker");
         let host = format!("unix://{}", dir.join("d.sock").display());
         let cgroup_parent = format!("/{}", crate::unique("docker"));
-        let name = if crate::is_skiff() {
-            "skiff"
-        } else {
-            "runc-under-test"
-        };
+        // The README's runtime name, whichever binary is under test.
+        let name = "skiff";
         let exec_root = dir.join("exec");
         let mut cmd = Command::new("dockerd");
         cmd.arg("--data-root")
@@ -60,9 +64,8 @@ impl Docker {
             .arg(dir.join("daemon.json"))
             .args(["-H", &host, "--bridge", "none", "--iptables=false"])
             .args(["--ip-masq=false", "--storage-driver", "overlay2"])
-            .arg(format!("--cgroup-parent={cgroup_parent}"))
-            .arg(format!("--add-runtime={name}={}", runtime().display()));
-        fs::write(dir.join("daemon.json"), "{}").unwrap();
+            .arg(format!("--cgroup-parent={cgroup_parent}"));
+        fs::write(dir.join("daemon.json"), readme::snippet("dockerd")).unwrap();
         let mut daemon = Daemon::spawn("dockerd", cmd, dir.join("dockerd.log"));
         let (e, cg) = (exec_root.display().to_string(), cgroup_parent.clone());
         let run_existed = std::path::Path::new("/run/containerd").exists();
@@ -285,4 +288,89 @@ fn tty(ctx: &mut Ctx) {
     let o = run_tty(&line);
     assert_eq!(o.code, 4, "{o:?}");
     assert!(o.stdout.contains("/dev/pts/0\nisatty\n"), "{o:?}");
+}
+
+/// `DOCKER_BUILDKIT=0 docker build --network none --rm=false args`: the
+/// classic builder, keeping each step's container.
+fn build(d: &Docker, args: &[&str]) -> Out {
+    let mut a = vec!["-H", &d.host, "build", "--network", "none", "--rm=false"];
+    a.extend_from_slice(args);
+    let conf = d.dir.join("client").display().to_string();
+    run_env(
+        CLIENT,
+        &a,
+        &[("DOCKER_CONFIG", &conf), ("DOCKER_BUILDKIT", "0")],
+    )
+}
+
+/// The containers the classic builder ran the steps in ("Running in ID"
+/// lines): each was created with dockerd's default runtime, ours, whose
+/// path is the binary under test; then they are removed.
+fn check_step_containers(d: &Docker, out: &str, steps: usize) {
+    let info = d.docker(&["info", "-f", "{{.DefaultRuntime}} {{json .Runtimes}}"]);
+    let info = info.check("info").stdout;
+    let (default, runtimes) = info.trim().split_once(' ').unwrap();
+    assert_eq!(default, d.name);
+    let runtimes: serde_json::Value = serde_json::from_str(runtimes).unwrap();
+    assert_eq!(
+        runtimes[d.name]["path"],
+        runtime().display().to_string(),
+        "{runtimes}"
+    );
+    let ids: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("---> Running in "))
+        .collect();
+    assert_eq!(ids.len(), steps, "{out}");
+    for id in ids {
+        let _g = Rm(d, id.to_owned());
+        assert_eq!(d.inspect(id, "{{.HostConfig.Runtime}}"), d.name);
+    }
+}
+
+/// RUN steps with a shell write files, under skiff as dockerd's default
+/// runtime; the image has them (`docker run` with no `--runtime`, so
+/// under skiff again).
+fn build_run_steps(ctx: &mut Ctx) {
+    let d = docker(ctx);
+    let dir = d.dir.join(&crate::unique("build"));
+    fs::create_dir_all(&dir).unwrap();
+    let file = r#"FROM localhost/busybox
+ENV GREETING=hi
+RUN echo hello > /built && n=2; n=$((n * 21)); echo "n=$n" | tr n N >> /built
+RUN echo "$GREETING from $(head -n 1 /built), pid $$" > /greeting
+"#;
+    fs::write(dir.join("Dockerfile"), file).unwrap();
+    let tag = format!("localhost/{}", crate::unique("img"));
+    let o = build(d, &["-t", &tag, dir.to_str().unwrap()]).check("docker build");
+    // ENV makes a container too (committed, never started).
+    check_step_containers(d, &o.stdout, 3);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &tag,
+        "cat",
+        "/built",
+        "/greeting",
+    ]);
+    assert_eq!(o.check("run").stdout, "hello\nN=42\nhi from hello, pid 1\n");
+    d.docker(&["rmi", &tag]).check("rmi");
+}
+
+/// A RUN that exits 7 fails the build with docker's message naming the
+/// command and the status.
+fn build_failing_run(ctx: &mut Ctx) {
+    let d = docker(ctx);
+    let dir = d.dir.join(&crate::unique("build"));
+    fs::create_dir_all(&dir).unwrap();
+    let file = "FROM localhost/busybox\nRUN echo failing; exit 7\n";
+    fs::write(dir.join("Dockerfile"), file).unwrap();
+    let o = build(d, &[dir.to_str().unwrap()]);
+    assert_ne!(o.code, 0, "{o:?}");
+    let want = "The command '/bin/sh -c echo failing; exit 7' returned a non-zero code: 7";
+    assert!(o.stderr.contains(want), "want {want:?}: {o:?}");
+    assert!(o.stdout.contains("failing\n"), "{o:?}");
+    check_step_containers(d, &o.stdout, 1);
 }
