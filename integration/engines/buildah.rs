@@ -161,11 +161,11 @@ impl Drop for BuildFlags {
 
 /// A step prints (or saves) this: the state file of the step's own
 /// container, one line of JSON, as the runtime wrote it under `/rt`.
-const SHOW_STATE: &str = "{ cat /rt/*/state.json; echo; }";
+pub const SHOW_STATE: &str = "{ cat /rt/*/state.json; echo; }";
 
 /// Asserts that the runtime under test reads `state` (the file a step
 /// found under its runtime's root) as the state of the step's container.
-fn check_runtime_wrote(state: &str) {
+pub fn check_runtime_wrote(state: &str) {
     let line = state
         .lines()
         .find(|l| l.starts_with('{'))

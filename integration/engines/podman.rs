@@ -1,9 +1,10 @@
 //! podman 4.3 (apt `podman`) with `--runtime skiff`.
 //!
-//! A containers.conf in a tempdir (CONTAINERS_CONF) registers skiff as a
-//! runtime *and* in `runtime_supports_json`, so podman passes
-//! `--log-format=json --log <file>` and shows skiff's JSON error line; it
-//! sets the cgroupfs manager, file events, no network and its tmp_dir.
+//! A containers.conf in a tempdir (CONTAINERS_CONF): the README's block,
+//! which registers skiff as the runtime *and* in `runtime_supports_json`,
+//! so podman passes `--log-format=json --log <file>` and shows skiff's JSON
+//! error line; plus the cgroupfs manager, file events, no network and its
+//! tmp_dir. The runtime is named `skiff` whichever binary is under test.
 //! `--root`/`--runroot` are in the tempdir, and every container gets a
 //! unique `--cgroup-parent`, which the guard removes.
 //!
@@ -12,7 +13,7 @@
 //! runc fails the same way ("error setting rlimits"). Limits below the
 //! current ones need no capability.
 
-use crate::{Ctx, Out, TempDir, is_skiff, run_env, run_tty, runtime};
+use crate::{Ctx, Out, TempDir, is_skiff, run_env, run_tty};
 use std::fs;
 
 pub struct Podman {
@@ -30,6 +31,8 @@ pub fn tests() -> Vec<(&'static str, crate::TestFn)> {
         ("podman_exit_codes_126_127", exit_codes),
         ("podman_tty", tty),
         ("podman_low_memory_and_pids_limit", low_memory),
+        ("podman_runtime_flag", runtime_flag),
+        ("podman_build_run_steps", build_run_steps),
     ]
 }
 
@@ -40,23 +43,19 @@ impl Podman {
         }
         let dir = TempDir::new("podman");
         let d = dir.path().display();
-        let name = if is_skiff() { "skiff" } else { "runc" };
-        let conf = format!(
-            r#"[containers]
+        let name = "skiff";
+        let tables = r#"[containers]
 netns = "none"
 default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
-[engine]
-cgroup_manager = "cgroupfs"
+"#;
+        let engine = format!(
+            r#"cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "{d}/events.log"
 tmp_dir = "{d}/tmp"
-runtime = "{name}"
-runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "skiff"]
-[engine.runtimes]
-{name} = ["{}"]
-"#,
-            runtime().display()
+"#
         );
+        let conf = crate::readme::containers_conf(&engine, tables);
         let path = dir.join("containers.conf");
         fs::write(&path, conf).unwrap();
         let p = Podman {
@@ -80,23 +79,27 @@ runtime_supports_json = ["crun", "runc", "kata", "runsc", "youki", "krun", "skif
     /// `podman --root ... --runroot ... args`; `run` and `create` get our
     /// `--cgroup-parent`.
     fn pm(&self, args: &[&str]) -> Out {
-        let root = self.dir.join("root").display().to_string();
-        let runroot = self.dir.join("runroot").display().to_string();
+        let store = self.store_flags();
         let cg = format!("--cgroup-parent={}", self.cgroup_parent);
-        let mut a = vec![
-            "--root",
-            &root,
-            "--runroot",
-            &runroot,
-            "--storage-driver",
-            "overlay",
-        ];
+        let mut a: Vec<&str> = store.iter().map(String::as_str).collect();
         a.push(args[0]);
         if matches!(args[0], "run" | "create") {
             a.push(&cg);
         }
         a.extend_from_slice(&args[1..]);
         run_env("podman", &a, &[("CONTAINERS_CONF", &self.conf)])
+    }
+
+    /// `--root ... --runroot ... --storage-driver overlay`.
+    fn store_flags(&self) -> [String; 6] {
+        [
+            "--root".into(),
+            self.dir.join("root").display().to_string(),
+            "--runroot".into(),
+            self.dir.join("runroot").display().to_string(),
+            "--storage-driver".into(),
+            "overlay".into(),
+        ]
     }
 
     /// The same as a shell command line (for `script`).
@@ -325,4 +328,77 @@ fn low_memory(ctx: &mut Ctx) {
     ]);
     assert_ne!(o.code, 0, "{o:?}");
     assert!(o.all().contains("can't fork"), "{o:?}");
+}
+
+/// The README's `podman --runtime <skiff> run --rm IMAGE echo ...` line,
+/// with our store flags, our cgroup parent and the local image.
+fn runtime_flag(ctx: &mut Ctx) {
+    let p = podman(ctx);
+    let line = crate::readme::command("podman", "podman");
+    let run_at = line.iter().position(|w| w == "run").expect("a run line");
+    let cg = format!("--cgroup-parent={}", p.cgroup_parent);
+    let store = p.store_flags();
+    let mut a: Vec<&str> = line[..run_at].iter().map(String::as_str).collect();
+    a.extend(store.iter().map(String::as_str));
+    a.extend(["run", &cg]);
+    let image = line[run_at + 1..]
+        .iter()
+        .position(|w| w.contains("busybox"))
+        .expect("a busybox image");
+    for (i, w) in line[run_at + 1..].iter().enumerate() {
+        a.push(if i == image { "localhost/busybox" } else { w });
+    }
+    let o = run_env("podman", &a, &[("CONTAINERS_CONF", &p.conf)]);
+    let want = line[line.len() - 3..].join(" ");
+    assert_eq!(o.check("podman --runtime").stdout, format!("{want}\n"));
+}
+
+/// `podman build` runs RUN steps (a shell writes files) under the runtime
+/// of containers.conf, and a failing step's status is reported. As in
+/// buildah.rs, a step shows the state file its runtime wrote, which the
+/// runtime under test must read back.
+fn build_run_steps(ctx: &mut Ctx) {
+    let p = podman(ctx);
+    let dir = p.dir.join(&crate::unique("build"));
+    fs::create_dir_all(&dir).unwrap();
+    let show = crate::buildah::SHOW_STATE;
+    let file = format!(
+        r#"FROM localhost/busybox
+RUN echo hello > /built && n=2; n=$((n * 21)); echo "n=$n" | tr n N >> /built
+RUN {show} > /state.json
+"#
+    );
+    fs::write(dir.join("Containerfile"), file).unwrap();
+    let tag = format!("localhost/{}", crate::unique("pmimg"));
+    // buildah makes the parent itself the step's cgroup, so it must be a
+    // fresh one: a deny-all device rule cannot be written to a v1 cgroup
+    // with children (runc fails the same way).
+    let cg = format!("--cgroup-parent={}/{}", p.cgroup_parent, crate::unique("b"));
+    let rt = TempDir::new("pm-rt");
+    let rt_flag = format!("--runtime-flag=root={}", rt.path().display());
+    let rt_vol = format!("--volume={}:/rt:ro", rt.path().display());
+    let build = |args: &[&str]| {
+        let mut a = vec!["build", &cg, "--layers=false", &rt_flag, &rt_vol];
+        a.extend_from_slice(args);
+        p.pm(&a)
+    };
+    let d = dir.to_str().unwrap();
+    build(&["-t", &tag, d]).check("podman build");
+    let o = p.pm(&["run", "--rm", &tag, "cat", "/built"]);
+    assert_eq!(o.check("run").stdout, "hello\nN=42\n");
+    let o = p.pm(&["run", "--rm", &tag, "cat", "/state.json"]);
+    crate::buildah::check_runtime_wrote(&o.check("run").stdout);
+    p.pm(&["rmi", &tag]).check("rmi");
+
+    let file = format!("FROM localhost/busybox\nRUN {show}; exit 7\n");
+    fs::write(dir.join("Containerfile"), file).unwrap();
+    let o = build(&[d]);
+    assert_eq!(o.code, 7, "{o:?}");
+    let want = format!(
+        "Error: building at STEP \"RUN {show}; exit 7\": while running runtime: exit status 7"
+    );
+    assert!(o.stderr.contains(&want), "want {want:?}: {o:?}");
+    crate::buildah::check_runtime_wrote(&o.stdout);
+    let left: Vec<_> = fs::read_dir(rt.path()).unwrap().collect();
+    assert!(left.is_empty(), "runtime state left: {left:?}");
 }
