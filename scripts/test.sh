@@ -19,9 +19,10 @@ apt_need umoci umoci
 apt_need podman podman
 apt_need docker.io dockerd
 apt_need buildah buildah
-# The CRI test's client (integration/engines/cri/client.py).
-if [ "$(id -u)" -eq 0 ] && ! python3 -c 'import grpc, grpc_tools' 2>/dev/null; then
-    python3 -m pip install -q grpcio grpcio-tools >&2
+# The CRI test's client (integration/engines/cri/client.py) and the
+# README's RuntimeClass it parses.
+if [ "$(id -u)" -eq 0 ] && ! python3 -c 'import grpc, grpc_tools, yaml' 2>/dev/null; then
+    python3 -m pip install -q grpcio grpcio-tools pyyaml >&2
 fi
 if [ "$(id -u)" -eq 0 ]; then
     export REQUIRE_ROOT_TESTS=1 REQUIRE_ENGINES=1

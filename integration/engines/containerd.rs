@@ -32,15 +32,22 @@ pub fn tests() -> Vec<(&'static str, crate::TestFn)> {
         ("ctr_kill_all", kill_all),
         ("ctr_tty", tty),
         ("ctr_failing_entrypoint", failing_entrypoint),
+        ("ctr_readme_line", readme_line),
     ]
 }
 
-/// The containerd config: no CRI plugin settings other than ours, so the
-/// CRI test's runtime `skiff` is the binary under test, and a CNI conf dir
-/// that stays empty (the CRI pod uses the host network).
+/// The containerd config: no CRI plugin settings other than ours, and a
+/// CNI conf dir that stays empty (the CRI pod uses the host network). The
+/// CRI test's runtime is the README's block (`runtimes.skiff`, BinaryName
+/// the binary under test) with our `Root` added to its options.
 fn config(dir: &Path, sock: &str) -> String {
     let d = dir.display();
     let bin = runtime().display().to_string();
+    let skiff = crate::readme::snippet("containerd");
+    let binary = format!("BinaryName = \"{bin}\"\n");
+    assert!(skiff.contains(&binary), "no {binary} in {skiff}");
+    let root = format!("{binary}Root = \"{d}/cri-runc-root\"\n");
+    let skiff = skiff.replacen(&binary, &root, 1);
     format!(
         r#"version = 2
 root = "{d}/root"
@@ -71,12 +78,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.skiff]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.skiff.options]
-        BinaryName = "{bin}"
-        Root = "{d}/cri-runc-root"
-"#
+{skiff}"#
     )
 }
 
@@ -389,4 +391,28 @@ fn failing_entrypoint(ctx: &mut Ctx) {
         );
         assert!(!c.runc_root.join(&c.ns).join(&id).exists(), "state left");
     }
+}
+
+/// The README's `ctr run --rm --runc-binary <skiff> IMAGE ID echo ...`
+/// line, with our address, namespace, runtime root and fifo dir, the local
+/// image and a unique id.
+fn readme_line(ctx: &mut Ctx) {
+    let c = containerd(ctx);
+    let line = crate::readme::command("ctr", "ctr");
+    assert_eq!(line[0], "run", "{line:?}");
+    let image = line
+        .iter()
+        .position(|w| w.contains("busybox"))
+        .expect("a busybox image");
+    let id = crate::unique("readme");
+    let _g = Cleanup(c, id.clone());
+    let (root, fifo) = (c.runc_root.display(), c.fifo_dir.display());
+    let (root, fifo) = (root.to_string(), fifo.to_string());
+    let mut a = vec!["run", "--runc-root", &root, "--fifo-dir", &fifo];
+    a.extend(line[1..image].iter().map(String::as_str));
+    a.extend(["localhost/busybox:latest", &id]);
+    a.extend(line[image + 2..].iter().map(String::as_str));
+    let o = c.ctr(&a);
+    let want = line[image + 3..].join(" ");
+    assert_eq!(o.check("ctr run").stdout, format!("{want}\n"));
 }

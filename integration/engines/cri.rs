@@ -1,7 +1,10 @@
-//! The Kubernetes RuntimeClass path: containerd's CRI plugin with a
-//! runtime `skiff` (`runtimes.skiff.options.BinaryName`, see the config in
-//! containerd.rs), driven by a small Python CRI client (cri/client.py,
-//! grpcio-tools from PyPI, the CRI v1 proto from the k8s-cri crate).
+//! The Kubernetes RuntimeClass path: containerd's CRI plugin with the
+//! README's runtime `skiff` (`runtimes.skiff.options.BinaryName`, see the
+//! config in containerd.rs), driven by a small Python CRI client
+//! (cri/client.py, grpcio-tools from PyPI, the CRI v1 proto from the
+//! k8s-cri crate) with the handler of the README's RuntimeClass (parsed
+//! with PyYAML: its Pod uses the class, and the handler names the
+//! containerd block's runtime).
 //!
 //! One pod on the host network (no CNI here) whose sandbox image is the
 //! local busybox `pause` tag: RunPodSandbox, CreateContainer, Start,
@@ -17,9 +20,10 @@ pub fn tests() -> Vec<(&'static str, crate::TestFn)> {
 }
 
 fn pod_lifecycle(ctx: &mut Ctx) {
-    if !run("python3", &["-c", "import grpc, grpc_tools"]).ok() {
-        crate::skip!("python3 grpcio/grpcio-tools missing (pip install grpcio-tools)");
+    if !run("python3", &["-c", "import grpc, grpc_tools, yaml"]).ok() {
+        crate::skip!("python3 grpcio/grpcio-tools/yaml missing (pip install grpcio-tools pyyaml)");
     }
+    let handler = runtime_class_handler();
     let tar = ctx.images().oci_tar.clone();
     let c = crate::containerd::containerd(ctx);
     let a = ["-a", c.sock.as_str(), "-n", "k8s.io", "images", "import"];
@@ -37,7 +41,7 @@ fn pod_lifecycle(ctx: &mut Ctx) {
         &[
             client.to_str().unwrap(),
             &c.sock,
-            "skiff",
+            &handler,
             "/skiff-eng-cri",
             out.to_str().unwrap(),
         ],
@@ -67,4 +71,27 @@ fn nix_hostname() -> String {
         .unwrap()
         .trim()
         .to_owned()
+}
+
+/// The handler of the README's RuntimeClass, after checking that the
+/// block parses as Kubernetes YAML, that its Pod uses the class and that
+/// the README's containerd block defines a runtime of that name.
+fn runtime_class_handler() -> String {
+    let yaml = crate::readme::snippet("runtimeclass");
+    let parse = "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(sys.argv[1]))))";
+    let o = run("python3", &["-c", parse, &yaml]).check("parse the RuntimeClass");
+    let docs: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let (class, pod) = (&docs[0], &docs[1]);
+    assert_eq!(class["apiVersion"], "node.k8s.io/v1", "{docs}");
+    assert_eq!(class["kind"], "RuntimeClass", "{docs}");
+    assert_eq!(pod["kind"], "Pod", "{docs}");
+    assert_eq!(
+        pod["spec"]["runtimeClassName"], class["metadata"]["name"],
+        "{docs}"
+    );
+    let handler = class["handler"].as_str().expect("a handler").to_owned();
+    let table = format!("containerd.runtimes.{handler}]");
+    let ctd = crate::readme::snippet("containerd");
+    assert!(ctd.contains(&table), "no runtime {handler} in {ctd}");
+    handler
 }
