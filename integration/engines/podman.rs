@@ -302,7 +302,7 @@ fn low_memory(ctx: &mut Ctx) {
         if is_skiff() {
             assert_eq!(o.check(mem).stdout, "low\n");
         } else {
-            println!("    {} --memory {mem}: {o:?}", p.name);
+            println!("    {} --memory {mem}: {o:?}", crate::runtime().display());
         }
     }
     let o = p.pm(&[
