@@ -19,6 +19,8 @@ use std::fs;
 pub struct Podman {
     dir: TempDir,
     conf: String,
+    /// The same without the README's block: podman's default runtime.
+    conf_plain: String,
     /// `--cgroup-parent` of every container (removed on drop).
     cgroup_parent: String,
     name: &'static str,
@@ -55,11 +57,14 @@ events_logfile_path = "{d}/events.log"
 tmp_dir = "{d}/tmp"
 "#
         );
+        let plain = dir.join("plain.conf");
+        fs::write(&plain, format!("{tables}[engine]\n{engine}")).unwrap();
         let conf = crate::readme::containers_conf(&engine, tables);
         let path = dir.join("containers.conf");
         fs::write(&path, conf).unwrap();
         let p = Podman {
             conf: path.display().to_string(),
+            conf_plain: plain.display().to_string(),
             cgroup_parent: format!("/{}", crate::unique("podman")),
             dir,
             name,
@@ -354,7 +359,8 @@ fn runtime_flag(ctx: &mut Ctx) {
 }
 
 /// `podman build` runs RUN steps (a shell writes files) under the runtime
-/// of containers.conf, and a failing step's status is reported. As in
+/// of containers.conf, and a failing step's status is reported (that
+/// build with `--runtime` and a containers.conf naming none). As in
 /// buildah.rs, a step shows the state file its runtime wrote, which the
 /// runtime under test must read back.
 fn build_run_steps(ctx: &mut Ctx) {
@@ -392,7 +398,19 @@ RUN {show} > /state.json
 
     let file = format!("FROM localhost/busybox\nRUN {show}; exit 7\n");
     fs::write(dir.join("Containerfile"), file).unwrap();
-    let o = build(&[d]);
+    let store = p.store_flags();
+    let rt_path = format!("--runtime={}", crate::runtime().display());
+    let mut a: Vec<&str> = store.iter().map(String::as_str).collect();
+    a.extend([
+        "build",
+        &cg,
+        "--layers=false",
+        &rt_flag,
+        &rt_vol,
+        &rt_path,
+        d,
+    ]);
+    let o = run_env("podman", &a, &[("CONTAINERS_CONF", &p.conf_plain)]);
     assert_eq!(o.code, 7, "{o:?}");
     let want = format!(
         "Error: building at STEP \"RUN {show}; exit 7\": while running runtime: exit status 7"
