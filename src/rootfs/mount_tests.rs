@@ -119,6 +119,27 @@ fn every_spec_option_is_applied_or_refused() {
     }
 }
 
+/// `skiff features` lists exactly what the parser takes by name: every
+/// listed option is applied (never data), every spec option is listed, and
+/// anything else becomes data.
+#[test]
+fn known_options_are_the_parsers() {
+    let known = known_options();
+    assert!(
+        known.windows(2).all(|w| w[0] < w[1]),
+        "sorted, no duplicates"
+    );
+    for opt in &known {
+        let o = p(opt).unwrap_or_else(|e| panic!("{opt}: {e}"));
+        assert!(o.data.is_empty(), "{opt} became data");
+    }
+    for opt in SPEC_OPTIONS {
+        assert!(known.contains(opt), "{opt} is not listed");
+    }
+    assert_eq!(p("mode=755").unwrap().data, "mode=755");
+    assert!(!known.contains(&"mode=755"));
+}
+
 #[test]
 fn nosymfollow_plain_and_recursive() {
     let o = p("bind,nosymfollow").unwrap();
