@@ -170,6 +170,31 @@ pub fn known_options() -> Vec<&'static str> {
     v
 }
 
+/// Adds one recursive attribute. The atime modes (relatime, noatime,
+/// strictatime) are one field to mount_setattr(2): changing it needs all
+/// of MOUNT_ATTR__ATIME in attr_clr, or EINVAL. So setting a mode clears
+/// the others, and clearing one ("ratime", "rnostrictatime") goes back to
+/// the default, relatime (runc 1.1 passes the single bit: EINVAL).
+/// "rnorelatime" clears relatime, which is no bit: nothing changes.
+fn rec_attr(o: &mut Opts, clear: bool, a: u64) {
+    let atime = a & ATTR_ATIME == a;
+    match (atime, clear) {
+        (true, false) => {
+            o.rec_clr |= ATTR_ATIME;
+            o.rec_set = (o.rec_set & !ATTR_ATIME) | a;
+        }
+        (true, true) if a != ATTR_RELATIME => {
+            o.rec_clr |= ATTR_ATIME;
+            if o.rec_set & ATTR_ATIME == a {
+                o.rec_set &= !ATTR_ATIME;
+            }
+        }
+        (true, true) => {}
+        (false, false) => o.rec_set |= a,
+        (false, true) => o.rec_clr |= a,
+    }
+}
+
 /// Pure: options → flags, data, propagation, recursive attributes. Anything
 /// not in the tables is filesystem data (e.g. "mode=755"), as in runc.
 /// Every option runtime-spec lists (config.md, "mounts") is in a table,
@@ -184,15 +209,7 @@ pub fn parse_options(options: &[String]) -> Result<Opts, String> {
         } else if let Some(p) = propagation_option(opt) {
             o.propagation.push(p);
         } else if let Some((clear, a)) = rec_option(opt) {
-            // Setting one atime mode must clear the others (mount_setattr(2)).
-            if !clear && a & ATTR_ATIME == a {
-                o.rec_clr |= ATTR_ATIME;
-            }
-            if clear {
-                o.rec_clr |= a
-            } else {
-                o.rec_set |= a
-            }
+            rec_attr(&mut o, clear, a);
         } else if opt == TMPCOPYUP {
             o.copy_up = true;
         } else if opt == IDMAP || opt == RIDMAP {

@@ -33,6 +33,24 @@ fn later_options_win_and_propagation_is_separate() {
     );
 }
 
+/// mount_setattr(2) takes an atime change only with the whole
+/// MOUNT_ATTR__ATIME mask cleared: clearing one mode returns to relatime.
+#[test]
+fn recursive_atime_modes_clear_the_whole_field() {
+    let o = p("ratime").unwrap();
+    assert_eq!((o.rec_set, o.rec_clr), (ATTR_RELATIME, ATTR_ATIME));
+    let o = p("rnostrictatime").unwrap();
+    assert_eq!((o.rec_set, o.rec_clr), (ATTR_RELATIME, ATTR_ATIME));
+    let o = p("rnoatime,ratime").unwrap();
+    assert_eq!((o.rec_set, o.rec_clr), (ATTR_RELATIME, ATTR_ATIME));
+    let o = p("rnoatime,rstrictatime").unwrap();
+    assert_eq!((o.rec_set, o.rec_clr), (ATTR_STRICTATIME, ATTR_ATIME));
+    let o = p("rstrictatime,ratime").unwrap();
+    assert_eq!((o.rec_set, o.rec_clr), (ATTR_STRICTATIME, ATTR_ATIME));
+    assert_eq!(p("rnorelatime").unwrap().rec_clr, 0);
+    assert_eq!(p("rdiratime").unwrap().rec_clr, ATTR_NODIRATIME);
+}
+
 #[test]
 fn recursive_attributes() {
     let o = p("rro,rnoatime").unwrap();
