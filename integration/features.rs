@@ -185,10 +185,11 @@ const ARCHS: [&str; 24] = [
     "SCMP_ARCH_X86_64",
 ];
 
+/// runc's order (TSYNC, SPEC_ALLOW, LOG), then the one runc 1.2 lacks.
 const KNOWN_FLAGS: [&str; 4] = [
-    "SECCOMP_FILTER_FLAG_LOG",
     "SECCOMP_FILTER_FLAG_TSYNC",
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_LOG",
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
 ];
 

@@ -104,7 +104,7 @@ pub fn document() -> Value {
                 "actions": names(&seccomp::ACTIONS),
                 "operators": names(&seccomp::OPERATORS),
                 "archs": names(&seccomp::ARCHS),
-                // runc lists them in its own (spec) order, unsorted.
+                // Unsorted, in runc's order (seccomp::FLAGS).
                 "knownFlags": unsorted_names(&seccomp::FLAGS),
                 "supportedFlags": unsorted_names(&supported),
             },

@@ -87,10 +87,11 @@ pub const ARCHS: [Arch; 24] = crate::every::every!(Arch:
     Arch::ScmpArchSh,
     Arch::ScmpArchSheb,
 );
+/// In runc's order (its `flags` list), which `features` keeps.
 pub const FLAGS: [LinuxSeccompFilterFlag; 4] = crate::every::every!(LinuxSeccompFilterFlag:
-    LinuxSeccompFilterFlag::SeccompFilterFlagLog,
     LinuxSeccompFilterFlag::SeccompFilterFlagTsync,
     LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow,
+    LinuxSeccompFilterFlag::SeccompFilterFlagLog,
     LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv,
 );
 
