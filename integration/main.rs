@@ -22,6 +22,7 @@ mod exec;
 mod failures;
 mod faults;
 mod fds_tty;
+mod features;
 mod hooks;
 mod lifecycle;
 mod man;

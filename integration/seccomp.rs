@@ -310,12 +310,12 @@ fn profile_errors_fail_create() {
 }
 
 /// What the test agent saw: the state message and the calls it answered.
-type AgentLog = (Value, Vec<i32>);
+pub type AgentLog = (Value, Vec<i32>);
 
 /// A seccomp agent: receives the listener from the runtime, then answers
 /// every notification (mkdir → ENAMETOOLONG, anything else → success
 /// without running it) until the container is gone.
-fn agent(sock: UnixListener, containers: usize) -> std::thread::JoinHandle<Vec<AgentLog>> {
+pub fn agent(sock: UnixListener, containers: usize) -> std::thread::JoinHandle<Vec<AgentLog>> {
     std::thread::spawn(move || (0..containers).map(|_| serve(&sock)).collect())
 }
 

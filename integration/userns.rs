@@ -8,7 +8,7 @@ use std::os::unix::fs::chown;
 /// A user namespace with these maps (uid and gid alike), without the
 /// cgroup mount (cgroupfs cannot be mounted from a user namespace
 /// without a cgroup namespace of its own; the rootless tests cover it).
-fn userns_bundle(maps: Value) -> Bundle {
+pub fn userns_bundle(maps: Value) -> Bundle {
     let b = Bundle::new();
     b.namespace(json!({"type": "user"}));
     b.edit(|c| {
@@ -212,7 +212,7 @@ fn join_user_namespace_by_path() {
 /// A host dir with a file owned on disk by 1000:1000, idmapped into `b`.
 /// As in the kernel and runc 1.2, `containerID` is the id on disk and
 /// `hostID` the id it shows as outside any user namespace.
-fn idmapped_source(b: &Bundle, host_id: u32, opt: &str) -> crate::TempDir {
+pub fn idmapped_source(b: &Bundle, host_id: u32, opt: &str) -> crate::TempDir {
     // Made here: root of a user namespace may not create it in a rootfs host root owns.
     std::fs::create_dir_all(b.rootfs().join("mnt")).unwrap();
     let src = crate::TempDir::new("idmap-src");

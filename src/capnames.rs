@@ -85,6 +85,17 @@ pub fn refusal(name: &str, last: &mut Option<u8>) -> Option<&'static str> {
     None
 }
 
+/// Every name `refusal` accepts on a kernel that has it (the kernel check
+/// aside), in capability-number order: `skiff features` lists them.
+pub fn known() -> Vec<String> {
+    let mut all: Vec<caps::Capability> = caps::all().into_iter().collect();
+    all.sort_by_key(|c| c.index());
+    all.into_iter()
+        .map(|c| c.to_string())
+        .filter(|n| refusal(n, &mut Some(u8::MAX)).is_none())
+        .collect()
+}
+
 /// Screens the capability sets of config.json text (`in_spec`: under
 /// `process.capabilities`) or of a process.json (`capabilities`): the
 /// text as it was when every name is acceptable (the usual case, one
@@ -178,6 +189,17 @@ mod tests {
             Some("not available on this kernel")
         );
         assert_eq!(refusal("CAP_AUDIT_READ", &mut old), None);
+    }
+
+    #[test]
+    fn known_names_are_canonical_and_ordered() {
+        let k = known();
+        assert_eq!(k.first().map(String::as_str), Some("CAP_CHOWN"));
+        assert!(k.len() >= 41, "{k:?}");
+        assert!(k.contains(&"CAP_CHECKPOINT_RESTORE".to_string()));
+        for (i, n) in k.iter().enumerate() {
+            assert_eq!(caps::Capability::from_str(n).unwrap().index() as usize, i);
+        }
     }
 
     #[test]

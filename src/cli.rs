@@ -20,7 +20,7 @@ use std::path::PathBuf;
 pub use values::{number, one_of, path, string};
 
 /// `--version` prints "skiff version X" like runc: docker parses that form.
-const VERSION: &str = concat!(
+pub const VERSION: &str = concat!(
     "skiff version ",
     env!("CARGO_PKG_VERSION"),
     "\nspec: 1.3.0\n"
@@ -221,6 +221,8 @@ pub enum Command {
     Update(cmd::update::Args),
     Events(cmd::events::Args),
     Validate(cmd::validate::Args),
+    Features(cmd::features::Args),
+    Check(cmd::check::Args),
 }
 
 type SubParse = fn(&mut Parser, &mut Flags, &Sub) -> Result<Command, Stop>;
@@ -232,7 +234,7 @@ pub struct Sub {
     parse: SubParse,
 }
 
-static SUBS: &[Sub] = &[
+pub static SUBS: &[Sub] = &[
     Sub {
         name: "create",
         about: "Create a container",
@@ -307,6 +309,16 @@ static SUBS: &[Sub] = &[
         name: "validate",
         about: "Check a bundle's config.json as create would, without creating anything",
         parse: |p, f, s| command(p, f, s, &cmd::validate::CLI).map(Command::Validate),
+    },
+    Sub {
+        name: "features",
+        about: "Show the enabled features (the runtime-spec features document, JSON)",
+        parse: |p, f, s| command(p, f, s, &cmd::features::CLI).map(Command::Features),
+    },
+    Sub {
+        name: "check",
+        about: "Report what this host gives a container runtime and what skiff does about it",
+        parse: |p, f, s| command(p, f, s, &cmd::check::CLI).map(Command::Check),
     },
 ];
 

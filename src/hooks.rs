@@ -19,21 +19,25 @@ pub fn any(lists: &[&Option<Vec<Hook>>]) -> bool {
         .any(|l| l.as_ref().is_some_and(|v| !v.is_empty()))
 }
 
+/// The hook phases skiff runs, by their config.json names (`skiff features`
+/// lists them), with the getter for each.
+pub type Getter = fn(&Hooks) -> &Option<Vec<Hook>>;
+pub const PHASES: [(&str, Getter); 6] = [
+    ("prestart", Hooks::prestart),
+    ("createRuntime", Hooks::create_runtime),
+    ("createContainer", Hooks::create_container),
+    ("startContainer", Hooks::start_container),
+    ("poststart", Hooks::poststart),
+    ("poststop", Hooks::poststop),
+];
+
 /// Every hook's `path` must be absolute (runtime-spec): a relative one would
 /// be looked up in the runtime's `$PATH` and run a host program. Checked at
 /// create, before anything exists.
 pub fn check(hooks: Option<&Hooks>) -> Result<()> {
     let Some(h) = hooks else { return Ok(()) };
-    let lists = [
-        ("prestart", h.prestart()),
-        ("createRuntime", h.create_runtime()),
-        ("createContainer", h.create_container()),
-        ("startContainer", h.start_container()),
-        ("poststart", h.poststart()),
-        ("poststop", h.poststop()),
-    ];
-    for (phase, list) in lists {
-        for (i, hook) in list.iter().flatten().enumerate() {
+    for (phase, get) in PHASES {
+        for (i, hook) in get(h).iter().flatten().enumerate() {
             if !hook.path().is_absolute() {
                 bail!(
                     "hooks.{phase}[{i}].path: {:?} is not an absolute path",

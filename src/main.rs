@@ -15,6 +15,7 @@ mod cmd;
 mod container;
 #[cfg(not(test))]
 mod entry;
+mod every;
 mod fork;
 mod hooks;
 mod init;
@@ -97,6 +98,11 @@ fn main() {
         }
     };
     let flags = cli.flags;
+    let mut command = cli.command;
+    // `check` reports on the CRIU binary the global --criu names.
+    if let Command::Check(a) = &mut command {
+        a.criu = flags.criu.clone();
+    }
     let trace = log::init_phases(flags.debug, t0);
     let logger = log::Logger::new(
         flags.log.as_deref(),
@@ -116,7 +122,7 @@ fn main() {
             "--systemd-cgroup is not supported by skiff yet"
         ))
     } else {
-        dispatch(cli.command, &globals)
+        dispatch(command, &globals)
     };
     match result {
         Ok(code) => std::process::exit(code),
@@ -150,6 +156,8 @@ fn dispatch(command: Command, g: &Globals) -> anyhow::Result<i32> {
         Command::Update(a) => cmd::update::run(a, g).map(|_| 0),
         Command::Events(a) => cmd::events::run(a, g).map(|_| 0),
         Command::Validate(a) => cmd::validate::run(a, g),
+        Command::Features(a) => cmd::features::run(a, g).map(|_| 0),
+        Command::Check(a) => cmd::check::run(a, g).map(|_| 0),
     }
 }
 

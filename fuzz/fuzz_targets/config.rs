@@ -15,6 +15,8 @@ mod capnames;
 mod cgroup;
 #[path = "../../src/container.rs"]
 mod container;
+#[path = "../../src/every.rs"]
+mod every;
 #[path = "../../src/fork.rs"]
 mod fork;
 #[path = "../../src/hooks.rs"]

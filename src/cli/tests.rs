@@ -95,6 +95,8 @@ fn value_name(name: &str, long: &str) -> &'static str {
         "update" => of(&cmd::update::CLI, long),
         "events" => of(&cmd::events::CLI, long),
         "validate" => of(&cmd::validate::CLI, long),
+        "features" => of(&cmd::features::CLI, long),
+        "check" => of(&cmd::check::CLI, long),
         _ => None,
     }
     .unwrap_or_else(|| panic!("{name} --{long}: no value name"))
@@ -108,7 +110,7 @@ fn every_listed_option_parses_in_all_its_forms() {
     assert_eq!(listed(&help_of("kill")), [(Some('a'), "all".into(), false)]);
     for sub in SUBS {
         let name = sub.name;
-        let args = if matches!(name, "list" | "spec" | "validate") {
+        let args = if matches!(name, "list" | "spec" | "validate" | "features" | "check") {
             ""
         } else {
             "c1"
@@ -167,6 +169,8 @@ fn every_table_flag_is_in_help_and_man_page() {
         table("update", &cmd::update::CLI),
         table("events", &cmd::events::CLI),
         table("validate", &cmd::validate::CLI),
+        table("features", &cmd::features::CLI),
+        table("check", &cmd::check::CLI),
     ];
     let names: Vec<&str> = tables.iter().map(|t| t.0).collect();
     assert_eq!(names, SUBS.iter().map(|s| s.name).collect::<Vec<_>>());

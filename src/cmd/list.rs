@@ -90,7 +90,7 @@ fn owner(dir: &std::path::Path) -> String {
 }
 
 /// The name of `uid` in /etc/passwd text (the first matching line).
-fn user_name(passwd: &str, uid: u32) -> Option<String> {
+pub fn user_name(passwd: &str, uid: u32) -> Option<String> {
     passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())

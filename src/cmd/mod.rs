@@ -1,9 +1,11 @@
 //! One module per subcommand: its `Args`, its option
 //! table (`CLI`, see cli.rs) and its `run`.
+pub mod check;
 pub mod create;
 pub mod delete;
 pub mod events;
 pub mod exec;
+pub mod features;
 pub mod kill;
 pub mod list;
 pub mod pause;

@@ -99,6 +99,21 @@ pub fn prepare(plan: &Plan) -> Result<Prepared> {
     Ok(out)
 }
 
+/// `skiff check`: whether an idmapped bind mount of `path` can be made
+/// here, the way `prepare` makes one (mapping our own ids); the detached
+/// mount is dropped unattached, so nothing is left.
+pub fn probe(path: &std::path::Path) -> Result<()> {
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    let idmap = Idmap {
+        recursive: false,
+        uid_map: format!("0 {uid} 1"),
+        gid_map: format!("0 {gid} 1"),
+    };
+    let userns = helper_userns(&idmap).context("idmap user namespace")?;
+    let fd = open_tree(path, false).with_context(|| format!("open_tree {}", path.display()))?;
+    set_idmap(&fd, &userns, false).context("mount_setattr(MOUNT_ATTR_IDMAP)")
+}
+
 fn open_tree(src: &std::path::Path, recursive: bool) -> Result<OwnedFd> {
     let path = CString::new(src.as_os_str().as_bytes())?;
     let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;

@@ -8,7 +8,7 @@
 mod copyup;
 mod devices;
 mod idmap;
-mod mount;
+pub mod mount;
 mod paths;
 mod pivot;
 mod resolve;
@@ -23,7 +23,8 @@ use paths::{Leaf, fd_path, mkdir_below};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-pub use idmap::{Prepared, prepare as prepare_idmapped};
+pub use idmap::{Prepared, prepare as prepare_idmapped, probe as probe_idmapped};
+pub use paths::openat2_works;
 
 /// Everything decided up front about the rootfs.
 #[derive(Debug, Clone)]

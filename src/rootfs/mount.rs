@@ -68,88 +68,131 @@ impl Default for Opts {
     }
 }
 
-/// (clear?, flag) for each flag option, as runc's table.
+/// (name, clear?, flag) for each flag option, as runc's table.
+const FLAG_OPTIONS: &[(&str, bool, MsFlags)] = &[
+    ("acl", false, MsFlags::MS_POSIXACL),
+    ("noacl", true, MsFlags::MS_POSIXACL),
+    ("async", true, MsFlags::MS_SYNCHRONOUS),
+    ("sync", false, MsFlags::MS_SYNCHRONOUS),
+    ("atime", true, MsFlags::MS_NOATIME),
+    ("noatime", false, MsFlags::MS_NOATIME),
+    ("bind", false, MsFlags::MS_BIND),
+    ("rbind", false, MsFlags::MS_BIND.union(MsFlags::MS_REC)),
+    ("defaults", false, MsFlags::empty()),
+    ("dev", true, MsFlags::MS_NODEV),
+    ("nodev", false, MsFlags::MS_NODEV),
+    ("diratime", true, MsFlags::MS_NODIRATIME),
+    ("nodiratime", false, MsFlags::MS_NODIRATIME),
+    ("dirsync", false, MsFlags::MS_DIRSYNC),
+    ("exec", true, MsFlags::MS_NOEXEC),
+    ("noexec", false, MsFlags::MS_NOEXEC),
+    ("iversion", false, MsFlags::MS_I_VERSION),
+    ("noiversion", true, MsFlags::MS_I_VERSION),
+    ("lazytime", false, MsFlags::MS_LAZYTIME),
+    ("nolazytime", true, MsFlags::MS_LAZYTIME),
+    ("loud", true, MsFlags::MS_SILENT),
+    ("silent", false, MsFlags::MS_SILENT),
+    ("mand", false, MsFlags::MS_MANDLOCK),
+    ("nomand", true, MsFlags::MS_MANDLOCK),
+    ("relatime", false, MsFlags::MS_RELATIME),
+    ("norelatime", true, MsFlags::MS_RELATIME),
+    ("strictatime", false, MsFlags::MS_STRICTATIME),
+    ("nostrictatime", true, MsFlags::MS_STRICTATIME),
+    ("remount", false, MsFlags::MS_REMOUNT),
+    ("ro", false, MsFlags::MS_RDONLY),
+    ("rw", true, MsFlags::MS_RDONLY),
+    ("suid", true, MsFlags::MS_NOSUID),
+    ("nosuid", false, MsFlags::MS_NOSUID),
+    ("nosymfollow", false, MS_NOSYMFOLLOW),
+    ("symfollow", true, MS_NOSYMFOLLOW),
+];
+
 fn flag_option(o: &str) -> Option<(bool, MsFlags)> {
-    use MsFlags as M;
-    Some(match o {
-        "acl" => (false, M::MS_POSIXACL),
-        "noacl" => (true, M::MS_POSIXACL),
-        "async" => (true, M::MS_SYNCHRONOUS),
-        "sync" => (false, M::MS_SYNCHRONOUS),
-        "atime" => (true, M::MS_NOATIME),
-        "noatime" => (false, M::MS_NOATIME),
-        "bind" => (false, M::MS_BIND),
-        "rbind" => (false, M::MS_BIND | M::MS_REC),
-        "defaults" => (false, M::empty()),
-        "dev" => (true, M::MS_NODEV),
-        "nodev" => (false, M::MS_NODEV),
-        "diratime" => (true, M::MS_NODIRATIME),
-        "nodiratime" => (false, M::MS_NODIRATIME),
-        "dirsync" => (false, M::MS_DIRSYNC),
-        "exec" => (true, M::MS_NOEXEC),
-        "noexec" => (false, M::MS_NOEXEC),
-        "iversion" => (false, M::MS_I_VERSION),
-        "noiversion" => (true, M::MS_I_VERSION),
-        "lazytime" => (false, M::MS_LAZYTIME),
-        "nolazytime" => (true, M::MS_LAZYTIME),
-        "loud" => (true, M::MS_SILENT),
-        "silent" => (false, M::MS_SILENT),
-        "mand" => (false, M::MS_MANDLOCK),
-        "nomand" => (true, M::MS_MANDLOCK),
-        "relatime" => (false, M::MS_RELATIME),
-        "norelatime" => (true, M::MS_RELATIME),
-        "strictatime" => (false, M::MS_STRICTATIME),
-        "nostrictatime" => (true, M::MS_STRICTATIME),
-        "remount" => (false, M::MS_REMOUNT),
-        "ro" => (false, M::MS_RDONLY),
-        "rw" => (true, M::MS_RDONLY),
-        "suid" => (true, M::MS_NOSUID),
-        "nosuid" => (false, M::MS_NOSUID),
-        "nosymfollow" => (false, MS_NOSYMFOLLOW),
-        "symfollow" => (true, MS_NOSYMFOLLOW),
-        _ => return None,
-    })
+    (FLAG_OPTIONS.iter().find(|r| r.0 == o)).map(|r| (r.1, r.2))
 }
 
 /// Propagation options; also used for linux.rootfsPropagation.
+const PROPAGATION_OPTIONS: &[(&str, MsFlags)] = &[
+    ("private", MsFlags::MS_PRIVATE),
+    ("rprivate", MsFlags::MS_PRIVATE.union(MsFlags::MS_REC)),
+    ("shared", MsFlags::MS_SHARED),
+    ("rshared", MsFlags::MS_SHARED.union(MsFlags::MS_REC)),
+    ("slave", MsFlags::MS_SLAVE),
+    ("rslave", MsFlags::MS_SLAVE.union(MsFlags::MS_REC)),
+    ("unbindable", MsFlags::MS_UNBINDABLE),
+    ("runbindable", MsFlags::MS_UNBINDABLE.union(MsFlags::MS_REC)),
+];
+
 pub fn propagation_option(o: &str) -> Option<MsFlags> {
-    use MsFlags as M;
-    Some(match o {
-        "private" => M::MS_PRIVATE,
-        "rprivate" => M::MS_PRIVATE | M::MS_REC,
-        "shared" => M::MS_SHARED,
-        "rshared" => M::MS_SHARED | M::MS_REC,
-        "slave" => M::MS_SLAVE,
-        "rslave" => M::MS_SLAVE | M::MS_REC,
-        "unbindable" => M::MS_UNBINDABLE,
-        "runbindable" => M::MS_UNBINDABLE | M::MS_REC,
-        _ => return None,
-    })
+    (PROPAGATION_OPTIONS.iter().find(|r| r.0 == o)).map(|r| r.1)
 }
 
-/// (clear?, MOUNT_ATTR_*) for the recursive variants (runc 1.1's recAttrFlags).
+/// (name, clear?, MOUNT_ATTR_*) for the recursive variants (runc 1.1's recAttrFlags).
+const REC_OPTIONS: &[(&str, bool, u64)] = &[
+    ("rro", false, ATTR_RDONLY),
+    ("rrw", true, ATTR_RDONLY),
+    ("rnosuid", false, ATTR_NOSUID),
+    ("rsuid", true, ATTR_NOSUID),
+    ("rnodev", false, ATTR_NODEV),
+    ("rdev", true, ATTR_NODEV),
+    ("rnoexec", false, ATTR_NOEXEC),
+    ("rexec", true, ATTR_NOEXEC),
+    ("rnodiratime", false, ATTR_NODIRATIME),
+    ("rdiratime", true, ATTR_NODIRATIME),
+    ("rrelatime", false, ATTR_RELATIME),
+    ("rnorelatime", true, ATTR_RELATIME),
+    ("rnoatime", false, ATTR_NOATIME),
+    ("ratime", true, ATTR_NOATIME),
+    ("rstrictatime", false, ATTR_STRICTATIME),
+    ("rnostrictatime", true, ATTR_STRICTATIME),
+    ("rnosymfollow", false, ATTR_NOSYMFOLLOW),
+    ("rsymfollow", true, ATTR_NOSYMFOLLOW),
+];
+
 fn rec_option(o: &str) -> Option<(bool, u64)> {
-    Some(match o {
-        "rro" => (false, ATTR_RDONLY),
-        "rrw" => (true, ATTR_RDONLY),
-        "rnosuid" => (false, ATTR_NOSUID),
-        "rsuid" => (true, ATTR_NOSUID),
-        "rnodev" => (false, ATTR_NODEV),
-        "rdev" => (true, ATTR_NODEV),
-        "rnoexec" => (false, ATTR_NOEXEC),
-        "rexec" => (true, ATTR_NOEXEC),
-        "rnodiratime" => (false, ATTR_NODIRATIME),
-        "rdiratime" => (true, ATTR_NODIRATIME),
-        "rrelatime" => (false, ATTR_RELATIME),
-        "rnorelatime" => (true, ATTR_RELATIME),
-        "rnoatime" => (false, ATTR_NOATIME),
-        "ratime" => (true, ATTR_NOATIME),
-        "rstrictatime" => (false, ATTR_STRICTATIME),
-        "rnostrictatime" => (true, ATTR_STRICTATIME),
-        "rnosymfollow" => (false, ATTR_NOSYMFOLLOW),
-        "rsymfollow" => (true, ATTR_NOSYMFOLLOW),
-        _ => return None,
-    })
+    (REC_OPTIONS.iter().find(|r| r.0 == o)).map(|r| (r.1, r.2))
+}
+
+/// Options handled by name in `parse_options`, outside the tables.
+const TMPCOPYUP: &str = "tmpcopyup";
+const IDMAP: &str = "idmap";
+const RIDMAP: &str = "ridmap";
+
+/// Every option `parse_options` recognizes (never passed on as filesystem
+/// data), sorted: what `skiff features` lists as mountOptions.
+pub fn known_options() -> Vec<&'static str> {
+    let mut v: Vec<&str> = (FLAG_OPTIONS.iter().map(|r| r.0))
+        .chain(PROPAGATION_OPTIONS.iter().map(|r| r.0))
+        .chain(REC_OPTIONS.iter().map(|r| r.0))
+        .chain([TMPCOPYUP, IDMAP, RIDMAP])
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// Adds one recursive attribute. The atime modes (relatime, noatime,
+/// strictatime) are one field to mount_setattr(2): changing it needs all
+/// of MOUNT_ATTR__ATIME in attr_clr, or EINVAL. So setting a mode clears
+/// the others, and clearing one ("ratime", "rnostrictatime") goes back to
+/// the default, relatime (runc 1.1 passes the single bit: EINVAL).
+/// "rnorelatime" clears relatime, which is no bit: nothing changes.
+fn rec_attr(o: &mut Opts, clear: bool, a: u64) {
+    let atime = a & ATTR_ATIME == a;
+    match (atime, clear) {
+        (true, false) => {
+            o.rec_clr |= ATTR_ATIME;
+            o.rec_set = (o.rec_set & !ATTR_ATIME) | a;
+        }
+        (true, true) if a != ATTR_RELATIME => {
+            o.rec_clr |= ATTR_ATIME;
+            if o.rec_set & ATTR_ATIME == a {
+                o.rec_set &= !ATTR_ATIME;
+            }
+        }
+        (true, true) => {}
+        (false, false) => o.rec_set |= a,
+        (false, true) => o.rec_clr |= a,
+    }
 }
 
 /// Pure: options → flags, data, propagation, recursive attributes. Anything
@@ -166,19 +209,11 @@ pub fn parse_options(options: &[String]) -> Result<Opts, String> {
         } else if let Some(p) = propagation_option(opt) {
             o.propagation.push(p);
         } else if let Some((clear, a)) = rec_option(opt) {
-            // Setting one atime mode must clear the others (mount_setattr(2)).
-            if !clear && a & ATTR_ATIME == a {
-                o.rec_clr |= ATTR_ATIME;
-            }
-            if clear {
-                o.rec_clr |= a
-            } else {
-                o.rec_set |= a
-            }
-        } else if opt == "tmpcopyup" {
+            rec_attr(&mut o, clear, a);
+        } else if opt == TMPCOPYUP {
             o.copy_up = true;
-        } else if opt == "idmap" || opt == "ridmap" {
-            o.idmap = Some(opt == "ridmap");
+        } else if opt == IDMAP || opt == RIDMAP {
+            o.idmap = Some(opt == RIDMAP);
         } else if opt.is_empty() || opt.contains(',') {
             return Err(format!("invalid mount option {opt:?}"));
         } else {

@@ -33,6 +33,24 @@ fn later_options_win_and_propagation_is_separate() {
     );
 }
 
+/// mount_setattr(2) takes an atime change only with the whole
+/// MOUNT_ATTR__ATIME mask cleared: clearing one mode returns to relatime.
+#[test]
+fn recursive_atime_modes_clear_the_whole_field() {
+    let o = p("ratime").unwrap();
+    assert_eq!((o.rec_set, o.rec_clr), (ATTR_RELATIME, ATTR_ATIME));
+    let o = p("rnostrictatime").unwrap();
+    assert_eq!((o.rec_set, o.rec_clr), (ATTR_RELATIME, ATTR_ATIME));
+    let o = p("rnoatime,ratime").unwrap();
+    assert_eq!((o.rec_set, o.rec_clr), (ATTR_RELATIME, ATTR_ATIME));
+    let o = p("rnoatime,rstrictatime").unwrap();
+    assert_eq!((o.rec_set, o.rec_clr), (ATTR_STRICTATIME, ATTR_ATIME));
+    let o = p("rstrictatime,ratime").unwrap();
+    assert_eq!((o.rec_set, o.rec_clr), (ATTR_STRICTATIME, ATTR_ATIME));
+    assert_eq!(p("rnorelatime").unwrap().rec_clr, 0);
+    assert_eq!(p("rdiratime").unwrap().rec_clr, ATTR_NODIRATIME);
+}
+
 #[test]
 fn recursive_attributes() {
     let o = p("rro,rnoatime").unwrap();
@@ -117,6 +135,27 @@ fn every_spec_option_is_applied_or_refused() {
             Err(e) => assert!(e.contains(opt), "{opt}: {e}"),
         }
     }
+}
+
+/// `skiff features` lists exactly what the parser takes by name: every
+/// listed option is applied (never data), every spec option is listed, and
+/// anything else becomes data.
+#[test]
+fn known_options_are_the_parsers() {
+    let known = known_options();
+    assert!(
+        known.windows(2).all(|w| w[0] < w[1]),
+        "sorted, no duplicates"
+    );
+    for opt in &known {
+        let o = p(opt).unwrap_or_else(|e| panic!("{opt}: {e}"));
+        assert!(o.data.is_empty(), "{opt} became data");
+    }
+    for opt in SPEC_OPTIONS {
+        assert!(known.contains(opt), "{opt} is not listed");
+    }
+    assert_eq!(p("mode=755").unwrap().data, "mode=755");
+    assert!(!known.contains(&"mode=755"));
 }
 
 #[test]

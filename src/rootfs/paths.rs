@@ -66,7 +66,7 @@ pub fn openat2(dir: BorrowedFd, path: &Path, flags: OFlag) -> nix::Result<OwnedF
 /// counts as missing too (filepath-securejoin, runc's resolver, falls back
 /// on any probe failure). Other errors (EMFILE, ENOMEM) say nothing about openat2:
 /// they are not cached, and the caller's real call reports its own error.
-fn openat2_works() -> bool {
+pub fn openat2_works() -> bool {
     #[cfg(test)]
     if FORCE_FALLBACK.get() {
         return false;

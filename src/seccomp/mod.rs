@@ -36,6 +36,99 @@ pub const FLAG_NEW_LISTENER: u32 = 8;
 pub const FLAG_TSYNC_ESRCH: u32 = 16;
 pub const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
 
+/// Every action `action` maps, operator `cond` maps, architecture `abis`
+/// takes (non-x86 ones are accepted and can never match on an x86_64
+/// kernel, as with libseccomp) and flag `flags` maps: all of oci-spec's,
+/// checked complete at build time (crate::every). `skiff features` lists
+/// them.
+pub const ACTIONS: [Act; 9] = crate::every::every!(Act:
+    Act::ScmpActKill,
+    Act::ScmpActKillThread,
+    Act::ScmpActKillProcess,
+    Act::ScmpActTrap,
+    Act::ScmpActErrno,
+    Act::ScmpActNotify,
+    Act::ScmpActTrace,
+    Act::ScmpActLog,
+    Act::ScmpActAllow,
+);
+pub const OPERATORS: [Cmp; 7] = crate::every::every!(Cmp:
+    Cmp::ScmpCmpNe,
+    Cmp::ScmpCmpLt,
+    Cmp::ScmpCmpLe,
+    Cmp::ScmpCmpEq,
+    Cmp::ScmpCmpGe,
+    Cmp::ScmpCmpGt,
+    Cmp::ScmpCmpMaskedEq,
+);
+pub const ARCHS: [Arch; 24] = crate::every::every!(Arch:
+    Arch::ScmpArchNative,
+    Arch::ScmpArchX86,
+    Arch::ScmpArchX86_64,
+    Arch::ScmpArchX32,
+    Arch::ScmpArchArm,
+    Arch::ScmpArchAarch64,
+    Arch::ScmpArchMips,
+    Arch::ScmpArchMips64,
+    Arch::ScmpArchMips64n32,
+    Arch::ScmpArchMipsel,
+    Arch::ScmpArchMipsel64,
+    Arch::ScmpArchMipsel64n32,
+    Arch::ScmpArchPpc,
+    Arch::ScmpArchPpc64,
+    Arch::ScmpArchPpc64le,
+    Arch::ScmpArchS390,
+    Arch::ScmpArchS390x,
+    Arch::ScmpArchParisc,
+    Arch::ScmpArchParisc64,
+    Arch::ScmpArchRiscv64,
+    Arch::ScmpArchLoongarch64,
+    Arch::ScmpArchM68k,
+    Arch::ScmpArchSh,
+    Arch::ScmpArchSheb,
+);
+/// In runc's order (its `flags` list), which `features` keeps.
+pub const FLAGS: [LinuxSeccompFilterFlag; 4] = crate::every::every!(LinuxSeccompFilterFlag:
+    LinuxSeccompFilterFlag::SeccompFilterFlagTsync,
+    LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow,
+    LinuxSeccompFilterFlag::SeccompFilterFlagLog,
+    LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv,
+);
+
+/// The kernel's bit for a filter flag.
+pub fn flag_bit(f: LinuxSeccompFilterFlag) -> u32 {
+    match f {
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => FLAG_TSYNC,
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
+        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
+    }
+}
+
+/// Whether the running kernel takes filter flag `f`, asked as libseccomp
+/// does: seccomp(SET_MODE_FILTER) with the flag and no program, which
+/// fails with EFAULT (the program could not be read) once the flags are
+/// accepted, and EINVAL before that if they are not. Nothing is installed.
+/// Only `skiff features` asks.
+pub fn flag_supported(f: LinuxSeccompFilterFlag) -> bool {
+    let mut bits = flag_bit(f);
+    if bits == FLAG_WAIT_KILLABLE_RECV {
+        // Only valid with a listener (see `flags`).
+        bits |= FLAG_NEW_LISTENER;
+    }
+    // SAFETY: a null program pointer: the kernel checks the flags, then
+    // fails to copy the program (EFAULT) and changes nothing.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            bits as libc::c_ulong,
+            std::ptr::null::<libc::sock_fprog>(),
+        )
+    };
+    r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+}
+
 /// A compiled filter: what init installs.
 #[derive(Clone, Debug)]
 pub struct Filter {
@@ -149,12 +242,7 @@ fn enosys(s: &LinuxSeccomp) -> Vec<(Abi, u32)> {
 fn flags(s: &LinuxSeccomp, notify: bool) -> u32 {
     let mut f = 0;
     for flag in s.flags().iter().flatten() {
-        f |= match flag {
-            LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
-            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => FLAG_TSYNC,
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
-            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
-        };
+        f |= flag_bit(*flag);
     }
     if notify {
         f |= FLAG_NEW_LISTENER;
@@ -162,6 +250,11 @@ fn flags(s: &LinuxSeccomp, notify: bool) -> u32 {
         if f & FLAG_TSYNC != 0 {
             f |= FLAG_TSYNC_ESRCH;
         }
+    } else {
+        // It is about waiting for the listener's answer: the kernel refuses
+        // it (EINVAL) without NEW_LISTENER, and with no listener there is
+        // nothing to wait for.
+        f &= !FLAG_WAIT_KILLABLE_RECV;
     }
     f
 }

@@ -270,6 +270,56 @@ fn flags_and_notify() {
     assert_eq!(m["state"]["status"], "creating");
 }
 
+/// WAIT_KILLABLE_RECV only goes with a listener: alone the kernel
+/// refuses it with EINVAL.
+#[test]
+fn wait_killable_recv_only_with_a_listener() {
+    let flag = json!(["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]);
+    let plain = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": flag,
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}),
+    ))
+    .unwrap();
+    assert_eq!(plain.flags, 0);
+    let notify = compile(&profile(
+        json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": flag,
+        "listenerPath": "/run/agent.sock",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+    ))
+    .unwrap();
+    assert_eq!(notify.flags, FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV);
+}
+
+/// The features tables are every name the profile parser accepts, each
+/// compiling.
+#[test]
+fn feature_tables_compile() {
+    for a in ACTIONS {
+        if a == Act::ScmpActNotify {
+            continue;
+        }
+        compile(&profile(json!({"defaultAction": a}))).unwrap();
+    }
+    for op in OPERATORS {
+        compile(&profile(json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+                "args": [{"index": 1, "value": 1, "valueTwo": 1, "op": op}]}]})))
+        .unwrap();
+    }
+    for arch in ARCHS {
+        compile(&profile(
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": [arch]}),
+        ))
+        .unwrap();
+    }
+    for f in FLAGS {
+        compile(&profile(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": [f]}),
+        ))
+        .unwrap();
+    }
+}
+
 #[test]
 fn docker_profile_fits_one_filter() {
     let f = compile(&docker()).unwrap();

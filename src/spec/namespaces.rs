@@ -52,7 +52,21 @@ fn flag(t: LinuxNamespaceType) -> CloneFlags {
     CloneFlags::from_bits_retain(t as i32)
 }
 
-fn name(t: LinuxNamespaceType) -> &'static str {
+/// Every namespace type `plan` takes (all of oci-spec's, checked at build
+/// time): `skiff features` lists their `name`s.
+pub const ALL: [LinuxNamespaceType; 8] = crate::every::every!(LinuxNamespaceType:
+    LinuxNamespaceType::Mount,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Time,
+);
+
+/// The spec's name of a namespace type (config-linux.md).
+pub fn name(t: LinuxNamespaceType) -> &'static str {
     match t {
         LinuxNamespaceType::Mount => "mount",
         LinuxNamespaceType::Cgroup => "cgroup",
