@@ -13,6 +13,8 @@ apt_need runc runc
 apt_need uidmap newuidmap
 # integration/seal.rs: which code re-executes to seal the binary.
 apt_need strace strace
+# integration/completion.rs loads `skiff completion zsh` into a real zsh.
+apt_need zsh zsh
 # The engines of the `engines` test target (integration/engines/).
 apt_need containerd containerd
 apt_need umoci umoci

@@ -98,6 +98,13 @@ pub const ID: Pos = Pos {
     help: "The container id",
 };
 
+/// The id `create` and `run` give a new container (completion offers no
+/// existing id for it).
+pub const NEW_ID: Pos = Pos {
+    name: "<ID>",
+    help: "Your name for the new container, unique under --root",
+};
+
 /// The arguments of a command that takes only a container id.
 #[derive(Debug, Default)]
 pub struct IdArgs {
@@ -133,6 +140,9 @@ pub struct Flags {
     pub systemd_cgroup: bool,
     /// Only before the subcommand: `spec --rootless` is a different flag.
     pub rootless: String,
+    /// Asked by `shape::tables` (never set by parsing): the subcommand's
+    /// parser stores its table's shape here and stops, parsing nothing.
+    shape: Option<shape::Shape>,
 }
 
 impl Default for Flags {
@@ -145,6 +155,7 @@ impl Default for Flags {
             criu: None,
             systemd_cgroup: false,
             rootless: "auto".into(),
+            shape: None,
         }
     }
 }
@@ -221,6 +232,7 @@ pub enum Command {
     Update(cmd::update::Args),
     Events(cmd::events::Args),
     Validate(cmd::validate::Args),
+    Completion(cmd::completion::Args),
 }
 
 type SubParse = fn(&mut Parser, &mut Flags, &Sub) -> Result<Command, Stop>;
@@ -307,6 +319,11 @@ static SUBS: &[Sub] = &[
         name: "validate",
         about: "Check a bundle's config.json as create would, without creating anything",
         parse: |p, f, s| command(p, f, s, &cmd::validate::CLI).map(Command::Validate),
+    },
+    Sub {
+        name: "completion",
+        about: "Print a bash or zsh completion script for skiff",
+        parse: |p, f, s| command(p, f, s, &cmd::completion::CLI).map(Command::Completion),
     },
 ];
 
@@ -407,6 +424,10 @@ fn help_command(p: &mut Parser) -> Stop {
 
 /// Parses one subcommand's options and positionals into its `Args`.
 fn command<A>(p: &mut Parser, flags: &mut Flags, sub: &Sub, cmd: &Cmd<A>) -> Result<A, Stop> {
+    if let Some(shape) = flags.shape.as_mut() {
+        *shape = shape::Shape::of(cmd);
+        return Err(Stop::Print(String::new()));
+    }
     let mut a = (cmd.init)();
     let mut pos: Vec<String> = Vec::new();
     let (mut seen, mut seen_global) = (0u64, 0u64);
@@ -573,6 +594,7 @@ fn display<A>(o: &Opt<A>) -> String {
 }
 
 mod help;
+pub mod shape;
 #[cfg(test)]
 mod tests;
 mod values;

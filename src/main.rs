@@ -150,6 +150,7 @@ fn dispatch(command: Command, g: &Globals) -> anyhow::Result<i32> {
         Command::Update(a) => cmd::update::run(a, g).map(|_| 0),
         Command::Events(a) => cmd::events::run(a, g).map(|_| 0),
         Command::Validate(a) => cmd::validate::run(a, g),
+        Command::Completion(a) => cmd::completion::run(a, g).map(|_| 0),
     }
 }
 
