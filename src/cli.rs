@@ -140,9 +140,10 @@ pub struct Flags {
     pub systemd_cgroup: bool,
     /// Only before the subcommand: `spec --rootless` is a different flag.
     pub rootless: String,
-    /// Asked by `shape::tables` (never set by parsing): the subcommand's
-    /// parser stores its table's shape here and stops, parsing nothing.
-    shape: Option<shape::Shape>,
+    /// Set by `shape::tables` only (never by parsing): the subcommand's
+    /// parser hands its table to `shape::answer` and stops, parsing
+    /// nothing. A bool, so the parse path gains no drop code.
+    describe: bool,
 }
 
 impl Default for Flags {
@@ -155,7 +156,7 @@ impl Default for Flags {
             criu: None,
             systemd_cgroup: false,
             rootless: "auto".into(),
-            shape: None,
+            describe: false,
         }
     }
 }
@@ -424,8 +425,8 @@ fn help_command(p: &mut Parser) -> Stop {
 
 /// Parses one subcommand's options and positionals into its `Args`.
 fn command<A>(p: &mut Parser, flags: &mut Flags, sub: &Sub, cmd: &Cmd<A>) -> Result<A, Stop> {
-    if let Some(shape) = flags.shape.as_mut() {
-        *shape = shape::Shape::of(cmd);
+    if flags.describe {
+        shape::answer(cmd);
         return Err(Stop::Print(String::new()));
     }
     let mut a = (cmd.init)();

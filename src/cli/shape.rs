@@ -5,6 +5,7 @@
 //! is in here with no further step.
 
 use super::{Cmd, Flags, GLOBAL, Kind, Opt, Pos, SUBS, TOP_ONLY};
+use std::cell::RefCell;
 
 /// One option: how it is spelled and whether it takes a value.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,27 +62,32 @@ fn args(p: &[Pos]) -> Vec<(&'static str, &'static str)> {
     p.iter().map(|a| (a.name, a.help)).collect()
 }
 
-impl Shape {
-    pub(super) fn of<A>(cmd: &Cmd<A>) -> Shape {
-        Shape {
-            opts: cmd.opts.iter().map(opt).collect(),
-            args: args(cmd.args),
-        }
-    }
+thread_local! {
+    /// The shape `command` hands back when `Flags::describe` is set.
+    static ANSWER: RefCell<Option<Shape>> = const { RefCell::new(None) };
+}
+
+/// Called by `command` instead of parsing when `Flags::describe` is set.
+pub(super) fn answer<A>(cmd: &Cmd<A>) {
+    let shape = Shape {
+        opts: cmd.opts.iter().map(opt).collect(),
+        args: args(cmd.args),
+    };
+    ANSWER.with(|a| *a.borrow_mut() = Some(shape));
 }
 
 /// A subcommand's shape, asked of its own parser: `Sub::parse` knows the
-/// table's type, so `command` answers `Flags::shape` instead of parsing.
+/// table's type, so `command` answers `Flags::describe` instead of parsing.
 fn sub_shape(sub: &super::Sub) -> Shape {
     let mut flags = Flags {
-        shape: Some(Shape::default()),
+        describe: true,
         ..Flags::default()
     };
     let mut none = lexopt::Parser::from_args(Vec::<String>::new());
     let _ = (sub.parse)(&mut none, &mut flags, sub);
-    flags
-        .shape
-        .expect("command() leaves the table's shape in Flags::shape")
+    // A parser other than `command` answers nothing: the command is then
+    // completed by name only (cmd/completion.rs's tests catch that).
+    ANSWER.with(|a| a.borrow_mut().take()).unwrap_or_default()
 }
 
 /// Every table of the command line, in `SUBS` order.
