@@ -17,6 +17,7 @@ mod cgroup_v1_ops;
 mod cgroup_v1_pause;
 mod cli;
 mod cli_parity;
+mod completion;
 mod conformance;
 mod exec;
 mod failures;

@@ -13,6 +13,8 @@ apt_need runc runc
 apt_need uidmap newuidmap
 # integration/seal.rs: which code re-executes to seal the binary.
 apt_need strace strace
+# integration/completion.rs loads `skiff completion zsh` into a real zsh.
+apt_need zsh zsh
 # The engines of the `engines` test target (integration/engines/).
 apt_need containerd containerd
 apt_need umoci umoci
@@ -36,6 +38,10 @@ fi
 # keep the build without it (SKIFF_NO_LAYOUT=1, e.g. GNU ld) from rotting.
 SKIFF_NO_LAYOUT=1 CARGO_TARGET_DIR=target/nolayout cargo build --quiet --release
 target/nolayout/release/skiff --version | grep -q '^skiff version '
+# The README's install: `make` (static release), `make install` into a
+# scratch DESTDIR, the tree checked (static binary, man pages, completions
+# that load and complete), `make uninstall` (scripts/install-test.sh).
+bash scripts/install-test.sh
 # Differential testing against runc and crun (scripts/difftest.sh): 100
 # generated configs from a fixed seed, run by the debug binary just built
 # (about a minute); any difference not in scripts/difftest/explained.json

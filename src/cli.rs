@@ -98,6 +98,13 @@ pub const ID: Pos = Pos {
     help: "The container id",
 };
 
+/// The id `create` and `run` give a new container (completion offers no
+/// existing id for it).
+pub const NEW_ID: Pos = Pos {
+    name: "<ID>",
+    help: "Your name for the new container, unique under --root",
+};
+
 /// The arguments of a command that takes only a container id.
 #[derive(Debug, Default)]
 pub struct IdArgs {
@@ -133,6 +140,10 @@ pub struct Flags {
     pub systemd_cgroup: bool,
     /// Only before the subcommand: `spec --rootless` is a different flag.
     pub rootless: String,
+    /// Set by `shape::tables` only (never by parsing): the subcommand's
+    /// parser hands its table to `shape::answer` and stops, parsing
+    /// nothing. A bool, so the parse path gains no drop code.
+    describe: bool,
 }
 
 impl Default for Flags {
@@ -145,6 +156,7 @@ impl Default for Flags {
             criu: None,
             systemd_cgroup: false,
             rootless: "auto".into(),
+            describe: false,
         }
     }
 }
@@ -223,6 +235,7 @@ pub enum Command {
     Validate(cmd::validate::Args),
     Features(cmd::features::Args),
     Check(cmd::check::Args),
+    Completion(cmd::completion::Args),
 }
 
 type SubParse = fn(&mut Parser, &mut Flags, &Sub) -> Result<Command, Stop>;
@@ -319,6 +332,11 @@ pub static SUBS: &[Sub] = &[
         name: "check",
         about: "Report what this host gives a container runtime and what skiff does about it",
         parse: |p, f, s| command(p, f, s, &cmd::check::CLI).map(Command::Check),
+    },
+    Sub {
+        name: "completion",
+        about: "Print a bash or zsh completion script for skiff",
+        parse: |p, f, s| command(p, f, s, &cmd::completion::CLI).map(Command::Completion),
     },
 ];
 
@@ -419,6 +437,10 @@ fn help_command(p: &mut Parser) -> Stop {
 
 /// Parses one subcommand's options and positionals into its `Args`.
 fn command<A>(p: &mut Parser, flags: &mut Flags, sub: &Sub, cmd: &Cmd<A>) -> Result<A, Stop> {
+    if flags.describe {
+        shape::answer(cmd);
+        return Err(Stop::Print(String::new()));
+    }
     let mut a = (cmd.init)();
     let mut pos: Vec<String> = Vec::new();
     let (mut seen, mut seen_global) = (0u64, 0u64);
@@ -585,6 +607,7 @@ fn display<A>(o: &Opt<A>) -> String {
 }
 
 mod help;
+pub mod shape;
 #[cfg(test)]
 mod tests;
 mod values;

@@ -158,6 +158,7 @@ fn dispatch(command: Command, g: &Globals) -> anyhow::Result<i32> {
         Command::Validate(a) => cmd::validate::run(a, g),
         Command::Features(a) => cmd::features::run(a, g).map(|_| 0),
         Command::Check(a) => cmd::check::run(a, g).map(|_| 0),
+        Command::Completion(a) => cmd::completion::run(a, g).map(|_| 0),
     }
 }
 

@@ -171,6 +171,7 @@ fn every_table_flag_is_in_help_and_man_page() {
         table("validate", &cmd::validate::CLI),
         table("features", &cmd::features::CLI),
         table("check", &cmd::check::CLI),
+        table("completion", &cmd::completion::CLI),
     ];
     let names: Vec<&str> = tables.iter().map(|t| t.0).collect();
     assert_eq!(names, SUBS.iter().map(|s| s.name).collect::<Vec<_>>());
@@ -205,7 +206,13 @@ fn help_and_version() {
     assert!(top.contains(
         "\nUSAGE:\n   skiff [global options] command [command options] [arguments...]\n"
     ));
-    assert!(top.contains("\nCOMMANDS:\n   create    Create a container\n"));
+    // The column is as wide as the longest command's name.
+    let first = top
+        .split("\nCOMMANDS:\n")
+        .nth(1)
+        .and_then(|c| c.lines().next());
+    let first = first.unwrap_or_default();
+    assert!(first.starts_with("   create  ") && first.ends_with(" Create a container"));
     assert!(top.contains("\n   --version, -v       print the version\n"));
     assert_eq!(stop("-h"), Stop::Print(top.clone()));
     assert_eq!(stop("help"), Stop::Print(top.clone()));

@@ -1,7 +1,7 @@
 //! `skiff create`: set up a container and leave its init waiting for `start`.
 //! Runs in: the runtime process.
 use crate::Globals;
-use crate::cli::{Cmd, ID};
+use crate::cli::{Cmd, NEW_ID};
 pub use crate::launch::CreateOpts;
 
 /// The option table of `create` and `run` (both keep `CreateOpts` in
@@ -41,7 +41,7 @@ pub struct Args {
 pub static CLI: Cmd<Args> = Cmd {
     init: Args::default,
     opts: create_opts!(),
-    args: &[ID],
+    args: &[NEW_ID],
     set_args: |a, mut v| a.opts.id = v.swap_remove(0),
 };
 

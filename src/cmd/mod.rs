@@ -1,6 +1,7 @@
 //! One module per subcommand: its `Args`, its option
 //! table (`CLI`, see cli.rs) and its `run`.
 pub mod check;
+pub mod completion;
 pub mod create;
 pub mod delete;
 pub mod events;

@@ -3,7 +3,7 @@
 //! Runs in: the runtime process.
 use super::create::{CreateOpts, create_opts};
 use crate::Globals;
-use crate::cli::{Cmd, ID, Opt};
+use crate::cli::{Cmd, NEW_ID, Opt};
 use crate::container::Container;
 use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, Signal};
@@ -39,7 +39,7 @@ pub static CLI: Cmd<Args> = Cmd {
             |a| a.no_subreaper = true
         ),
     ),
-    args: &[ID],
+    args: &[NEW_ID],
     set_args: |a, mut v| a.opts.id = v.swap_remove(0),
 };
 
