@@ -38,7 +38,7 @@ set -euo pipefail
 # ---------------------------------------------------------------- the image
 # Everything that decides the image's content is in PACKAGES and
 # build_image: both are hashed into the cache key.
-PACKAGES=systemd,systemd-sysv,dbus,kmod,criu,podman,conmon,containerd,jq,iproute2,procps,util-linux,ca-certificates,e2fsprogs,iptables
+PACKAGES=systemd,systemd-sysv,dbus,kmod,criu,podman,conmon,containerd,runc,jq,iproute2,procps,util-linux,ca-certificates,e2fsprogs,iptables,strace
 
 # build_image DIR: fills DIR (an empty directory) with the root tree.
 build_image() {
@@ -59,14 +59,15 @@ build_image() {
     mkdir -p "$root/skiff"
     passwd -R "$root" -d root >/dev/null
     # Boot straight to the checks: no gettys, timers, network waits or
-    # daemons nobody asked for (containerd is started by the checks that use it).
+    # daemons nobody asked for. containerd is disabled, not masked: the
+    # checks that use it `systemctl start containerd`.
     local u
     for u in getty@tty1.service serial-getty@ttyS0.service serial-getty@ttyS1.service \
         getty.target apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
         e2scrub_all.timer e2scrub_reap.service fstrim.timer systemd-tmpfiles-clean.timer \
         systemd-timesyncd.service systemd-networkd-wait-online.service \
         networking.service systemd-networkd.service systemd-resolved.service \
-        containerd.service podman-auto-update.timer podman-auto-update.service \
+        podman-auto-update.timer podman-auto-update.service \
         podman-restart.service podman.socket podman.service \
         podman-clean-transient.service cron.service remote-fs.target \
         systemd-update-utmp.service systemd-update-utmp-runlevel.service \
@@ -75,6 +76,7 @@ build_image() {
         ldconfig.service man-db.timer; do
         systemctl --root="$root" mask "$u" >/dev/null 2>&1
     done
+    systemctl --root="$root" disable containerd.service >/dev/null 2>&1
     systemctl --root="$root" set-default multi-user.target >/dev/null 2>&1
     cat >"$root/usr/local/sbin/skiff-checks" <<'EOF'
 #!/bin/bash
