@@ -262,6 +262,16 @@ main() {
     cp "$skiff" "$p/bin/skiff"
     cp /bin/busybox "$p/bin/busybox"
     cp "$here/debian-lib.sh" "$p/lib.sh"
+    # The busybox root mkrootfs copies (see debian-lib.sh).
+    mkdir -p "$p/rootfs/bin" "$p/rootfs/proc" "$p/rootfs/sys" "$p/rootfs/dev" \
+        "$p/rootfs/tmp" "$p/rootfs/etc" "$p/rootfs/root"
+    chmod 1777 "$p/rootfs/tmp"
+    cp /bin/busybox "$p/rootfs/bin/busybox"
+    for a in $(/bin/busybox --list); do
+        [ "$a" = busybox ] || ln -s busybox "$p/rootfs/bin/$a"
+    done
+    echo 'root:x:0:0:root:/root:/bin/sh' >"$p/rootfs/etc/passwd"
+    echo 'root:x:0:' >"$p/rootfs/etc/group"
     echo "$check_timeout" >"$p/check-timeout"
     echo "$cgroup" >"$p/cgroup"
     i=0
@@ -300,6 +310,11 @@ main() {
     if [ -n "$first" ]; then
         echo "INFO debian-vm: boot to first check ${first%.*} s (guest uptime, VM_CGROUP=$cgroup)"
     fi
+    # Each check's duration, from the runner's uptime stamps.
+    clean "$out" | awk '
+        /^VM: check .* at uptime / { if (name != "") printf "INFO debian-vm: %s took %.0f s\n", name, $(NF-1) - t
+                                     name = $3; t = $(NF-1) }
+        /^VM: debian checks finished, uptime / { if (name != "") printf "INFO debian-vm: %s took %.0f s\n", name, $(NF-1) - t }'
     if ! clean "$out" | grep -q '^VM: debian checks finished'; then
         if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
             echo "FAIL debian-vm: qemu killed after $vm_timeout s"

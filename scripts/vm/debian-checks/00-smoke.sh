@@ -64,9 +64,11 @@ fi
 rm -rf "$b"
 
 if busybox_image; then
+    t0=$(cut -d' ' -f1 /proc/uptime)
     out=$(timeout 120 podman --runtime "$SKIFF" --cgroup-manager cgroupfs run --rm --network none \
         localhost/busybox:latest echo hi 2>&1)
     if [ "$out" = hi ]; then pass smoke-podman-run; else fail smoke-podman-run "output: $out"; fi
+    info "smoke: podman run took $(awk -v t0="$t0" '{printf "%.1f", $1 - t0}' /proc/uptime) s"
 else
     fail smoke-podman-run "busybox_image failed"
 fi
