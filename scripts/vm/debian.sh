@@ -62,8 +62,8 @@ build_image() {
     : >"$root/etc/fstab"
     mkdir -p "$root/skiff"
     passwd -R "$root" -d root >/dev/null
-    # Boot straight to the checks: no gettys, timers, network waits or
-    # daemons nobody asked for. containerd is disabled, not masked: the
+    # Boot straight to the checks: no gettys, logins, timers, network waits
+    # or daemons nobody asked for. containerd is disabled, not masked: the
     # checks that use it `systemctl start containerd`.
     local u
     for u in getty@tty1.service serial-getty@ttyS0.service serial-getty@ttyS1.service \
@@ -77,10 +77,13 @@ build_image() {
         systemd-update-utmp.service systemd-update-utmp-runlevel.service \
         systemd-random-seed.service systemd-pstore.service \
         systemd-journal-catalog-update.service systemd-hwdb-update.service \
-        ldconfig.service man-db.timer; do
+        ldconfig.service man-db.timer systemd-logind.service; do
         systemctl --root="$root" mask "$u" >/dev/null 2>&1
     done
     systemctl --root="$root" disable containerd.service >/dev/null 2>&1
+    # The journal in /run only: no flush to /var on the boot's critical path.
+    mkdir -p "$root/etc/systemd/journald.conf.d"
+    printf '[Journal]\nStorage=volatile\n' >"$root/etc/systemd/journald.conf.d/skiff.conf"
     systemctl --root="$root" set-default multi-user.target >/dev/null 2>&1
     cat >"$root/usr/local/sbin/skiff-checks" <<'EOF'
 #!/bin/bash
