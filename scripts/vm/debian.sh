@@ -302,8 +302,10 @@ main() {
 
     work=$(mktemp -d /tmp/skiff-debian-vm.XXXXXX)
     qpid=
+    tpid=
     cleanup() {
         [ -n "$qpid" ] && kill "$qpid" 2>/dev/null
+        [ -n "$tpid" ] && kill "$tpid" 2>/dev/null
         if [ -n "${VM_KEEP:-}" ]; then
             rm -f "$work/root.qcow2"
             echo "INFO debian-vm: kept $work" >&2
@@ -364,13 +366,19 @@ main() {
         -drive "file=$work/payload.img,format=raw,if=virtio,readonly=on" \
         -serial "file:$console" -serial "file:$out" -monitor none </dev/null >"$work/qemu.log" 2>&1 &
     qpid=$!
+    # The checks' lines as they come (a check can take minutes); tail
+    # exits once qemu has, after a last read.
+    tail -n +1 -F --pid="$qpid" "$out" 2>/dev/null | sed -u 's/\r$//' |
+        grep --line-buffered -E '^(PASS|FAIL|SKIP|INFO)' &
+    tpid=$!
     rc=0
     wait "$qpid" || rc=$?
     qpid=
+    wait "$tpid" || true
+    tpid=
     t_end=$(date +%s)
 
     clean() { tr -d '\r' <"$1"; }
-    clean "$out" | grep -E '^(PASS|FAIL|SKIP|INFO)' || true
     passed=$(clean "$out" | grep -c '^PASS' || true)
     failed=$(clean "$out" | grep -c '^FAIL' || true)
     first=$(clean "$out" | sed -n 's/^VM: debian checks starting, uptime \([0-9.]*\).*/\1/p')
