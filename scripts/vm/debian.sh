@@ -135,7 +135,10 @@ ensure_image() {
     mkdir -p "$cache"
     image="$cache/debian-$(recipe_hash).img"
     exec 9>"$cache/lock"
-    flock 9
+    if ! flock -n 9; then
+        echo "INFO debian-vm: waiting for $cache/lock (another run is building the image)"
+        flock 9
+    fi
     # Build trees left by a build that was killed (we hold the lock now).
     rm -rf "$cache"/build.*
     if [ ! -f "$image" ]; then
@@ -213,6 +216,19 @@ EOF
     (cd "$d" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
 }
 
+# need_qemu_img: qemu-utils, from the same suite as the installed qemu
+# (apt_need_qemu may have taken qemu-system-x86 from backports).
+need_qemu_img() {
+    command -v qemu-img >/dev/null 2>&1 && return 0
+    local ver target=()
+    ver=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || true)
+    case "$ver" in
+        *bpo*) target=(-t "$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")-backports") ;;
+    esac
+    DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq \
+        --no-install-recommends "${target[@]}" qemu-utils >&2
+}
+
 # prune_images: removes older recipes' images no boot is using.
 prune_images() {
     local old
@@ -270,12 +286,18 @@ main() {
         [ -x "$SKIFF_BIN" ] || die "SKIFF_BIN is not an executable: $SKIFF_BIN"
     fi
 
-    # The host's Debian 6.1 kernel (CRIU 3.17 works there; not on 6.18).
+    # bookworm's 6.1 kernel (CRIU 3.17 works there; not on 6.18), installed
+    # from apt when /boot has none (a fresh machine running another kernel).
+    if [ -z "${VM_KERNEL:-}" ] && ! ls /boot/vmlinuz-6.1.* >/dev/null 2>&1; then
+        apt_need linux-image-amd64 /boot/vmlinuz-6.1-missing
+    fi
     kernel=${VM_KERNEL:-$(ls /boot/vmlinuz-6.1.* 2>/dev/null | sort -V | tail -1)}
-    [ -n "$kernel" ] && [ -f "$kernel" ] || die "no Debian 6.1 kernel in /boot (apt-get install linux-image-6.1.0-*-amd64)"
+    { [ -n "$kernel" ] && [ -f "$kernel" ]; } || die "no Debian 6.1 kernel in /boot (apt-get install linux-image-amd64 on bookworm)"
     kver=${kernel#/boot/vmlinuz-}
     initrd=/boot/initrd.img-$kver
-    [ -f "$initrd" ] || die "no initrd for $kver: $initrd"
+    if [ -n "${VM_DEBIAN_INITRD:-}" ]; then
+        [ -f "$initrd" ] || die "no initrd for $kver: $initrd"
+    fi
     [ -d "/lib/modules/$kver" ] || die "no modules for $kver in /lib/modules"
 
     apt_need_qemu
@@ -284,6 +306,8 @@ main() {
     apt_need e2fsprogs mkfs.ext4
     apt_need util-linux flock
     apt_need cpio cpio
+    apt_need kmod modprobe
+    need_qemu_img
 
     ensure_image
     t_image=$(date +%s)
