@@ -32,7 +32,8 @@ check() {
     if [ "$rc" -eq 0 ]; then
         pass "$name"
     else
-        fail "$name" "status $rc: $(printf '%s\n' "$out" | tail -5 | tr '\n' '|' | sed 's/|$//; s/|/ | /g')"
+        out=$(printf '%s\n' "$out" | tail -5 | tr '\n' '|' | sed 's/|$//; s/|/ | /g')
+        fail "$name" "status $rc${out:+: $out}"
     fi
     return "$rc"
 }

@@ -324,6 +324,9 @@ main() {
         echo "warning: $skiff is dynamically linked; the VM's glibc may not match" >&2
     fi
 
+    # Temp dirs of runs killed outright (SIGKILL) a day ago or more: no run
+    # lives that long (VM_TIMEOUT).
+    find /tmp -maxdepth 1 -name 'skiff-debian-vm.*' -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
     work=$(mktemp -d /tmp/skiff-debian-vm.XXXXXX)
     qpid=
     tpid=
