@@ -15,6 +15,8 @@
 #   VM_CHECK_TIMEOUT=600         seconds one check script may take
 #   VM_KERNEL_ARGS=...           extra kernel command line (e.g. systemd.log_level=debug)
 #   VM_QEMU_ARGS=...             extra qemu arguments (word-split)
+#   VM_KERNEL=/boot/vmlinuz-...  the guest kernel (default: the newest 6.1 in /boot); its
+#                                /lib/modules go into the image (part of the cache key)
 #   VM_DEBIAN_INITRD=1           boot with Debian's initrd instead of the small one made here
 #   VM_KEEP=1                    keep the run's temp dir (console.log, checks.log) and say where
 #   SKIFF_VM_CACHE=/var/cache/skiff-vm   where the root image is cached
