@@ -157,12 +157,40 @@ ensure_image() {
         echo "INFO debian-vm: image built in $(( $(date +%s) - t0 )) s"
         prune_images
     fi
+    ensure_vmlinux
     # A shared lock on the image while it backs an overlay: prune_images
     # only removes images nobody holds.
     exec 8<"$image"
     flock -s 8
     flock -u 9
     exec 9>&-
+}
+
+# ensure_vmlinux: sets $boot_kernel to an uncompressed copy of $kernel in
+# the cache when the kernel can boot that way (PVH), else to $kernel itself.
+# Under TCG, decompressing the 8 MB xz bzImage takes ~6 s of every boot (an
+# A/B of boot-to-init: 10-11 s from the bzImage, 4.5 s from the ELF).
+# Called with the cache lock held.
+ensure_vmlinux() {
+    local id off tmp
+    boot_kernel=$kernel
+    grep -qs '^CONFIG_PVH=y' "/boot/config-$kver" || return 0
+    id=$(stat -c %s-%Y "$kernel")
+    vmlinux="$cache/vmlinux-$kver-$id"
+    if [ ! -f "$vmlinux" ]; then
+        rm -f "$cache"/vmlinux-*
+        off=$(LC_ALL=C grep -abo $'\xfd7zXZ' "$kernel" | head -1 | cut -d: -f1 || true)
+        [ -n "$off" ] || return 0
+        tmp="$vmlinux.tmp"
+        tail -c +$((off + 1)) "$kernel" | xz -dc --single-stream >"$tmp" 2>/dev/null || true
+        if [ "$(head -c 4 "$tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ]; then
+            mv "$tmp" "$vmlinux"
+        else
+            rm -f "$tmp"
+            return 0
+        fi
+    fi
+    boot_kernel=$vmlinux
 }
 
 # make_ext4 DIR IMG EXTRA_MB: an ext4 image of DIR with EXTRA_MB of room.
@@ -389,7 +417,7 @@ main() {
     # boot: kernel 31 s instead of 43, a busybox bundle 2.5 s instead of 9).
     timeout -k 10 "$vm_timeout" qemu-system-x86_64 -accel tcg -m 2048 -smp 2 \
         -nodefaults -vga none -nographic -no-reboot -nic none -device virtio-rng-pci ${VM_QEMU_ARGS:-} \
-        -kernel "$kernel" -initrd "$initrd" \
+        -kernel "$boot_kernel" -initrd "$initrd" \
         -append "console=ttyS0 root=/dev/vda rw loglevel=4 mitigations=off panic=-1 fsck.mode=skip systemd.show_status=error $cg_arg ${VM_KERNEL_ARGS:-}" \
         -drive "file=$work/root.qcow2,format=qcow2,if=virtio,cache=unsafe" \
         -drive "file=$work/payload.img,format=raw,if=virtio,readonly=on" \
