@@ -15,7 +15,7 @@ apt_need() {
         apt-get update -qq >&2
         APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq "$pkg" >&2
 }
 
 # apt_need_qemu: installs qemu-system-x86 (for qemu-system-x86_64) as root,
@@ -49,7 +49,7 @@ apt_need_qemu() {
         APT_UPDATED=1
     fi
     echo "installing qemu-system-x86 ${target[*]}" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${target[@]}" qemu-system-x86 >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends "${target[@]}" qemu-system-x86 >&2
 }
 
 # busybox_bin: prints the path of a static busybox.

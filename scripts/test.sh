@@ -53,3 +53,10 @@ fi
 if [ "$(id -u)" -eq 0 ]; then
     bash scripts/vm/run.sh
 fi
+# systemd as PID 1 in a Debian bookworm VM (scripts/vm/debian.sh): every
+# scripts/vm/debian-checks/*.sh on pure cgroup v2, then those marked
+# `# vm: hybrid` on the v1 hybrid layout.
+if [ "$(id -u)" -eq 0 ]; then
+    bash scripts/vm/debian.sh
+    VM_CGROUP=hybrid bash scripts/vm/debian.sh
+fi
