@@ -345,7 +345,7 @@ main() {
     if [ -n "${SKIFF_BIN:-}" ]; then
         skiff=$SKIFF_BIN
     else
-        target=${SKIFF_STATIC_TARGET:-$repo/target/static}
+        target=${SKIFF_STATIC_TARGET:-$repo/target}
         RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target" \
             cargo build --quiet --release --target x86_64-unknown-linux-gnu --manifest-path "$repo/Cargo.toml"
         skiff="$target/x86_64-unknown-linux-gnu/release/skiff"

@@ -19,7 +19,7 @@ kernel=$(ls /boot/vmlinuz-* | sort -V | tail -1)
 kver=${kernel#/boot/vmlinuz-}
 
 # A static binary: the initramfs has no C library.
-target=${SKIFF_STATIC_TARGET:-$repo/target/static}
+target=${SKIFF_STATIC_TARGET:-$repo/target}
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target" \
     cargo build --quiet --release --target x86_64-unknown-linux-gnu --manifest-path "$repo/Cargo.toml"
 skiff="$target/x86_64-unknown-linux-gnu/release/skiff"
