@@ -3,6 +3,7 @@
 use crate::failures::failed_create;
 use crate::*;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::process::{Command, Stdio};
 
 /// (uid_t)-1 means "leave unchanged" to setresuid: the process would stay
 /// root. Every id field is range-checked; the error names the field.
@@ -200,4 +201,56 @@ fn state_is_private() {
             "{args:?} leaked an id: {o:?}"
         );
     }
+}
+
+/// A capability the runtime itself lacks cannot be granted: the spec says
+/// a runtime SHOULD NOT fail on it but warn (a host that withholds
+/// CAP_SYS_RESOURCE from root is such a case). skiff runs here under
+/// `setpriv --bounding-set -net_raw`; the container asks for CAP_NET_RAW
+/// and CAP_KILL in every set and gets CAP_KILL alone, with a warning.
+#[test]
+fn a_capability_the_runtime_lacks_is_skipped_with_a_warning() {
+    require_root!();
+    if !is_skiff() {
+        skip!("skiff's rule (the spec's SHOULD NOT fail); runc 1.1.5 fails with EPERM");
+    }
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let names = json!(["CAP_KILL", "CAP_NET_RAW"]);
+    b.edit(|c| {
+        for set in [
+            "bounding",
+            "effective",
+            "permitted",
+            "inheritable",
+            "ambient",
+        ] {
+            c["process"]["capabilities"][set] = names.clone();
+        }
+    });
+    b.args(&["grep", "-E", "^Cap(Eff|Bnd|Amb)", "/proc/self/status"]);
+    let mut c = Command::new("setpriv");
+    c.args(["--bounding-set", "-net_raw"])
+        .arg(runtime())
+        .arg("--root")
+        .arg(rt.root.path())
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(rt.id("nocap"))
+        .stdin(Stdio::null());
+    let o = output(c).check("run under setpriv");
+    // CAP_KILL is bit 5; CAP_NET_RAW (bit 13) is in no set.
+    for set in ["CapEff", "CapBnd", "CapAmb"] {
+        assert!(
+            o.stdout.contains(&format!("{set}:\t0000000000000020")),
+            "{set}: {o:?}"
+        );
+    }
+    assert!(
+        o.stderr.contains("CAP_NET_RAW") && o.stderr.contains("bounding set"),
+        "no warning naming CAP_NET_RAW: {o:?}"
+    );
+    // Without the wrapper the same config grants both (bits 5 and 13).
+    let o = rt.run(&b, &rt.id("cap"), &[]).check("run");
+    assert!(o.stdout.contains("CapEff:\t0000000000002020"), "{o:?}");
 }

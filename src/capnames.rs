@@ -85,6 +85,37 @@ pub fn refusal(name: &str, last: &mut Option<u8>) -> Option<&'static str> {
     None
 }
 
+/// Why `name` cannot be granted by this runtime process, or None: first
+/// `refusal`, then whether skiff's own bounding set holds it. What the
+/// runtime lacks (root without CAP_SYS_RESOURCE on a locked-down host) no
+/// container of it can get, and the spec says a runtime SHOULD NOT fail
+/// on such a request but warn: capset would fail with a bare EPERM.
+/// `held` caches the bounding-set answers (bit per capability) so each
+/// name costs at most one prctl.
+pub fn grant_refusal(name: &str, last: &mut Option<u8>, held: &mut Held) -> Option<&'static str> {
+    if let Some(why) = refusal(name, last) {
+        return Some(why);
+    }
+    let cap = caps::Capability::from_str(name).ok()?;
+    let bit = 1u64 << cap.index();
+    if held.checked & bit == 0 {
+        held.checked |= bit;
+        // An error (a kernel without PR_CAPBSET_READ) counts as held: the
+        // later capset then says what is wrong.
+        if caps::has_cap(None, caps::CapSet::Bounding, cap).unwrap_or(true) {
+            held.held |= bit;
+        }
+    }
+    (held.held & bit == 0).then_some("not in skiff's own bounding set, so it cannot be granted")
+}
+
+/// The runtime's bounding set, as far as `grant_refusal` has looked.
+#[derive(Default)]
+pub struct Held {
+    checked: u64,
+    held: u64,
+}
+
 /// Every name `refusal` accepts on a kernel that has it (the kernel check
 /// aside), in capability-number order: `skiff features` lists them.
 pub fn known() -> Vec<String> {
@@ -116,12 +147,12 @@ pub fn screen(text: &[u8], in_spec: bool) -> Cow<'_, [u8]> {
     let Some(sets) = sets else {
         return Cow::Borrowed(text);
     };
-    let mut last = None;
+    let (mut last, mut held) = (None, Held::default());
     let bad = sets.all().iter().any(|(_, names)| {
         names
             .iter()
             .flatten()
-            .any(|n| refusal(n, &mut last).is_some())
+            .any(|n| grant_refusal(n, &mut last, &mut held).is_some())
     });
     if !bad {
         return Cow::Borrowed(text);
@@ -144,7 +175,7 @@ pub fn screen(text: &[u8], in_spec: bool) -> Cow<'_, [u8]> {
             if let Some(Value::Array(names)) = caps.get_mut(set) {
                 names.retain(|n| {
                     let name = n.as_str().unwrap_or_default();
-                    match refusal(name, &mut last) {
+                    match grant_refusal(name, &mut last, &mut held) {
                         None => true,
                         Some(why) => {
                             crate::log::warn(&format!("{prefix}.{set}: ignoring {name:?}: {why}"));

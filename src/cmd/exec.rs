@@ -247,16 +247,18 @@ fn add_caps(p: &mut Process, caps: &[String]) -> Result<()> {
     }
     // runc's rule: only canonical names of capabilities this kernel has;
     // anything else is skipped with a warning (src/capnames.rs).
-    let mut last = None;
+    let (mut last, mut held) = (None, crate::capnames::Held::default());
     let parsed: Vec<Capability> = caps
         .iter()
-        .filter(|c| match crate::capnames::refusal(c, &mut last) {
-            None => true,
-            Some(why) => {
-                crate::log::warn(&format!("--cap: ignoring {c:?}: {why}"));
-                false
-            }
-        })
+        .filter(
+            |c| match crate::capnames::grant_refusal(c, &mut last, &mut held) {
+                None => true,
+                Some(why) => {
+                    crate::log::warn(&format!("--cap: ignoring {c:?}: {why}"));
+                    false
+                }
+            },
+        )
         .map(|c| {
             Capability::from_str(c.strip_prefix("CAP_").unwrap_or(c))
                 .with_context(|| format!("--cap: unknown capability {c:?}"))
