@@ -177,7 +177,7 @@ static GLOBAL: &[Opt<Flags>] = &[
         "criu",
         None,
         "PATH",
-        "Path to the criu binary used for checkpoint and restore (not supported)",
+        "Path to the criu binary used for checkpoint and restore [default: criu]",
         |f, v| path(v).map(|p| f.criu = Some(p)),
     ),
     Opt::flag(
@@ -221,6 +221,8 @@ pub enum Command {
     Update(cmd::update::Args),
     Events(cmd::events::Args),
     Validate(cmd::validate::Args),
+    Checkpoint(cmd::checkpoint::Args),
+    Restore(cmd::restore::Args),
 }
 
 type SubParse = fn(&mut Parser, &mut Flags, &Sub) -> Result<Command, Stop>;
@@ -307,6 +309,16 @@ static SUBS: &[Sub] = &[
         name: "validate",
         about: "Check a bundle's config.json as create would, without creating anything",
         parse: |p, f, s| command(p, f, s, &cmd::validate::CLI).map(Command::Validate),
+    },
+    Sub {
+        name: "checkpoint",
+        about: "Checkpoint a running container (with CRIU)",
+        parse: |p, f, s| command(p, f, s, &cmd::checkpoint::CLI).map(Command::Checkpoint),
+    },
+    Sub {
+        name: "restore",
+        about: "Restore a container from a previous checkpoint (with CRIU)",
+        parse: |p, f, s| command(p, f, s, &cmd::restore::CLI).map(Command::Restore),
     },
 ];
 
