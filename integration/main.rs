@@ -18,6 +18,7 @@ mod cgroup_v1_pause;
 mod cli;
 mod cli_parity;
 mod conformance;
+mod criu;
 mod exec;
 mod failures;
 mod faults;

@@ -13,6 +13,8 @@ apt_need runc runc
 apt_need uidmap newuidmap
 # integration/seal.rs: which code re-executes to seal the binary.
 apt_need strace strace
+# integration/criu.rs: checkpoint/restore's failure paths on this host.
+apt_need criu criu
 # The engines of the `engines` test target (integration/engines/).
 apt_need containerd containerd
 apt_need umoci umoci

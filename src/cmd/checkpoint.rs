@@ -71,18 +71,12 @@ pub static CLI: Cmd<Args> = Cmd {
             "Leave the process running after checkpointing",
             |a| a.leave_running = true,
         ),
-        Opt::flag(
-            "tcp-established",
-            None,
-            "Allow open tcp connections",
-            |a| a.c.tcp_established = true,
-        ),
-        Opt::flag(
-            "ext-unix-sk",
-            None,
-            "Allow external unix sockets",
-            |a| a.c.ext_unix_sk = true,
-        ),
+        Opt::flag("tcp-established", None, "Allow open tcp connections", |a| {
+            a.c.tcp_established = true
+        }),
+        Opt::flag("ext-unix-sk", None, "Allow external unix sockets", |a| {
+            a.c.ext_unix_sk = true
+        }),
         Opt::flag("shell-job", None, "Allow shell jobs", |a| {
             a.c.shell_job = true
         }),
@@ -106,12 +100,9 @@ pub static CLI: Cmd<Args> = Cmd {
             "ADDRESS:PORT of the page server",
             |a, v| string(v).map(|s| a.page_server = Some(s)),
         ),
-        Opt::flag(
-            "file-locks",
-            None,
-            "Handle file locks, for safety",
-            |a| a.c.file_locks = true,
-        ),
+        Opt::flag("file-locks", None, "Handle file locks, for safety", |a| {
+            a.c.file_locks = true
+        }),
         Opt::flag(
             "pre-dump",
             None,
@@ -170,7 +161,11 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         .context("checkpoint reads the container's config.json from its bundle")?;
     let plan = crate::spec::plan(&args.id, &c.state.bundle, spec, false, false, 0)?;
     let v = crate::criu::version(&g.criu)?;
-    crate::criu::require(&v, describe::min_version(&plan), "checkpoint of this container")?;
+    crate::criu::require(
+        &v,
+        describe::min_version(&plan),
+        "checkpoint of this container",
+    )?;
     let pid = c.state.pid.context("container has no init pid")?;
     let (images, made) = image_dir(args.c.image_path.as_deref(), args.parent_path.as_deref())?;
     let work = match &args.c.work_path {
@@ -294,7 +289,10 @@ fn image_dir(image: Option<&Path>, parent: Option<&Path>) -> Result<(PathBuf, Ma
         }
         let real = dir.join(p);
         if !real.is_dir() {
-            bail!("invalid --parent-path: {} is not a directory", real.display());
+            bail!(
+                "invalid --parent-path: {} is not a directory",
+                real.display()
+            );
         }
     }
     Ok((dir, made))
@@ -380,7 +378,10 @@ mod tests {
         let p = page_server("10.0.0.1:27").unwrap();
         assert_eq!(p.address.as_deref(), Some("10.0.0.1"));
         assert_eq!(p.port, Some(27));
-        assert_eq!(page_server("[::1]:80").unwrap().address.as_deref(), Some("::1"));
+        assert_eq!(
+            page_server("[::1]:80").unwrap().address.as_deref(),
+            Some("::1")
+        );
         for bad in ["x", ":80", "h:", "h:0", "h:x"] {
             assert!(page_server(bad).is_err(), "{bad}");
         }

@@ -76,27 +76,18 @@ pub static CLI: Cmd<Args> = Cmd {
             "Path for saving work files and logs [default: the image directory]",
             |a, v| path(v).map(|p| a.c.work_path = Some(p)),
         ),
-        Opt::flag(
-            "tcp-established",
-            None,
-            "Allow open tcp connections",
-            |a| a.c.tcp_established = true,
-        ),
-        Opt::flag(
-            "ext-unix-sk",
-            None,
-            "Allow external unix sockets",
-            |a| a.c.ext_unix_sk = true,
-        ),
+        Opt::flag("tcp-established", None, "Allow open tcp connections", |a| {
+            a.c.tcp_established = true
+        }),
+        Opt::flag("ext-unix-sk", None, "Allow external unix sockets", |a| {
+            a.c.ext_unix_sk = true
+        }),
         Opt::flag("shell-job", None, "Allow shell jobs", |a| {
             a.c.shell_job = true
         }),
-        Opt::flag(
-            "file-locks",
-            None,
-            "Handle file locks, for safety",
-            |a| a.c.file_locks = true,
-        ),
+        Opt::flag("file-locks", None, "Handle file locks, for safety", |a| {
+            a.c.file_locks = true
+        }),
         Opt::value(
             "manage-cgroups-mode",
             None,
@@ -222,14 +213,22 @@ pub fn run(args: Args, g: &Globals) -> Result<i32> {
     let mut plan = crate::spec::plan(&args.id, &bundle, spec, args.no_pivot, false, 0)?;
     crate::spec::check_terminal(plan.terminal, args.console_socket.is_some(), foreground)?;
     let v = crate::criu::version(&g.criu)?;
-    crate::criu::require(&v, describe::min_version(&plan), "restore of this container")?;
+    crate::criu::require(
+        &v,
+        describe::min_version(&plan),
+        "restore of this container",
+    )?;
     if args.lsm_profile.is_some() {
         crate::criu::require(&v, 31600, "--lsm-profile")?;
     }
     if args.lsm_mount_context.is_some() {
         crate::criu::require(&v, 31600, "--lsm-mount-context")?;
     }
-    let pid_file = args.pid_file.as_deref().map(std::path::absolute).transpose()?;
+    let pid_file = args
+        .pid_file
+        .as_deref()
+        .map(std::path::absolute)
+        .transpose()?;
     let work = args.c.work_path.clone().unwrap_or_else(|| images.clone());
     let work_fd = open_dir(&work, true)?;
     if foreground && !args.no_subreaper {

@@ -202,7 +202,8 @@ pub fn make_mountpoints(plan: &Plan) -> Result<()> {
         .map(|m| m.dest.as_path())
         .collect();
     for m in mounts {
-        if m.kind == MountKind::Cgroup || tmpfs.iter().any(|t| m.dest.starts_with(t) && m.dest != *t)
+        if m.kind == MountKind::Cgroup
+            || tmpfs.iter().any(|t| m.dest.starts_with(t) && m.dest != *t)
         {
             continue;
         }

@@ -66,7 +66,9 @@ pub fn version(criu: &Path) -> Result<Version> {
     };
     let resp = w.call(&req, &mut |_| Ok(()), None)?;
     w.finish(true)?;
-    let v = resp.version.context("criu: VERSION answer without a version")?;
+    let v = resp
+        .version
+        .context("criu: VERSION answer without a version")?;
     Ok(Version {
         major: v.major_number,
         minor: v.minor_number,
@@ -219,8 +221,12 @@ impl Swrk {
 
     fn send(&self, req: &CriuReq) -> Result<()> {
         let sock = self.sock.as_ref().context("criu: socket closed")?;
-        send(sock.as_raw_fd(), &req.encode_to_vec(), MsgFlags::MSG_NOSIGNAL)
-            .context("criu: send request")?;
+        send(
+            sock.as_raw_fd(),
+            &req.encode_to_vec(),
+            MsgFlags::MSG_NOSIGNAL,
+        )
+        .context("criu: send request")?;
         Ok(())
     }
 
@@ -230,13 +236,17 @@ impl Swrk {
         let mut buf = vec![0u8; BUF];
         let mut iov = [IoSliceMut::new(&mut buf)];
         let mut space = nix::cmsg_space!([RawFd; 1]);
-        let msg = recvmsg::<()>(
+        let msg = match recvmsg::<()>(
             sock.as_raw_fd(),
             &mut iov,
             Some(&mut space),
             MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .context("receive from criu")?;
+        ) {
+            Ok(m) => m,
+            // CRIU died with our request unread: as good as EOF.
+            Err(nix::errno::Errno::ECONNRESET) => return Ok(None),
+            Err(e) => return Err(e).context("receive from criu"),
+        };
         let n = msg.bytes;
         let mut fd = None;
         for c in msg.cmsgs().context("receive from criu")? {

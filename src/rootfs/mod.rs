@@ -210,9 +210,9 @@ pub fn pivot(plan: &Plan) -> Result<()> {
     pivot::pivot(plan)
 }
 
-pub use paths::{enter_cwd, make_cwd};
 /// What a spec mount is (bind, tmpfs, ...), for `criu::describe`.
 pub use mount::Kind as MountKind;
+pub use paths::{enter_cwd, make_cwd};
 
 /// Creates the mountpoint `dest` (a container path) below `rootfs` if it
 /// is missing, resolved inside the rootfs: a file if `file`, else a
