@@ -57,9 +57,9 @@ pub fn restore_mounts(plan: &Plan) -> Vec<ExtMountMap> {
 /// cgroup directory, as create binds it).
 fn binds(plan: &Plan) -> impl Iterator<Item = (PathBuf, PathBuf)> + '_ {
     use crate::rootfs::MountKind;
-    let spec_binds = plan.rootfs_plan.mounts.iter().filter_map(|m| {
-        (m.kind == MountKind::Bind).then(|| (m.dest.clone(), m.source.clone().unwrap_or_default()))
-    });
+    let spec_binds = (plan.rootfs_plan.mounts.iter())
+        .filter(|m| m.kind == MountKind::Bind)
+        .map(|m| (m.dest.clone(), m.source.clone().unwrap_or_default()));
     let cgroup_binds = plan
         .rootfs_plan
         .mounts
