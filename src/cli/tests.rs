@@ -95,6 +95,8 @@ fn value_name(name: &str, long: &str) -> &'static str {
         "update" => of(&cmd::update::CLI, long),
         "events" => of(&cmd::events::CLI, long),
         "validate" => of(&cmd::validate::CLI, long),
+        "checkpoint" => of(&cmd::checkpoint::CLI, long),
+        "restore" => of(&cmd::restore::CLI, long),
         _ => None,
     }
     .unwrap_or_else(|| panic!("{name} --{long}: no value name"))
@@ -167,6 +169,8 @@ fn every_table_flag_is_in_help_and_man_page() {
         table("update", &cmd::update::CLI),
         table("events", &cmd::events::CLI),
         table("validate", &cmd::validate::CLI),
+        table("checkpoint", &cmd::checkpoint::CLI),
+        table("restore", &cmd::restore::CLI),
     ];
     let names: Vec<&str> = tables.iter().map(|t| t.0).collect();
     assert_eq!(names, SUBS.iter().map(|s| s.name).collect::<Vec<_>>());
@@ -201,7 +205,8 @@ fn help_and_version() {
     assert!(top.contains(
         "\nUSAGE:\n   skiff [global options] command [command options] [arguments...]\n"
     ));
-    assert!(top.contains("\nCOMMANDS:\n   create    Create a container\n"));
+    // Names padded to the longest ("checkpoint"), as urfave/cli does.
+    assert!(top.contains("\nCOMMANDS:\n   create      Create a container\n"));
     assert!(top.contains("\n   --version, -v       print the version\n"));
     assert_eq!(stop("-h"), Stop::Print(top.clone()));
     assert_eq!(stop("help"), Stop::Print(top.clone()));
