@@ -130,6 +130,7 @@ impl Swrk {
         }
         drop(theirs);
         let raw: Vec<RawFd> = high.iter().map(|f| f.as_raw_fd()).collect();
+        let reserved = reserve(raw.len())?;
         let mut cmd = Command::new(criu);
         cmd.args(["swrk", "3"]);
         // SAFETY: the closure makes only async-signal-safe syscalls (dup2,
@@ -156,7 +157,7 @@ impl Swrk {
             ),
             _ => anyhow::Error::new(e).context(format!("run {} swrk", criu.display())),
         })?;
-        drop(high);
+        drop((high, reserved));
         Ok(Swrk {
             sock: Some(ours),
             child,
@@ -309,6 +310,35 @@ fn dup_high(fd: RawFd) -> Result<OwnedFd> {
     .context("criu: dup fd")?;
     // SAFETY: fcntl just returned this new fd, owned by no one else.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Occupies the free ones of fds 3..3+n in the runtime (with /dev/null,
+/// close-on-exec) while criu is spawned, so that std's exec-error pipe is
+/// not among the fds the child's dup2 overwrites.
+fn reserve(n: usize) -> Result<Vec<OwnedFd>> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let null = nix::fcntl::open(
+        "/dev/null",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("open /dev/null")?;
+    let mut held = Vec::new();
+    for t in 3..3 + n as RawFd {
+        // SAFETY: only asks whether fd t is open.
+        let free = fcntl(unsafe { BorrowedFd::borrow_raw(t) }, FcntlArg::F_GETFD)
+            == Err(nix::errno::Errno::EBADF);
+        if free {
+            // SAFETY: t is free (just checked; single-threaded), so dup3
+            // creates it and nothing else owns it.
+            if unsafe { libc::dup3(null.as_raw_fd(), t, libc::O_CLOEXEC) } < 0 {
+                return Err(std::io::Error::last_os_error()).context("criu: reserve fds");
+            }
+            // SAFETY: the fd dup3 just made, owned here only.
+            held.push(unsafe { OwnedFd::from_raw_fd(t) });
+        }
+    }
+    Ok(held)
 }
 
 /// In the forked criu, before execve: see `PrivateRoot`.
