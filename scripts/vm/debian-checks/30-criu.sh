@@ -37,8 +37,8 @@ is_status() { [ "$(status "$1")" = "$2" ]; }
 pid_of() { S state "$1" 2>/dev/null | jq -r .pid; }
 # counter BUNDLE ID: starts the counter container detached, waits until it counts.
 counter() {
-    mkbundle "$1" sh -c "$COUNTER" || return 1
-    S run -d --bundle "$1" "$2" </dev/null >/dev/null 2>&1 || return 1
+    mkb "$1" sh -c "$COUNTER" || return 1
+    S run -d --bundle "$1" "$2" </dev/null >/dev/null 2>"$T/$2.err" || { cat "$T/$2.err"; return 1; }
     until_ 30 above "$1" 3
 }
 # cgroup_dir PID: the host directory of PID's cgroup (v2 line, else memory's).
@@ -52,6 +52,22 @@ cgroup_dir() {
     fi
 }
 cleanup() { S delete -f "$1" >/dev/null 2>&1; }
+# mkb DIR CMD...: mkbundle with a writable rootfs (the counter writes /tmp/n).
+mkb() {
+    mkbundle "$@" || return 1
+    jq '.root.readonly = false' "$1/config.json" >"$1/config.json.new" && mv "$1/config.json.new" "$1/config.json"
+}
+# rst ID IMAGES BUNDLE [FLAGS...]: restore -d; on failure prints skiff's
+# error and CRIU's (stdio not to a pipe: the container would hold it).
+rst() {
+    local id=$1 img=$2 b=$3
+    shift 3
+    S restore -d "$@" --image-path "$img" --bundle "$b" "$id" </dev/null >/dev/null 2>"$T/$id.err" && return 0
+    echo "restore: $(cat "$T/$id.err") CRIU: $(why "$img/restore.log")"
+    return 1
+}
+# why LOG: CRIU's errors in LOG, for a failure message.
+why() { grep -m3 'Error' "$1" 2>/dev/null | tr '\n' ' '; }
 
 out=$(timeout 60 criu check 2>&1)
 if [ $? -ne 0 ]; then
@@ -67,13 +83,13 @@ basic() {
     counter "$b" c1 || { echo "counter did not start"; return 1; }
     pid=$(pid_of c1)
     t0=$(ms)
-    S checkpoint --image-path "$img" c1 || return 1
+    S checkpoint --image-path "$img" c1 || { echo "checkpoint: $(why "$R/c1/criu.work/dump.log")"; return 1; }
     t1=$(ms)
     gone "$pid" || { echo "init $pid still alive after checkpoint"; return 1; }
     if S state c1 >/dev/null 2>&1; then echo "c1 still exists after checkpoint"; return 1; fi
     n=$(count "$b")
     t1b=$(ms)
-    S restore -d --image-path "$img" --bundle "$b" c1 </dev/null >/dev/null 2>&1 || { echo "restore failed: $(tail -3 "$img/restore.log")"; return 1; }
+    rst c1 "$img" "$b" || return 1
     t2=$(ms)
     info "criu: skiff checkpoint of the counter $((t1 - t0)) ms, restore $((t2 - t1b)) ms"
     [ "$(status c1)" = running ] || { echo "state after restore: $(status c1)"; return 1; }
@@ -95,7 +111,7 @@ check criu-counter-continues basic
 RUNC=$(command -v runc || ls /skiff/extra/runc 2>/dev/null)
 if [ -n "$RUNC" ]; then
     rb=$T/rb
-    mkbundle "$rb" sh -c "$COUNTER"
+    mkb "$rb" sh -c "$COUNTER"
     RR=/run/runc-criu
     if timeout 60 "$RUNC" --root "$RR" run -d --bundle "$rb" r1 </dev/null >/dev/null 2>&1 &&
         until_ 30 above "$rb" 3; then
@@ -118,7 +134,7 @@ leave_running() {
     local b=$T/b2 pid n
     counter "$b" c2 || return 1
     pid=$(pid_of c2)
-    S checkpoint --leave-running --image-path "$T/img2" c2 || return 1
+    S checkpoint --leave-running --image-path "$T/img2" c2 || { why "$R/c2/criu.work/dump.log"; return 1; }
     [ "$(status c2)" = running ] && [ "$(pid_of c2)" = "$pid" ] || { echo "state $(status c2) pid $(pid_of c2)"; return 1; }
     n=$(count "$b")
     until_ 20 above "$b" "$n" || { echo "stopped counting"; return 1; }
@@ -131,12 +147,12 @@ check criu-leave-running leave_running
 pre_dump() {
     local b=$T/b3 n
     counter "$b" c3 || return 1
-    S checkpoint --pre-dump --image-path "$T/img3/pre" c3 || return 1
+    S checkpoint --pre-dump --image-path "$T/img3/pre" c3 || { why "$R/c3/criu.work/dump.log"; return 1; }
     [ "$(status c3)" = running ] || { echo "not running after pre-dump"; return 1; }
-    S checkpoint --image-path "$T/img3/final" --parent-path ../pre c3 || return 1
+    S checkpoint --image-path "$T/img3/final" --parent-path ../pre c3 || { why "$R/c3/criu.work/dump.log"; return 1; }
     [ -L "$T/img3/final/parent" ] || { echo "no parent link in the final images"; return 1; }
     n=$(count "$b")
-    S restore -d --image-path "$T/img3/final" --bundle "$b" c3 </dev/null >/dev/null 2>&1 || { echo "restore: $(tail -3 "$T/img3/final/restore.log")"; return 1; }
+    rst c3 "$T/img3/final" "$b" || return 1
     until_ 20 above "$b" "$n" || return 1
     [ "$(count "$b")" -le $((n + 20)) ] || return 1
     cleanup c3
@@ -149,7 +165,7 @@ other_id() {
     counter "$b" c4 || return 1
     S checkpoint --image-path "$T/img4" c4 || return 1
     n=$(count "$b")
-    S restore --detach --pid-file "$T/c4b.pid" --image-path "$T/img4" --bundle "$b" c4b </dev/null >/dev/null 2>&1 || return 1
+    rst c4b "$T/img4" "$b" --pid-file "$T/c4b.pid" || return 1
     if S state c4 >/dev/null 2>&1; then echo "old id c4 exists"; return 1; fi
     [ "$(status c4b)" = running ] || return 1
     pid=$(cat "$T/c4b.pid")
@@ -162,12 +178,12 @@ check criu-restore-other-id-pid-file other_id
 # 5. Cgroup limits are the same after restore (memory, pids).
 limits() {
     local b=$T/b5 pid cg mem pids
-    mkbundle "$b" sh -c "$COUNTER" || return 1
+    mkb "$b" sh -c "$COUNTER" || return 1
     jq '.linux.resources = {"memory": {"limit": 67108864}, "pids": {"limit": 42}}' "$b/config.json" >"$b/c" && mv "$b/c" "$b/config.json"
-    S run -d --bundle "$b" c5 </dev/null >/dev/null 2>&1 || return 1
+    S run -d --bundle "$b" c5 </dev/null >/dev/null 2>"$T/c5.err" || { cat "$T/c5.err"; return 1; }
     until_ 30 above "$b" 3 || return 1
     S checkpoint --image-path "$T/img5" c5 || return 1
-    S restore -d --image-path "$T/img5" --bundle "$b" c5 </dev/null >/dev/null 2>&1 || return 1
+    rst c5 "$T/img5" "$b" || return 1
     pid=$(pid_of c5)
     cg=$(cgroup_dir "$pid")
     if [ "$cgv" = cgroup2fs ]; then
@@ -187,14 +203,14 @@ tcp() {
     local b=$T/b6 n
     # The server listens first (the client starts a second later, inside
     # the container); every line it receives is appended to /tmp/srv.
-    mkbundle "$b" sh -c 'nc -l -p 7777 > /tmp/srv & sleep 1; i=0; while true; do i=$((i+1)); echo $i; echo $i > /tmp/n; sleep 0.1; done | nc 127.0.0.1 7777' || return 1
-    S run -d --bundle "$b" c6 </dev/null >/dev/null 2>&1 || return 1
+    mkb "$b" sh -c 'nc -l -p 7777 > /tmp/srv & sleep 1; i=0; while true; do i=$((i+1)); echo $i; echo $i > /tmp/n; sleep 0.1; done | nc 127.0.0.1 7777' || return 1
+    S run -d --bundle "$b" c6 </dev/null >/dev/null 2>"$T/c6.err" || { cat "$T/c6.err"; return 1; }
     lines() { wc -l <"$b/rootfs/tmp/srv" 2>/dev/null || echo 0; }
     srv_above() { [ "$(lines)" -gt "$1" ]; }
     until_ 30 srv_above 3 || { echo "no connection"; return 1; }
-    S checkpoint --tcp-established --image-path "$T/img6" c6 || return 1
+    S checkpoint --tcp-established --image-path "$T/img6" c6 || { why "$R/c6/criu.work/dump.log"; return 1; }
     n=$(lines)
-    S restore -d --tcp-established --image-path "$T/img6" --bundle "$b" c6 </dev/null >/dev/null 2>&1 || { echo "restore: $(grep -m3 Error "$T/img6/restore.log")"; return 1; }
+    rst c6 "$T/img6" "$b" --tcp-established || return 1
     until_ 20 srv_above "$n" || { echo "server stuck at $n lines after restore"; return 1; }
     cleanup c6
 }
@@ -203,8 +219,9 @@ check criu-tcp-established tcp
 # 7. Failure paths: clear errors, the container untouched, nothing left.
 missing_image() {
     local b=$T/b7 o
-    mkbundle "$b" sh -c "$COUNTER" || return 1
-    o=$(S restore -d --image-path "$T/nope" --bundle "$b" c7 2>&1 </dev/null) && { echo "restore succeeded"; return 1; }
+    mkb "$b" sh -c "$COUNTER" || return 1
+    S restore -d --image-path "$T/nope" --bundle "$b" c7 </dev/null >/dev/null 2>"$T/c7.err" && { echo "restore succeeded"; return 1; }
+    o=$(cat "$T/c7.err")
     printf '%s\n' "$o" | grep -q "$T/nope" || { echo "unclear: $o"; return 1; }
     [ ! -e "$R/c7" ] || { echo "state left"; return 1; }
 }
@@ -212,8 +229,8 @@ check criu-restore-missing-image missing_image
 
 stopped() {
     local b=$T/b8 o
-    mkbundle "$b" true || return 1
-    S run -d --bundle "$b" c8 </dev/null >/dev/null 2>&1 || return 1
+    mkb "$b" true || return 1
+    S run -d --bundle "$b" c8 </dev/null >/dev/null 2>"$T/c8.err" || { cat "$T/c8.err"; return 1; }
     until_ 10 is_status c8 stopped || return 1
     o=$(S checkpoint --image-path "$T/img8" c8 2>&1) && { echo "checkpoint succeeded"; return 1; }
     printf '%s\n' "$o" | grep -q 'cannot be checkpointed in stopped state' || { echo "unclear: $o"; return 1; }
