@@ -175,6 +175,17 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
     let work_fd = open_dir(&work, true)?;
     let images_fd = open_dir(&images, false)?;
     let log = work.join("dump.log");
+    let stdio = if args.pre_dump {
+        Vec::new()
+    } else {
+        external_stdio(pid)?
+    };
+    let mut external = describe::dump_externals(&plan)?;
+    for (_, key) in &stdio {
+        if !external.contains(key) {
+            external.push(key.clone());
+        }
+    }
     let opts = CriuOpts {
         images_dir_fd: images_fd.as_raw_fd(),
         work_dir_fd: Some(work_fd.as_raw_fd()),
@@ -194,7 +205,7 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
         orphan_pts_master: Some(true),
         auto_dedup: Some(args.c.auto_dedup),
         lazy_pages: Some(args.c.lazy_pages),
-        external: describe::dump_externals(&plan)?,
+        external,
         freeze_cgroup: describe::freeze_dir(&c.state.cgroup)
             .map(|d| d.to_string_lossy().into_owned()),
         ps: page_server,
@@ -209,6 +220,9 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
     };
     if !args.pre_dump {
         write_descriptors(&images, pid)?;
+        let path = images.join(EXTERNAL_STDIO);
+        std::fs::write(&path, serde_json::to_vec(&stdio)?)
+            .with_context(|| format!("write {}", path.display()))?;
     }
     let kind = if args.pre_dump {
         CriuReqType::PreDump
@@ -331,6 +345,51 @@ fn write_descriptors(images: &Path, pid: i32) -> Result<()> {
 
 pub const DESCRIPTORS: &str = "descriptors.json";
 
+/// skiff's addition to runc's descriptors.json: init's stdio fds that are
+/// files outside the container's mounts, with their CRIU external keys.
+pub const EXTERNAL_STDIO: &str = "skiff-stdio.json";
+
+/// Init's stdio that CRIU cannot reach from the container's mounts: a
+/// file or device its caller opened on the host (the /dev/null or log
+/// file of `run -d </dev/null 2>log`; runc reopens a host /dev/null from
+/// the container's /dev at create, skiff leaves stdio as given). They are
+/// dumped as external files ("file[MNT_ID:INODE]") and handed back at
+/// restore as the restorer's own stdio, as pipes are. Pipes and sockets
+/// are left to CRIU (pipes: descriptors.json).
+fn external_stdio(pid: i32) -> Result<Vec<(i32, String)>> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .with_context(|| format!("read /proc/{pid}/mountinfo"))?;
+    let inside: Vec<&str> = (mountinfo.lines())
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let mut out = Vec::new();
+    for fd in 0..3 {
+        let Ok(md) = std::fs::metadata(format!("/proc/{pid}/fd/{fd}")) else {
+            continue;
+        };
+        let t = md.file_type();
+        if t.is_fifo() || t.is_socket() {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+        let Some(mnt) = fdinfo_mnt_id(&info) else {
+            continue;
+        };
+        if !inside.contains(&mnt.to_string().as_str()) {
+            out.push((fd, format!("file[{mnt:x}:{:x}]", md.ino())));
+        }
+    }
+    Ok(out)
+}
+
+/// The `mnt_id:` field of a /proc/PID/fdinfo/FD text.
+fn fdinfo_mnt_id(info: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// `--page-server ADDRESS:PORT`.
 fn page_server(s: &str) -> Result<CriuPageServerInfo> {
     let bad = || anyhow::anyhow!("Use --page-server ADDRESS:PORT to specify page server");
@@ -372,6 +431,13 @@ fn status_fd(fd: Option<i32>, lazy: bool) -> Result<Option<OwnedFd>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fdinfo_gives_the_mount_id() {
+        let info = "pos:\t0\nflags:\t0100000\nmnt_id:\t23\nino:\t4\n";
+        assert_eq!(fdinfo_mnt_id(info), Some(23));
+        assert_eq!(fdinfo_mnt_id("pos:\t0\n"), None);
+    }
 
     #[test]
     fn page_server_takes_address_and_port() {

@@ -7,7 +7,7 @@
 //! `run`: attached (signals forwarded, tty proxied, deleted at the end)
 //! unless --detach.
 //! Runs in: the runtime process.
-use super::checkpoint::{Common, DESCRIPTORS, open_dir};
+use super::checkpoint::{Common, DESCRIPTORS, EXTERNAL_STDIO, open_dir};
 use crate::Globals;
 use crate::cgroup::Cgroup;
 use crate::cli::{Cmd, ID, Opt, path, string};
@@ -258,6 +258,7 @@ pub fn run(args: Args, g: &Globals) -> Result<i32> {
     // CRIU's fd 3 is the socket; the joined namespaces follow from 4.
     let (ns_files, mut inherit) = describe::restore_inherit(&plan, 4)?;
     inherit.extend(pipes(&descriptors));
+    inherit.extend(external_stdio(&images)?);
     let (console, own_console) =
         crate::tty::console_socket(args.console_socket.as_deref(), plan.terminal)?;
     let extra: Vec<BorrowedFd> = ns_files.iter().map(|f| f.as_fd()).collect();
@@ -400,6 +401,27 @@ fn pipes(descriptors: &[String]) -> Vec<InheritFd> {
             fd: i as i32,
         })
         .collect()
+}
+
+/// The stdio files a skiff checkpoint dumped as external (see
+/// checkpoint.rs): each is given our own fd of the same number (CRIU's
+/// 0-2 are ours). Absent in a runc checkpoint: nothing to add.
+fn external_stdio(images: &Path) -> Result<Vec<InheritFd>> {
+    let path = images.join(EXTERNAL_STDIO);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+    };
+    let list: Vec<(i32, String)> =
+        serde_json::from_slice(&text).with_context(|| format!("parse {}", path.display()))?;
+    let mut out: Vec<InheritFd> = Vec::new();
+    for (fd, key) in list {
+        if (0..3).contains(&fd) && !out.iter().any(|i| i.key == key) {
+            out.push(InheritFd { key, fd });
+        }
+    }
+    Ok(out)
 }
 
 fn cstring(p: &Path) -> Result<std::ffi::CString> {

@@ -115,7 +115,11 @@ pub struct PrivateRoot {
 }
 
 impl Swrk {
-    /// Starts `criu swrk 3` with our stdio and `extra` at fds 4, 5, ...
+    /// Starts `criu swrk 3` with `extra` at fds 4, 5, ... Only a restore
+    /// (`root` given) shares our stdio with CRIU (the restored init's
+    /// stdio pipes are taken from it); otherwise, as in runc, CRIU's stdio
+    /// is /dev/null, so that its own complaints (a pre-dump's closed
+    /// socket) stay in its log.
     pub fn spawn(criu: &Path, extra: &[BorrowedFd], root: Option<PrivateRoot>) -> Result<Swrk> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
@@ -133,6 +137,12 @@ impl Swrk {
         let reserved = reserve(raw.len())?;
         let mut cmd = Command::new(criu);
         cmd.args(["swrk", "3"]);
+        if root.is_none() {
+            use std::process::Stdio;
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        }
         // SAFETY: the closure makes only async-signal-safe syscalls (dup2,
         // unshare, mount) on data prepared before the fork; skiff is
         // single-threaded, so no lock can be held in the child.

@@ -298,4 +298,6 @@ podman_cr() {
 check criu-podman podman_cr ""
 check criu-podman-tty podman_cr -t
 
+# Whatever a failed check left running.
+for id in $(S list -q 2>/dev/null); do cleanup "$id"; done
 rm -rf "$T"
