@@ -261,7 +261,7 @@ fn dump(
     pre_dump: bool,
 ) -> Result<()> {
     let mut status_fd = status_fd;
-    let mut w = Swrk::spawn(criu, &[], None)?;
+    let mut w = Swrk::spawn(criu, &[], false)?;
     let mut on_notify = |n: Notify| -> Result<()> {
         if n.script == "status-ready"
             && let Some(fd) = status_fd.take()

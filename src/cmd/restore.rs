@@ -13,7 +13,7 @@ use crate::cgroup::Cgroup;
 use crate::cli::{Cmd, ID, Opt, path, string};
 use crate::container::{Container, State, Status, proc_start_time};
 use crate::criu::rpc::{CriuOpts, CriuReq, CriuReqType, InheritFd};
-use crate::criu::{Notify, PrivateRoot, Swrk, describe};
+use crate::criu::{Notify, Swrk, describe};
 use crate::spec::Plan;
 use anyhow::{Context, Result, bail};
 use nix::sched::CloneFlags;
@@ -166,8 +166,8 @@ pub static CLI: Cmd<Args> = Cmd {
 };
 
 /// Removes what a failed restore made: the restored tree, the cgroup, the
-/// state dir. (The rootfs is bound on criu-root only in criu's own mount
-/// namespace, so removing the state dir never reaches into the rootfs.)
+/// state dir (criu-root unmounted first, so that the removal can never
+/// reach into the rootfs bound there).
 struct Cleanup {
     dir: PathBuf,
     cgroup: Option<Cgroup>,
@@ -189,7 +189,39 @@ impl Drop for Cleanup {
         {
             crate::log::warn(&format!("cleanup: {e:#}"));
         }
+        let _ = nix::mount::umount2(&self.dir.join(CRIU_ROOT), nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The state dir's mount point for the rootfs during a restore.
+const CRIU_ROOT: &str = "criu-root";
+
+/// The rootfs bound on criu-root while CRIU restores; unmounted and
+/// removed on drop (declared after `Cleanup`, so dropped before it).
+struct Bound(PathBuf);
+
+impl Bound {
+    fn mount(rootfs: &Path, at: &Path) -> Result<Bound> {
+        use nix::mount::{MsFlags, mount};
+        std::fs::create_dir(at).with_context(|| format!("mkdir {}", at.display()))?;
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+        if let Err(e) = mount(Some(rootfs), at, None::<&str>, flags, None::<&str>) {
+            let _ = std::fs::remove_dir(at);
+            return Err(e)
+                .with_context(|| format!("bind {} on {}", rootfs.display(), at.display()));
+        }
+        Ok(Bound(at.to_path_buf()))
+    }
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        if let Err(e) = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH) {
+            crate::log::warn(&format!("umount {}: {e}", self.0.display()));
+            return;
+        }
+        let _ = std::fs::remove_dir(&self.0);
     }
 }
 
@@ -253,8 +285,7 @@ pub fn run(args: Args, g: &Globals) -> Result<i32> {
     c.state.cgroup = plan.cgroup.clone();
     c.save()?;
     describe::make_mountpoints(&plan)?;
-    let criu_root = c.dir.join("criu-root");
-    std::fs::create_dir(&criu_root).with_context(|| format!("mkdir {}", criu_root.display()))?;
+    let criu_root = c.dir.join(CRIU_ROOT);
     // CRIU's fd 3 is the socket; the joined namespaces follow from 4.
     let (ns_files, mut inherit) = describe::restore_inherit(&plan, 4)?;
     inherit.extend(pipes(&descriptors));
@@ -262,11 +293,11 @@ pub fn run(args: Args, g: &Globals) -> Result<i32> {
     let (console, own_console) =
         crate::tty::console_socket(args.console_socket.as_deref(), plan.terminal)?;
     let extra: Vec<BorrowedFd> = ns_files.iter().map(|f| f.as_fd()).collect();
-    let root = PrivateRoot {
-        rootfs: cstring(&plan.rootfs)?,
-        root: cstring(&criu_root)?,
-    };
-    let mut w = Swrk::spawn(&g.criu, &extra, Some(root))?;
+    // CRIU wants its root to be a mount point whose parent is not
+    // overmounted: the rootfs bound there, as runc does, until CRIU is done
+    // (unmounted before anything could remove the state dir).
+    let bound = Bound::mount(&plan.rootfs, &criu_root)?;
+    let mut w = Swrk::spawn(&g.criu, &extra, true)?;
     drop(ns_files);
     // runc's criuApplyCgroups: CRIU restores into the cgroup it is in.
     plan.cgroup.add_task(w.pid())?;
@@ -328,11 +359,11 @@ pub fn run(args: Args, g: &Globals) -> Result<i32> {
         w.call(&req, &mut on_notify, Some(&log))?
     };
     w.finish(false)?;
+    drop(bound);
     let pid = restored
         .or(resp.restore.map(|r| r.pid))
         .context("criu restore: no pid of the restored init")?;
     guard.pid = Some(pid);
-    let _ = std::fs::remove_dir(&criu_root);
     c.state.pid = Some(pid);
     c.state.pid_start = proc_start_time(pid);
     c.state.created = crate::log::now_rfc3339();
@@ -422,11 +453,6 @@ fn external_stdio(images: &Path) -> Result<Vec<InheritFd>> {
         }
     }
     Ok(out)
-}
-
-fn cstring(p: &Path) -> Result<std::ffi::CString> {
-    std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
-        .with_context(|| format!("{}: NUL in path", p.display()))
 }
 
 /// CRIU made the namespaces (the tree is not running yet): bring `lo` up

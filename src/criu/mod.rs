@@ -59,7 +59,7 @@ impl std::fmt::Display for Version {
 /// as runc's exec does). Fails clearly when there is no criu to run.
 /// This is what `features` and `check` call to report CRIU.
 pub fn version(criu: &Path) -> Result<Version> {
-    let mut w = Swrk::spawn(criu, &[], None)?;
+    let mut w = Swrk::spawn(criu, &[], false)?;
     let req = CriuReq {
         r#type: CriuReqType::Version as i32,
         ..Default::default()
@@ -105,22 +105,13 @@ pub struct Swrk {
     criu: PathBuf,
 }
 
-/// What the forked criu does before its execve: enter a private mount
-/// namespace (so nothing mounted for it is seen outside, and nothing is
-/// left mounted should we die) and bind `rootfs` on `root` there (CRIU
-/// wants its --root to be a mount point whose parent is not overmounted).
-pub struct PrivateRoot {
-    pub rootfs: std::ffi::CString,
-    pub root: std::ffi::CString,
-}
-
 impl Swrk {
     /// Starts `criu swrk 3` with `extra` at fds 4, 5, ... Only a restore
-    /// (`root` given) shares our stdio with CRIU (the restored init's
-    /// stdio pipes are taken from it); otherwise, as in runc, CRIU's stdio
-    /// is /dev/null, so that its own complaints (a pre-dump's closed
-    /// socket) stay in its log.
-    pub fn spawn(criu: &Path, extra: &[BorrowedFd], root: Option<PrivateRoot>) -> Result<Swrk> {
+    /// (`stdio`) shares our stdio with CRIU (the restored init's stdio is
+    /// taken from it); otherwise, as in runc, CRIU's stdio is /dev/null,
+    /// so that its own complaints (a pre-dump's closed socket) stay in
+    /// its log.
+    pub fn spawn(criu: &Path, extra: &[BorrowedFd], stdio: bool) -> Result<Swrk> {
         let (ours, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -137,15 +128,15 @@ impl Swrk {
         let reserved = reserve(raw.len())?;
         let mut cmd = Command::new(criu);
         cmd.args(["swrk", "3"]);
-        if root.is_none() {
+        if !stdio {
             use std::process::Stdio;
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
         }
-        // SAFETY: the closure makes only async-signal-safe syscalls (dup2,
-        // unshare, mount) on data prepared before the fork; skiff is
-        // single-threaded, so no lock can be held in the child.
+        // SAFETY: the closure makes only async-signal-safe syscalls (dup2)
+        // on data prepared before the fork; skiff is single-threaded, so
+        // no lock can be held in the child.
         unsafe {
             cmd.pre_exec(move || {
                 for (i, fd) in raw.iter().enumerate() {
@@ -153,9 +144,6 @@ impl Swrk {
                     if libc::dup2(*fd, 3 + i as RawFd) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
-                }
-                if let Some(r) = &root {
-                    private_root(r)?;
                 }
                 Ok(())
             });
@@ -349,35 +337,6 @@ fn reserve(n: usize) -> Result<Vec<OwnedFd>> {
         }
     }
     Ok(held)
-}
-
-/// In the forked criu, before execve: see `PrivateRoot`.
-fn private_root(r: &PrivateRoot) -> std::io::Result<()> {
-    let check = |rc: libc::c_int| {
-        if rc < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    };
-    // SAFETY: plain syscalls with NUL-terminated strings prepared before the fork.
-    unsafe {
-        check(libc::unshare(libc::CLONE_NEWNS))?;
-        check(libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_SLAVE,
-            std::ptr::null(),
-        ))?;
-        check(libc::mount(
-            r.rootfs.as_ptr(),
-            r.root.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND | libc::MS_REC,
-            std::ptr::null(),
-        ))
-    }
 }
 
 fn req_name(t: i32) -> &'static str {

@@ -18,7 +18,11 @@ cgv=$(stat -f -c %T /sys/fs/cgroup)
 
 ms() { date +%s%3N; }
 # count DIR: the counter's last value (0 if none yet).
-count() { cat "$1/rootfs/tmp/n" 2>/dev/null || echo 0; }
+count() {
+    local v
+    v=$(cat "$1/rootfs/tmp/n" 2>/dev/null)
+    echo "${v:-0}" # empty while the counter rewrites it
+}
 # until_ SECS CMD...: polls CMD every 50 ms until it succeeds, at most SECS.
 until_() {
     local n=$(($1 * 20))
