@@ -207,7 +207,8 @@ tcp() {
     local b=$T/b6 n
     # The server listens first (the client starts a second later, inside
     # the container); every line it receives is appended to /tmp/srv.
-    mkb "$b" sh -c 'nc -l -p 7777 > /tmp/srv & sleep 1; i=0; while true; do i=$((i+1)); echo $i; echo $i > /tmp/n; sleep 0.1; done | nc 127.0.0.1 7777' || return 1
+    # (The server's stdin never ends: busybox nc hangs up at its EOF.)
+    mkb "$b" sh -c 'sleep 99999 | nc -l -p 7777 > /tmp/srv & sleep 1; i=0; while true; do i=$((i+1)); echo $i; echo $i > /tmp/n; sleep 0.1; done | nc 127.0.0.1 7777' || return 1
     S run -d --bundle "$b" c6 </dev/null >/dev/null 2>"$T/c6.err" || { cat "$T/c6.err"; return 1; }
     lines() { wc -l <"$b/rootfs/tmp/srv" 2>/dev/null || echo 0; }
     srv_above() { [ "$(lines)" -gt "$1" ]; }
