@@ -177,7 +177,9 @@ impl Swrk {
         log: Option<&Path>,
     ) -> Result<CriuResp> {
         let what = req_name(req.r#type);
-        self.send(req)?;
+        if let Err(e) = self.send(req) {
+            return Err(self.gone(e, what, log));
+        }
         loop {
             let (resp, fd) = match self.recv() {
                 Ok(Some(r)) => r,
@@ -198,11 +200,14 @@ impl Swrk {
                 pid: n.pid.unwrap_or(0),
                 fd,
             })?;
-            self.send(&CriuReq {
+            let ack = CriuReq {
                 r#type: CriuReqType::Notify as i32,
                 notify_success: Some(true),
                 ..Default::default()
-            })?;
+            };
+            if let Err(e) = self.send(&ack) {
+                return Err(self.gone(e, what, log));
+            }
         }
     }
 
@@ -218,15 +223,24 @@ impl Swrk {
         Ok(())
     }
 
-    fn send(&self, req: &CriuReq) -> Result<()> {
-        let sock = self.sock.as_ref().context("criu: socket closed")?;
+    fn send(&self, req: &CriuReq) -> nix::Result<()> {
+        let sock = self.sock.as_ref().ok_or(nix::errno::Errno::EBADF)?;
         send(
             sock.as_raw_fd(),
             &req.encode_to_vec(),
             MsgFlags::MSG_NOSIGNAL,
         )
-        .context("criu: send request")?;
-        Ok(())
+        .map(drop)
+    }
+
+    /// A failed send: CRIU already gone (EPIPE, ECONNRESET) is reported as
+    /// its death, anything else as is.
+    fn gone(&mut self, e: nix::errno::Errno, what: &str, log: Option<&Path>) -> anyhow::Error {
+        use nix::errno::Errno;
+        match e {
+            Errno::EPIPE | Errno::ECONNRESET => self.died(what, log),
+            e => anyhow::Error::new(e).context(format!("criu {what}: send request")),
+        }
     }
 
     /// One packet: the answer and the fd it carried, None at EOF.
