@@ -1,8 +1,8 @@
 //! `skiff restore`: create a container from a CRIU checkpoint and the
 //! bundle's config.json, flag for flag runc's: the state dir and cgroup
-//! are made as `create` makes them, CRIU (in the cgroup, in a private
-//! mount namespace where the rootfs is bound on `criu-root`) rebuilds the
-//! process tree, the prestart and createRuntime hooks run when CRIU has
+//! are made as `create` makes them, CRIU (put in the cgroup, with the
+//! rootfs bound on `criu-root` in the state dir while it runs, as runc
+//! does) rebuilds the process tree, the prestart and createRuntime hooks run when CRIU has
 //! made the namespaces, and state.json gets the new init pid. Then, as
 //! `run`: attached (signals forwarded, tty proxied, deleted at the end)
 //! unless --detach.
