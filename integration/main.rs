@@ -19,6 +19,7 @@ mod cli;
 mod cli_parity;
 mod completion;
 mod conformance;
+mod criu;
 mod exec;
 mod failures;
 mod faults;

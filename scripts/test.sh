@@ -15,6 +15,8 @@ apt_need uidmap newuidmap
 apt_need strace strace
 # integration/completion.rs loads `skiff completion zsh` into a real zsh.
 apt_need zsh zsh
+# integration/criu.rs: checkpoint/restore's failure paths on this host.
+apt_need criu criu
 # The engines of the `engines` test target (integration/engines/).
 apt_need containerd containerd
 apt_need umoci umoci

@@ -189,7 +189,7 @@ static GLOBAL: &[Opt<Flags>] = &[
         "criu",
         None,
         "PATH",
-        "Path to the criu binary used for checkpoint and restore (not supported)",
+        "Path to the criu binary used for checkpoint and restore [default: criu]",
         |f, v| path(v).map(|p| f.criu = Some(p)),
     ),
     Opt::flag(
@@ -236,6 +236,8 @@ pub enum Command {
     Features(cmd::features::Args),
     Check(cmd::check::Args),
     Completion(cmd::completion::Args),
+    Checkpoint(cmd::checkpoint::Args),
+    Restore(cmd::restore::Args),
 }
 
 type SubParse = fn(&mut Parser, &mut Flags, &Sub) -> Result<Command, Stop>;
@@ -337,6 +339,16 @@ pub static SUBS: &[Sub] = &[
         name: "completion",
         about: "Print a bash or zsh completion script for skiff",
         parse: |p, f, s| command(p, f, s, &cmd::completion::CLI).map(Command::Completion),
+    },
+    Sub {
+        name: "checkpoint",
+        about: "Checkpoint a running container (with CRIU)",
+        parse: |p, f, s| command(p, f, s, &cmd::checkpoint::CLI).map(Command::Checkpoint),
+    },
+    Sub {
+        name: "restore",
+        about: "Restore a container from a previous checkpoint (with CRIU)",
+        parse: |p, f, s| command(p, f, s, &cmd::restore::CLI).map(Command::Restore),
     },
 ];
 

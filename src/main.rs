@@ -13,6 +13,7 @@ mod cgroup;
 mod cli;
 mod cmd;
 mod container;
+mod criu;
 #[cfg(not(test))]
 mod entry;
 mod every;
@@ -47,6 +48,8 @@ pub struct Globals {
     /// Rootless cgroups: permission errors drop a hierarchy instead of
     /// failing, unless limits need it (cgroup/rootless.rs).
     pub rootless_cgroups: bool,
+    /// `--criu`: the criu binary for checkpoint and restore.
+    pub criu: PathBuf,
 }
 
 /// runc's default root: `$XDG_RUNTIME_DIR/<name>` for a non-root user
@@ -116,6 +119,7 @@ fn main() {
             .unwrap_or_else(|| default_root(euid, std::env::var_os("XDG_RUNTIME_DIR"))),
         debug: flags.debug,
         rootless_cgroups: rootless_cgroups(&flags.rootless, euid, rootfs::in_user_namespace()),
+        criu: flags.criu.unwrap_or_else(|| PathBuf::from("criu")),
     };
     let result = if flags.systemd_cgroup {
         Err(anyhow::anyhow!(
@@ -159,6 +163,8 @@ fn dispatch(command: Command, g: &Globals) -> anyhow::Result<i32> {
         Command::Features(a) => cmd::features::run(a, g).map(|_| 0),
         Command::Check(a) => cmd::check::run(a, g).map(|_| 0),
         Command::Completion(a) => cmd::completion::run(a, g).map(|_| 0),
+        Command::Checkpoint(a) => cmd::checkpoint::run(a, g).map(|_| 0),
+        Command::Restore(a) => cmd::restore::run(a, g),
     }
 }
 

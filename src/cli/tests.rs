@@ -97,6 +97,8 @@ fn value_name(name: &str, long: &str) -> &'static str {
         "validate" => of(&cmd::validate::CLI, long),
         "features" => of(&cmd::features::CLI, long),
         "check" => of(&cmd::check::CLI, long),
+        "checkpoint" => of(&cmd::checkpoint::CLI, long),
+        "restore" => of(&cmd::restore::CLI, long),
         _ => None,
     }
     .unwrap_or_else(|| panic!("{name} --{long}: no value name"))
@@ -172,6 +174,8 @@ fn every_table_flag_is_in_help_and_man_page() {
         table("features", &cmd::features::CLI),
         table("check", &cmd::check::CLI),
         table("completion", &cmd::completion::CLI),
+        table("checkpoint", &cmd::checkpoint::CLI),
+        table("restore", &cmd::restore::CLI),
     ];
     let names: Vec<&str> = tables.iter().map(|t| t.0).collect();
     assert_eq!(names, SUBS.iter().map(|s| s.name).collect::<Vec<_>>());

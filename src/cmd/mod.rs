@@ -2,6 +2,7 @@
 //! table (`CLI`, see cli.rs) and its `run`.
 pub mod check;
 pub mod completion;
+pub mod checkpoint;
 pub mod create;
 pub mod delete;
 pub mod events;
@@ -11,6 +12,7 @@ pub mod kill;
 pub mod list;
 pub mod pause;
 pub mod ps;
+pub mod restore;
 pub mod run;
 pub mod spec;
 pub mod start;

@@ -211,7 +211,20 @@ pub fn pivot(plan: &Plan) -> Result<()> {
     pivot::pivot(plan)
 }
 
+/// What a spec mount is (bind, tmpfs, ...), for `criu::describe`.
+pub use mount::Kind as MountKind;
 pub use paths::{enter_cwd, make_cwd};
+
+/// Creates the mountpoint `dest` (a container path) below `rootfs` if it
+/// is missing, resolved inside the rootfs: a file if `file`, else a
+/// directory (a restore's mountpoints, see `criu::describe`).
+pub fn make_mountpoint(rootfs: &Path, dest: &Path, file: bool) -> Result<()> {
+    let root = paths::open_root(rootfs)?;
+    let leaf = if file { Leaf::File } else { Leaf::Dir };
+    paths::mkdir_all(root.as_fd(), dest, leaf)
+        .map(drop)
+        .with_context(|| format!("mountpoint {} in {}", dest.display(), rootfs.display()))
+}
 
 /// Init, after pivot, when process.terminal: bind the pty slave over /dev/console.
 pub fn mount_console(slave: std::os::fd::BorrowedFd) -> Result<()> {
