@@ -46,6 +46,9 @@ pub struct Globals {
     /// Rootless cgroups: permission errors drop a hierarchy instead of
     /// failing, unless limits need it (cgroup/rootless.rs).
     pub rootless_cgroups: bool,
+    /// `--systemd-cgroup`: `create` puts the container in a systemd unit
+    /// (cgroup/systemd.rs); later commands find that in state.json.
+    pub systemd_cgroup: bool,
 }
 
 /// runc's default root: `$XDG_RUNTIME_DIR/<name>` for a non-root user
@@ -110,14 +113,9 @@ fn main() {
             .unwrap_or_else(|| default_root(euid, std::env::var_os("XDG_RUNTIME_DIR"))),
         debug: flags.debug,
         rootless_cgroups: rootless_cgroups(&flags.rootless, euid, rootfs::in_user_namespace()),
+        systemd_cgroup: flags.systemd_cgroup,
     };
-    let result = if flags.systemd_cgroup {
-        Err(anyhow::anyhow!(
-            "--systemd-cgroup is not supported by skiff yet"
-        ))
-    } else {
-        dispatch(cli.command, &globals)
-    };
+    let result = dispatch(cli.command, &globals);
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -200,6 +200,7 @@ mod tests {
             ],
             created: vec![],
             rootless: false,
+            systemd: None,
         };
         for d in ["cpu/c1/s", "memory/c1/s"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
