@@ -39,9 +39,14 @@ impl Cgroup {
     /// The directories `create` would make now (missing ones, parents
     /// first): saved in state.json *before* creating them, so a runtime
     /// killed in between still leaves a record for `delete --force`.
+    /// With systemd, only hierarchies it does not manage: its own
+    /// directories go with its unit.
     pub fn pending(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = Vec::new();
-        for h in &self.hierarchies {
+        let ours = |h: &&super::Hierarchy| {
+            self.systemd.is_none() || !super::systemd::manages(h.version, &h.controllers)
+        };
+        for h in self.hierarchies.iter().filter(ours) {
             let mut missing = Vec::new();
             let mut d = h.dir.as_path();
             while d.starts_with(&h.mount) && d != h.mount && !d.exists() {

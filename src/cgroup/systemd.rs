@@ -83,6 +83,22 @@ fn prop(name: &str, value: Value) -> Prop {
     }
 }
 
+/// Whether systemd makes (and removes) a unit's directory in this
+/// hierarchy: cgroup2 (pure, or a hybrid's unified one), name=systemd and
+/// the v1 controllers it has properties for.
+pub fn manages(v: Version, controllers: &[String]) -> bool {
+    const V1: [&str; 7] = [
+        "cpu",
+        "cpuacct",
+        "blkio",
+        "memory",
+        "devices",
+        "pids",
+        "name=systemd",
+    ];
+    v == Version::V2 || controllers.iter().any(|c| V1.contains(&c.as_str()))
+}
+
 /// sd_booted(3), as runc's IsRunningSystemd: /run/systemd/system is a directory.
 pub fn booted() -> bool {
     std::fs::symlink_metadata("/run/systemd/system").is_ok_and(|m| m.is_dir())

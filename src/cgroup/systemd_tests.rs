@@ -396,3 +396,47 @@ fn systemd_versions_gate_newer_properties() {
     assert_eq!(names(243), ["CPUQuotaPeriodUSec", "MemoryMax"]);
     assert_eq!(names(252).len(), 3);
 }
+
+#[test]
+fn pending_dirs_are_only_those_systemd_does_not_make() {
+    let root = std::env::temp_dir().join(format!("skiff-sd-pending-{}", std::process::id()));
+    let mut mi = String::new();
+    for (i, (dir, opts)) in [
+        ("memory", "memory"),
+        ("cpuset", "cpuset"),
+        ("systemd", "xattr,name=systemd"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+        mi += &format!(
+            "{} 1 0:{} / {}/{dir} rw - cgroup cgroup rw,{opts}\n",
+            40 + i,
+            60 + i,
+            root.display()
+        );
+    }
+    std::fs::create_dir_all(root.join("unified")).unwrap();
+    mi += &format!(
+        "50 1 0:70 / {}/unified rw - cgroup2 cgroup2 rw\n",
+        root.display()
+    );
+    let cg = Cgroup::resolve_systemd_with(&mi, unit(Some("a-b.slice:skiff:c1")).unwrap()).unwrap();
+    let pending = cg.pending();
+    std::fs::remove_dir_all(&root).unwrap();
+    assert_eq!(
+        pending,
+        [
+            root.join("cpuset/a.slice"),
+            root.join("cpuset/a.slice/a-b.slice"),
+            root.join("cpuset/a.slice/a-b.slice/skiff-c1.scope"),
+        ]
+    );
+    assert!(manages(Version::V2, &[]));
+    assert!(manages(Version::V1, &["cpu".into(), "cpuacct".into()]));
+    assert!(!manages(
+        Version::V1,
+        &["net_cls".into(), "net_prio".into()]
+    ));
+}
