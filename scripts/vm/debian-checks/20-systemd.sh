@@ -54,6 +54,21 @@ edit() {
 sd() { timeout "$T" "$SKIFF" --systemd-cgroup "$@"; }
 sk() { timeout "$T" "$SKIFF" "$@"; }
 
+# ok NAME CMD...: `check`, with CMD's output in a file: a container made
+# by `create` or `run --detach` keeps the runtime's stdio, and a pipe
+# (`check`'s $(...)) would wait for the container to exit.
+ok() {
+    local name=$1 rc
+    shift
+    "$@" </dev/null >"$work/out" 2>&1 && rc=0 || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        pass "$name"
+    else
+        fail "$name" "status $rc: $(tail -5 "$work/out" | tr '\n' '|')"
+    fi
+    return "$rc"
+}
+
 # status ID: the container's status from `skiff state`.
 status() { sk state "$1" 2>/dev/null | jq -r .status; }
 
@@ -73,7 +88,7 @@ b=$work/a
 bundle "$b" "system.slice:skiff:$id" sleep 1000
 edit "$b" '.linux.resources = {"memory": {"limit": 67108864}, "pids": {"limit": 32},
     "cpu": {"quota": 50000, "period": 100000, "shares": 512}}'
-if check sd-create sd create --bundle "$b" "$id"; then
+if ok sd-create sd create --bundle "$b" "$id"; then
     eq sd-scope-active active "$(prop "$unit" ActiveState)"
     eq sd-scope-slice system.slice "$(prop "$unit" Slice)"
     eq sd-scope-delegate yes "$(prop "$unit" Delegate)"
@@ -152,7 +167,7 @@ id=sd-k$$
 unit=skiff-$id.scope
 b=$work/k
 bundle "$b" "system.slice:skiff:$id" sleep 1000
-if check sd-run-detach sd run --detach --bundle "$b" "$id"; then
+if ok sd-run-detach sd run --detach --bundle "$b" "$id"; then
     check sd-kill sk kill "$id" KILL
     i=0
     while [ "$(status "$id")" != stopped ] && [ $i -lt 100 ]; do
@@ -175,7 +190,7 @@ b=$work/n
 bundle "$b" "a-b.slice:skiff:$id" sleep 1000
 edit "$b" '.annotations = {"org.systemd.property.TimeoutStopUSec": "uint64 123456789",
     "org.systemd.property.CollectMode": "'"'"'inactive-or-failed'"'"'"}'
-if check sd-nested-create sd create --bundle "$b" "$id"; then
+if ok sd-nested-create sd create --bundle "$b" "$id"; then
     eq sd-nested-slice a-b.slice "$(prop "$unit" Slice)"
     eq sd-nested-cgroup "/$rel" "$(prop "$unit" ControlGroup)"
     if [ -d "$(cgdir memory "$rel")" ]; then pass sd-nested-dir; else fail sd-nested-dir "no $(cgdir memory "$rel")"; fi
@@ -191,7 +206,7 @@ sk delete --force "$id" >/dev/null 2>&1
 id=sd-d$$
 b=$work/d
 bundle "$b" "" sleep 1000
-if check sd-default-create sd create --bundle "$b" "$id"; then
+if ok sd-default-create sd create --bundle "$b" "$id"; then
     eq sd-default-unit active "$(prop "runc-$id.scope" ActiveState)"
     eq sd-default-slice system.slice "$(prop "runc-$id.scope" Slice)"
     check sd-default-delete sk delete --force "$id"
@@ -203,7 +218,8 @@ sk delete --force "$id" >/dev/null 2>&1
 # failed NAME ID: create must fail (exit 1) and leave nothing of ID.
 failed() {
     local name=$1 id=$2 out rc
-    out=$(sd create --bundle "$work/f-$name" "$id" 2>&1) && rc=0 || rc=$?
+    sd create --bundle "$work/f-$name" "$id" </dev/null >"$work/out" 2>&1 && rc=0 || rc=$?
+    out=$(cat "$work/out")
     if [ "$rc" != 1 ]; then
         fail "sd-failed-$name" "create exit $rc: $out"
         sk delete --force "$id" >/dev/null 2>&1
@@ -236,7 +252,7 @@ failed memory "sd-fm$$"
 # A malformed cgroupsPath: runc's error, before anything exists.
 bundle "$work/f-path" "system.slice:sd-fp$$" sleep 1000
 failed path "sd-fp$$"
-out=$(sd create --bundle "$work/f-path" "sd-fp$$" 2>&1)
+out=$(sd create --bundle "$work/f-path" "sd-fp$$" </dev/null 2>&1)
 case "$out" in
     *'expected cgroupsPath to be of format \"slice:prefix:name\"'* | *'expected cgroupsPath to be of format "slice:prefix:name"'*) pass sd-failed-path-message ;;
     *) fail sd-failed-path-message "$out" ;;
@@ -249,7 +265,7 @@ id=sd-fs$$
 b=$work/fs
 bundle "$b" "/skiff-fs-$id" sleep 1000
 edit "$b" '.linux.resources = {"memory": {"limit": 67108864}}'
-if check sd-noflag-create sk create --bundle "$b" "$id"; then
+if ok sd-noflag-create sk create --bundle "$b" "$id"; then
     eq sd-noflag-file 67108864 "$(cat "$(cgdir memory "skiff-fs-$id")/$MEMF" 2>&1)"
     if [ -z "$(systemctl list-units --all --no-legend --plain "*$id*")" ]; then
         pass sd-noflag-no-unit
