@@ -43,6 +43,7 @@ mod seal;
 mod seccomp;
 mod security;
 mod shared;
+mod systemd;
 mod terminal;
 mod userns;
 

@@ -195,7 +195,7 @@ static GLOBAL: &[Opt<Flags>] = &[
     Opt::flag(
         "systemd-cgroup",
         None,
-        "Enable systemd cgroup support (not supported yet: fails with an error)",
+        "Enable systemd cgroup support, expects cgroupsPath to be of form \"slice:prefix:name\" for e.g. \"system.slice:runc:434234\"",
         |f| f.systemd_cgroup = true,
     ),
 ];

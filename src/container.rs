@@ -345,6 +345,7 @@ mod tests {
                 hierarchies: vec![],
                 created: vec![],
                 rootless: false,
+                systemd: None,
             },
             hooks: None,
             rdt: Vec::new(),

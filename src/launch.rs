@@ -4,7 +4,7 @@
 //! everything if any step fails.
 //! Runs in: the runtime process (P).
 use crate::Globals;
-use crate::cgroup::{Cgroup, Write};
+use crate::cgroup::{Cgroup, Write, bus, systemd};
 use crate::container::{Container, State, proc_start_time};
 use crate::init::ChildFds;
 use crate::init::attach::ExecPlan;
@@ -51,6 +51,8 @@ struct Cleanup {
     init_pid: Option<i32>,
     /// resctrl groups made for linux.intelRdt.
     rdt: Vec<PathBuf>,
+    /// The process holding a new systemd scope open (`--systemd-cgroup`).
+    holder: Option<bus::Holder>,
     armed: bool,
 }
 
@@ -63,6 +65,10 @@ impl Drop for Cleanup {
             let _ = crate::pidfd::send_signal(&fd, libc::SIGKILL);
             crate::pidfd::wait_exit(&fd, std::time::Duration::from_secs(5));
         }
+        if let Some(h) = &mut self.holder {
+            h.release();
+        }
+        // With systemd, this also stops (and resets) the unit.
         if let Some(cg) = &self.cgroup
             && let Err(e) = cg.destroy()
         {
@@ -96,6 +102,9 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         opts.no_new_keyring,
         opts.preserve_fds,
     )?;
+    if g.systemd_cgroup {
+        systemd_plan(&mut plan, g)?;
+    }
     socket_activation(&mut plan)?;
     crate::spec::check_terminal(plan.terminal, opts.console_socket.is_some(), run)?;
     crate::netdev::check(&plan.net_devices, &plan.ns.join)?;
@@ -109,6 +118,7 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         cgroup: None,
         init_pid: None,
         rdt: Vec::new(),
+        holder: None,
         armed: true,
     };
     let late = cgroup_after_init(&plan);
@@ -136,6 +146,10 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
         .transpose()?;
     if let Some(p) = pid_file {
         write_pid_file(&p, pid)?;
+    }
+    // Init is in the scope now: the holder may go.
+    if let Some(mut h) = guard.holder.take() {
+        h.release();
     }
     guard.armed = false;
     crate::log::phase("done");
@@ -176,7 +190,71 @@ fn socket_activation(plan: &mut Plan) -> Result<()> {
 /// delete per container (on ext4 each costs an inode allocation, which
 /// scans past every recently deleted inode).
 fn cgroup_after_init(plan: &Plan) -> bool {
-    crate::init::direct_clone(plan).is_some() && plan.cgroup.v2_dir().is_none()
+    crate::init::direct_clone(plan).is_some()
+        && plan.cgroup.v2_dir().is_none()
+        && plan.cgroup.systemd.is_none()
+}
+
+/// `--systemd-cgroup`: the cgroup becomes a systemd unit's, from the
+/// cgroupsPath (`slice:prefix:name`) and the org.systemd.property.*
+/// annotations (see cgroup/systemd.rs); checked before anything exists.
+fn systemd_plan(plan: &mut Plan, g: &Globals) -> Result<()> {
+    if !systemd::booted() {
+        return Err(systemd::not_booted());
+    }
+    if g.rootless_cgroups {
+        bail!(
+            "--systemd-cgroup: rootless containers (through the user's systemd instance) are not supported by skiff yet"
+        );
+    }
+    let linux = plan
+        .spec
+        .linux()
+        .as_ref()
+        .context("linux: missing in config.json")?;
+    let path = linux
+        .cgroups_path()
+        .as_deref()
+        .map(|p| p.to_str().context("linux.cgroupsPath: not UTF-8"))
+        .transpose()?;
+    let mut unit = systemd::parse_path(path, &plan.id)?;
+    unit.extra = systemd::annotation_props(plan.spec.annotations().iter().flatten())?;
+    plan.cgroup = Cgroup::resolve_systemd(unit)?;
+    plan.cgroup_writes = plan.cgroup.plan(linux.resources().as_ref())?;
+    Ok(())
+}
+
+/// Starts the container's transient scope (waiting for systemd's job),
+/// with a holder process in it until init has joined, and the properties
+/// systemd has for these writes; `make_cgroup` then writes the files.
+/// The pids limit comes later, with its file (see `split_pids_max`).
+fn start_unit(plan: &Plan, early: &[Write], guard: &mut Cleanup) -> Result<()> {
+    let cg = &plan.cgroup;
+    let Some(unit) = &cg.systemd else {
+        return Ok(());
+    };
+    let holder = bus::Holder::spawn()?;
+    let mut props = systemd::base_props(unit, holder.pid(), cg.version);
+    guard.holder = Some(holder);
+    let default = oci_spec::runtime::LinuxResources::default();
+    let res = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .unwrap_or(&default);
+    let devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+    props.extend(systemd::device_props(
+        &crate::cgroup::resources::device_rules(res)?,
+        &devices,
+    ));
+    props.extend(systemd::props_from_writes(early, cg.version)?);
+    props.extend(unit.extra.iter().cloned());
+    bus::start(&unit.name, &props)?;
+    // From here on a failure stops the unit (`Cgroup::destroy`).
+    guard.cgroup = Some(cg.clone());
+    crate::log::phase("systemd-unit");
+    Ok(())
 }
 
 /// Makes the cgroup with every write but pids.max; what it made goes to
@@ -191,12 +269,13 @@ fn make_cgroup(plan: &mut Plan, g: &Globals, guard: &mut Cleanup) -> Result<()> 
         .is_some();
     // pids.max waits until our own helper processes have left the cgroup.
     let (early, _) = split_pids_max(&plan.cgroup_writes);
+    start_unit(plan, &early, guard)?;
     let made = if g.rootless_cgroups && !explicit {
         plan.cgroup.create_rootless(&early, &plan.cgroup_writes)
     } else {
         plan.cgroup.create(&early)
     };
-    if !plan.cgroup.created.is_empty() {
+    if !plan.cgroup.created.is_empty() || plan.cgroup.systemd.is_some() {
         guard.cgroup = Some(plan.cgroup.clone());
     }
     made?;
@@ -272,7 +351,8 @@ fn spawn(
         }
     }
     let (_, late) = split_pids_max(&plan.cgroup_writes);
-    plan.cgroup.apply(&late)?;
+    // With systemd, its TasksMax too.
+    plan.cgroup.update(&late)?;
     if !cgroup_after_init(plan) {
         c.save()?;
     }

@@ -50,6 +50,9 @@ pub struct Globals {
     pub rootless_cgroups: bool,
     /// `--criu`: the criu binary for checkpoint and restore.
     pub criu: PathBuf,
+    /// `--systemd-cgroup`: `create` puts the container in a systemd unit
+    /// (cgroup/systemd.rs); later commands find that in state.json.
+    pub systemd_cgroup: bool,
 }
 
 /// runc's default root: `$XDG_RUNTIME_DIR/<name>` for a non-root user
@@ -120,14 +123,9 @@ fn main() {
         debug: flags.debug,
         rootless_cgroups: rootless_cgroups(&flags.rootless, euid, rootfs::in_user_namespace()),
         criu: flags.criu.unwrap_or_else(|| PathBuf::from("criu")),
+        systemd_cgroup: flags.systemd_cgroup,
     };
-    let result = if flags.systemd_cgroup {
-        Err(anyhow::anyhow!(
-            "--systemd-cgroup is not supported by skiff yet"
-        ))
-    } else {
-        dispatch(command, &globals)
-    };
+    let result = dispatch(command, &globals);
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {

@@ -228,6 +228,10 @@ impl SyncSocket {
             );
             let r = match r {
                 Err(nix::errno::Errno::EINTR) => continue,
+                // The peer died with our last message unread (e.g. init
+                // OOM-killed after `Proceed`): gone, as at EOF, so the
+                // caller says why it died instead of "connection reset".
+                Err(nix::errno::Errno::ECONNRESET) => return Ok(None),
                 r => r.context("sync: recv")?,
             };
             let mut fd = None;

@@ -39,9 +39,14 @@ impl Cgroup {
     /// The directories `create` would make now (missing ones, parents
     /// first): saved in state.json *before* creating them, so a runtime
     /// killed in between still leaves a record for `delete --force`.
+    /// With systemd, only hierarchies it does not manage: its own
+    /// directories go with its unit.
     pub fn pending(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = Vec::new();
-        for h in &self.hierarchies {
+        let ours = |h: &&super::Hierarchy| {
+            self.systemd.is_none() || !super::systemd::manages(h.version, &h.controllers)
+        };
+        for h in self.hierarchies.iter().filter(ours) {
             let mut missing = Vec::new();
             let mut d = h.dir.as_path();
             while d.starts_with(&h.mount) && d != h.mount && !d.exists() {
@@ -200,6 +205,7 @@ mod tests {
             ],
             created: vec![],
             rootless: false,
+            systemd: None,
         };
         for d in ["cpu/c1/s", "memory/c1/s"] {
             std::fs::create_dir_all(root.join(d)).unwrap();

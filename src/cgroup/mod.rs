@@ -10,15 +10,20 @@
 //! Every filesystem access goes through paths taken from the mountinfo text
 //! given to `resolve_with`, so unit tests run against tempdir fixture trees.
 //!
-//! Rootless: see rootless.rs. NOT DONE: the systemd driver;
-//! runc's v1 device emulator (rules are written in order instead).
+//! Rootless: see rootless.rs. The systemd driver (`--systemd-cgroup`):
+//! systemd.rs and bus.rs; a container's unit is recorded here (`systemd`),
+//! and creating, updating and destroying go through systemd first, then
+//! the files as without it. NOT DONE: runc's v1 device emulator (rules are
+//! written in order instead).
 
+pub mod bus;
 mod detect;
 mod fs;
 mod join;
 pub mod resources;
 mod rootless;
 mod stats;
+pub mod systemd;
 mod v1;
 mod v2;
 
@@ -58,6 +63,9 @@ pub struct Cgroup {
     /// Rootless mode (see rootless.rs): joining may fail with a permission error.
     #[serde(default)]
     pub rootless: bool,
+    /// The systemd unit the cgroup belongs to (`--systemd-cgroup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
 }
 
 /// v1 controllers we place the container in (the kernel's list, minus the
@@ -187,6 +195,44 @@ impl Cgroup {
             hierarchies,
             created: Vec::new(),
             rootless: false,
+            systemd: None,
+        })
+    }
+
+    /// The cgroup of systemd unit `unit`: `<mount>/<expanded slice>/<unit>`
+    /// in every hierarchy we manage (systemd makes the directories of the
+    /// controllers it manages, `create` the others, as runc's systemd
+    /// drivers do).
+    pub fn resolve_systemd(unit: systemd::Unit) -> Result<Cgroup> {
+        let mountinfo =
+            std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+        Self::resolve_systemd_with(&mountinfo, unit)
+    }
+
+    /// `resolve_systemd` on a given mountinfo text.
+    pub fn resolve_systemd_with(mountinfo: &str, unit: systemd::Unit) -> Result<Cgroup> {
+        let slice = systemd::expand_slice(&unit.slice)?;
+        let rel = Path::new(slice.trim_start_matches('/')).join(&unit.name);
+        let (version, mounts) = managed(Layout::detect(&crate::mountinfo::parse(mountinfo)))?;
+        let hierarchies = mounts
+            .into_iter()
+            .map(|m| Hierarchy {
+                version: if m.subsystems.is_empty() {
+                    Version::V2
+                } else {
+                    Version::V1
+                },
+                controllers: m.subsystems,
+                dir: m.point.join(&rel),
+                mount: m.point,
+            })
+            .collect();
+        Ok(Cgroup {
+            version,
+            hierarchies,
+            created: Vec::new(),
+            rootless: false,
+            systemd: Some(unit),
         })
     }
 
@@ -403,6 +449,11 @@ impl Cgroup {
     /// A cgroup the caller made may already hold processes: they would
     /// share the container's limits and die with it. runc warns; so do we.
     fn warn_if_occupied(&self) {
+        // A systemd scope is new (systemd refuses an existing name) and
+        // holds the process that keeps it open (bus::Holder).
+        if self.systemd.is_some() {
+            return;
+        }
         let Some(dir) = self
             .primary()
             .filter(|d| !self.created.iter().any(|c| c == d))
@@ -427,11 +478,28 @@ impl Cgroup {
         }
     }
 
-    /// SIGKILL everything inside, wait (bounded) for it to go, and remove the
-    /// directories skiff created, deepest first. Idempotent.
+    /// SIGKILL everything inside, wait (bounded) for it to go, stop the
+    /// systemd unit if any, and remove the directories skiff created,
+    /// deepest first. Idempotent.
     pub fn destroy(&self) -> Result<()> {
         self.kill_all()?;
+        if let Some(unit) = &self.systemd {
+            bus::stop(&unit.name)?;
+        }
         self.remove_created()
+    }
+
+    /// `update`: tell systemd what it has properties for (runtime, as
+    /// runc's SetUnitProperties), then write the files, which stay
+    /// authoritative.
+    pub fn update(&self, writes: &[Write]) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            bus::set_properties(
+                &unit.name,
+                &systemd::props_from_writes(writes, self.version)?,
+            )?;
+        }
+        self.apply(writes)
     }
 
     /// `delete`: `destroy`, and the container's own cgroup too where it

@@ -451,6 +451,7 @@ mod tests {
             }],
             created: vec![],
             rootless: false,
+            systemd: None,
         };
         let s = cg.stats();
         assert_eq!(s["cpu"]["usage"]["total"], 1_500_000);

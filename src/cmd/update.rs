@@ -247,7 +247,7 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
     crate::spec::log_unknown("resources", &unknown);
     refuse_unsupported(&res, c.state.cgroup.version)?;
     let writes = c.state.cgroup.plan_update(&res)?;
-    c.state.cgroup.apply(&writes)
+    c.state.cgroup.update(&writes)
 }
 
 #[cfg(test)]
