@@ -43,6 +43,30 @@ pub struct State {
     pub rdt_groups: Vec<PathBuf>,
 }
 
+impl State {
+    /// The state as runc prints it (`runc state`), also fed to hooks.
+    pub fn oci_state(&self, status: Status) -> serde_json::Value {
+        let pid = match status {
+            Status::Stopped => 0,
+            _ => self.pid.unwrap_or(0),
+        };
+        let mut v = serde_json::json!({
+            "ociVersion": "1.3.0",
+            "id": self.id,
+            "pid": pid,
+            "status": status.as_str(),
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": self.owner,
+        });
+        if !self.annotations.is_empty() {
+            v["annotations"] = serde_json::to_value(&self.annotations).unwrap_or_default();
+        }
+        v
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Creating,
@@ -96,9 +120,14 @@ pub struct Container {
 }
 
 /// Reads the start time (field 22) of a live, non-zombie process.
+/// One read into a stack buffer: the line is bounded (a 16-byte comm and
+/// 50 numbers), and `list` does this once per container.
 pub fn proc_start_time(pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&s)
+    use std::io::Read;
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = f.read(&mut buf).ok()?;
+    parse_stat(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 /// Parses /proc/<pid>/stat text; None for zombies (state Z or X).
@@ -249,13 +278,7 @@ impl Container {
     }
 
     pub fn status(&self) -> Status {
-        let start = self.state.pid.and_then(proc_start_time);
-        Status::from_facts(
-            &self.state,
-            start,
-            self.state.cgroup.is_frozen(),
-            self.fifo().exists(),
-        )
+        status_of(&self.state, &self.dir)
     }
 
     /// Sends `sig` to the init, refusing if the pid no longer belongs to it.
@@ -283,41 +306,37 @@ impl Container {
 
     /// The state as runc prints it (`runc state`), also fed to hooks.
     pub fn oci_state(&self, status: Status) -> serde_json::Value {
-        let pid = match status {
-            Status::Stopped => 0,
-            _ => self.state.pid.unwrap_or(0),
-        };
-        let mut v = serde_json::json!({
-            "ociVersion": "1.3.0",
-            "id": self.state.id,
-            "pid": pid,
-            "status": status.as_str(),
-            "bundle": self.state.bundle,
-            "rootfs": self.state.rootfs,
-            "created": self.state.created,
-            "owner": self.state.owner,
-        });
-        if !self.state.annotations.is_empty() {
-            v["annotations"] = serde_json::to_value(&self.state.annotations).unwrap_or_default();
-        }
-        v
+        self.state.oci_state(status)
     }
 }
 
-/// Every container id under `root` (directories holding a state.json).
-pub fn list_ids(root: &Path) -> Result<Vec<String>> {
-    let rd = match std::fs::read_dir(root) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(e).with_context(|| format!("read {}", root.display())),
+/// The status of the container saved in `dir`: the freezer and the exec
+/// fifo are looked at only for a live init (a stopped container costs one
+/// failed open, which counts with a thousand of them in `list`).
+pub fn status_of(st: &State, dir: &Path) -> Status {
+    let start = st.pid.and_then(proc_start_time);
+    let alive = start.is_some() && start == st.pid_start;
+    let frozen = alive && st.cgroup.is_frozen();
+    let fifo = alive && !frozen && dir.join(FIFO).exists();
+    Status::from_facts(st, start, frozen, fifo)
+}
+
+/// Reads `<root>/<id>/state.json` without taking the container's lock, for
+/// `list`: the file is replaced atomically (`save`), so a reader sees a
+/// whole old or new state, and a listing never waits behind a `create` or
+/// `delete` in progress (runc's list takes no lock either). None when the
+/// directory holds no state (yet, or any more).
+pub fn peek_state(root: &Path, id: &str) -> Result<Option<State>> {
+    validate_id(id)?;
+    let path = root.join(id).join(STATE_FILE);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
     };
-    let mut ids: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join(STATE_FILE).exists())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    ids.sort();
-    Ok(ids)
+    let state =
+        serde_json::from_slice(&text).with_context(|| format!("parse {}", path.display()))?;
+    Ok(Some(state))
 }
 
 /// Swaps two existing paths atomically (renameat2 RENAME_EXCHANGE).
