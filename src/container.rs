@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -324,18 +325,38 @@ pub fn status_of(st: &State, dir: &Path) -> Status {
 /// Reads `<root>/<id>/state.json` without taking the container's lock, for
 /// `list`: the file is replaced atomically (`save`), so a reader sees a
 /// whole old or new state, and a listing never waits behind a `create` or
-/// `delete` in progress (runc's list takes no lock either). None when the
-/// directory holds no state (yet, or any more).
-pub fn peek_state(root: &Path, id: &str) -> Result<Option<State>> {
+/// `delete` in progress (runc's list takes no lock either). `root_fd` is
+/// `root` opened: the path walked per container is two names long, and
+/// the file is read whole in a stack buffer's steps (no stat for its size).
+/// None when the directory holds no state (yet, or any more).
+pub fn peek_state(root: &Path, root_fd: BorrowedFd, id: &str) -> Result<Option<State>> {
+    use std::io::Read;
     validate_id(id)?;
-    let path = root.join(id).join(STATE_FILE);
-    let text = match std::fs::read(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+    let rel = format!("{id}/{STATE_FILE}");
+    let path = || root.join(&rel);
+    let fd = match nix::fcntl::openat(
+        root_fd,
+        rel.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("open {}", path().display())),
     };
+    let mut f = File::from(fd);
+    let (mut text, mut chunk) = (Vec::with_capacity(4096), [0u8; 4096]);
+    loop {
+        let n = f
+            .read(&mut chunk)
+            .with_context(|| format!("read {}", path().display()))?;
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&chunk[..n]);
+    }
     let state =
-        serde_json::from_slice(&text).with_context(|| format!("parse {}", path.display()))?;
+        serde_json::from_slice(&text).with_context(|| format!("parse {}", path().display()))?;
     Ok(Some(state))
 }
 

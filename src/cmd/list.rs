@@ -4,6 +4,7 @@ use crate::Globals;
 use crate::cli::{Cmd, Opt, one_of};
 use crate::container::{STATE_FILE, peek_state, status_of};
 use anyhow::{Context, Result};
+use std::os::fd::{AsFd, BorrowedFd};
 
 #[derive(Debug)]
 pub struct Args {
@@ -43,13 +44,22 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
     }
     let mut owners = Owners::default();
     let mut states: Vec<serde_json::Value> = Vec::new();
+    // Opened only if there is a container (a missing root lists none).
+    let root = dirs
+        .first()
+        .map(|_| std::fs::File::open(&g.root))
+        .transpose();
+    let root = root.with_context(|| format!("open {}", g.root.display()))?;
     for id in &dirs {
-        match peek_state(&g.root, id) {
+        let Some(root_fd) = root.as_ref().map(|f| f.as_fd()) else {
+            break;
+        };
+        match peek_state(&g.root, root_fd, id) {
             Ok(Some(st)) => {
                 let dir = g.root.join(id);
                 let mut s = st.oci_state(status_of(&st, &dir));
                 // runc's list (not its state) names the state dir's owner.
-                s["owner"] = owners.of(&dir).into();
+                s["owner"] = owners.of(root_fd, id).into();
                 states.push(s);
             }
             // Deleted between listing and reading, or not saved yet: skipped.
@@ -110,9 +120,10 @@ struct Owners {
 }
 
 impl Owners {
-    fn of(&mut self, dir: &std::path::Path) -> String {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
+    /// The owner of the directory `id` under the open root.
+    fn of(&mut self, root: BorrowedFd, id: &str) -> String {
+        let at = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+        let Ok(uid) = nix::sys::stat::fstatat(root, id, at).map(|s| s.st_uid) else {
             return String::new();
         };
         let passwd = self
