@@ -611,7 +611,8 @@ EOF
 }
 podman_cleanup() {
     sh -c "CONTAINERS_CONF=$work/pm/containers.conf $wrap_sh podman --root $work/pm/root --runroot $work/pm/runroot --storage-driver overlay system reset -f" >/dev/null 2>&1
-    rmdir /sys/fs/cgroup/*/skiff-bench-pm 2>/dev/null
+    # conmon's cgroups go under the parent too: deepest first.
+    find /sys/fs/cgroup/*/skiff-bench-pm -depth -type d -exec rmdir {} + 2>/dev/null
 }
 
 ctr_row() {
@@ -632,6 +633,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 [metrics]
   address = ""
 EOF
+    # The shims put their sockets in /run/containerd/s: removed afterwards
+    # (when empty) unless it was there before.
+    [ -e /run/containerd ] && run_ctd_existed=1
     # containerd and its shims in the private mount namespace, so crun works.
     sh -c "exec $wrap_sh containerd --config $d/config.toml" >"$d/log" 2>&1 &
     ctd_pid=$!
@@ -640,14 +644,15 @@ EOF
     for i in $(seq 100); do $ctr version >/dev/null 2>&1 && break; sleep 0.1; done
     $ctr images import --index-name localhost/busybox:latest "$work/img/oci.tar" >/dev/null 2>"$work/err" ||
         { echo "ctr import: $(head -c 200 "$work/err")" >&2; return 1; }
-    engine_row "ctr run --rm true" "$ctr run --rm --runc-binary RT --runc-root $d/runc-root localhost/busybox:latest e\$\$ true"
+    engine_row "ctr run --rm true" "$ctr run --rm --runc-binary RT --runc-root $d/runc-root --fifo-dir $d/fifo localhost/busybox:latest e\$\$ true"
 }
 ctr_cleanup() {
     [ -n "${ctd_pid:-}" ] || return 0
     pkill -P "$ctd_pid" 2>/dev/null
     kill "$ctd_pid" 2>/dev/null
     wait "$ctd_pid" 2>/dev/null
-    rmdir /sys/fs/cgroup/*/skiff-bench/* /sys/fs/cgroup/*/skiff-bench 2>/dev/null
+    find /sys/fs/cgroup/*/skiff-bench -depth -type d -exec rmdir {} + 2>/dev/null
+    [ -n "${run_ctd_existed:-}" ] || rmdir /run/containerd/s /run/containerd 2>/dev/null
 }
 
 engine_rows() {
