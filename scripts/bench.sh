@@ -22,14 +22,14 @@
 # cell is the mean over the rounds. The ratios are of those means.
 #
 # crun 1.8 refuses this host's hybrid cgroup layout, so crun's commands run
-# as `unshare -m sh -c 'umount /sys/fs/cgroup/unified; exec crun ...'`: a
-# private mount namespace where it sees a pure v1 layout. Each runtime's
-# --root is on the shared filesystem, so create/start/delete in separate
+# as `nsenter -m -t HOLDER crun ...`: in a private mount namespace, made
+# once with /sys/fs/cgroup/unified unmounted, where it sees a pure v1
+# layout. Each runtime's --root is on the shared filesystem, so create/start/delete in separate
 # invocations find the same state. To keep the comparison fair, by default
 # skiff and runc are wrapped exactly the same way (BENCH_WRAP=all): same
 # wrapper cost, same cgroup layout. BENCH_WRAP=crun wraps only crun and
-# subtracts the wrapper's own cost (the same unshare+umount+exec of
-# /bin/true, measured separately) once per crun invocation. The output says
+# subtracts the wrapper's own cost (the same nsenter + exec of /bin/true,
+# measured separately) once per crun invocation. The output says
 # which mode ran and what the wrapper costs. The floor row and the scale
 # rows run skiff unwrapped (it needs no wrapper; neither does the floor).
 # The engines run inside one such private namespace, whichever runtime.
@@ -76,10 +76,21 @@ unified=/sys/fs/cgroup/unified
 wrap_mode=${BENCH_WRAP:-all}
 wrap_all=
 [ "$wrap_mode" = all ] && wrap_all=1
-# The private mount namespace without the cgroup2 mount (see above).
-wrap_sh="unshare -m sh -c 'umount $unified 2>/dev/null; exec \"\$0\" \"\$@\"'"
-
 work=$(mktemp -d /tmp/skiff-bench.XXXXXX)
+
+# The private mount namespace without the cgroup2 mount (see above): made
+# once and held by a sleeping process; each wrapped call enters it with
+# nsenter. A fresh `unshare -m` + umount per call cost 2-40 ms here (the
+# umount and the namespace's teardown each wait for an RCU grace period),
+# more than the calls measured, and as noisy as the machine's load.
+unshare -m --propagation private sh -c "umount $unified 2>/dev/null; exec sleep infinity" </dev/null >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 100); do
+    [ "$(readlink /proc/$holder/ns/mnt)" != "$(readlink /proc/self/ns/mnt)" ] &&
+        ! nsenter -m -t "$holder" mountpoint -q "$unified" && break
+    sleep 0.05
+done
+wrap_sh="nsenter -m -t $holder"
 engine_cleanup=()
 cleanup() {
     for n in "${names[@]}"; do
@@ -87,6 +98,8 @@ cleanup() {
     done
     for f in "${engine_cleanup[@]}"; do $f; done
     for n in skiff runc; do scale_delete_all "$n" >/dev/null 2>&1; done
+    kill "$holder" 2>/dev/null
+    wait "$holder" 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -191,7 +204,7 @@ core_rows() {
         [ -n "${bin[$n]}" ] && sh -c "$(rt "$n") run -d --bundle $work/sleeper bench-state-$n" >/dev/null 2>&1 </dev/null
     done
     # The wrapper's own cost: one call, and 50 in parallel.
-    local wrap1="unshare -m sh -c 'umount $unified 2>/dev/null; exec /bin/true'"
+    local wrap1="$wrap_sh /bin/true"
     wrap_ms=$(mean_ms "$wrap1")
     wrap50_ms=$(mean_ms "for i in \$(seq 50); do $wrap1 & done; wait" "$conc_runs")
     for op in "${ops[@]}"; do
