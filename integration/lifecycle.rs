@@ -514,3 +514,63 @@ fn list_shows_owner() {
     assert_eq!(owner_of(&rt), ("#54321".into(), "#54321".into()));
     std::os::unix::fs::chown(&dir, Some(0), None).unwrap();
 }
+
+/// `list` reads each state without taking the container's lock (as runc):
+/// with one container's lock held (as a `create`, `delete` or `exec` in
+/// progress holds it), it still lists every container at once, each with
+/// its status derived from the kernel: running, created, and stopped
+/// (init killed behind the runtime's back: pid 0).
+#[test]
+fn list_does_not_wait_for_a_locked_container() {
+    use std::os::fd::AsRawFd;
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let running = rt.sleeper(&b);
+    let created = rt.id("created");
+    rt.create(&b, &created, &[]).check("create");
+    let dead = rt.sleeper(&b);
+    let dead_pid = rt.pid(&dead);
+    // SAFETY: kill(2) of the init we just started; no memory is involved.
+    assert_eq!(unsafe { libc::kill(dead_pid, libc::SIGKILL) }, 0);
+    assert!(
+        poll(10, || rt.status(&dead).as_deref() == Some("stopped")),
+        "the killed init never showed as stopped"
+    );
+
+    let dir = std::fs::File::open(rt.root.path().join(&running)).unwrap();
+    // SAFETY: flock(2) on an fd we own; released when `dir` drops.
+    assert_eq!(unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let mut c = rt.cmd();
+    c.args(["list", "--format", "json"]);
+    let o = rt.root.path().join("list.out");
+    c.stdout(std::fs::File::create(&o).unwrap());
+    let mut child = c.spawn().expect("spawn list");
+    let mut status = None;
+    let done = poll(10, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if !done {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    drop(dir);
+    assert!(done, "list waited for a container's lock");
+    assert!(status.unwrap().success(), "list failed");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&o).unwrap()).unwrap();
+    let status_of = |id: &str| -> (String, i64) {
+        let c = v.as_array().unwrap().iter().find(|c| c["id"] == id);
+        let c = c.unwrap_or_else(|| panic!("{id} missing from list: {v}"));
+        (
+            c["status"].as_str().unwrap().into(),
+            c["pid"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(
+        status_of(&running),
+        ("running".into(), rt.pid(&running) as i64)
+    );
+    assert_eq!(status_of(&created).0, "created");
+    assert_eq!(status_of(&dead), ("stopped".into(), 0));
+}

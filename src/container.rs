@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,30 @@ pub struct State {
     /// `exec`'d processes join too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rdt_groups: Vec<PathBuf>,
+}
+
+impl State {
+    /// The state as runc prints it (`runc state`), also fed to hooks.
+    pub fn oci_state(&self, status: Status) -> serde_json::Value {
+        let pid = match status {
+            Status::Stopped => 0,
+            _ => self.pid.unwrap_or(0),
+        };
+        let mut v = serde_json::json!({
+            "ociVersion": "1.3.0",
+            "id": self.id,
+            "pid": pid,
+            "status": status.as_str(),
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": self.owner,
+        });
+        if !self.annotations.is_empty() {
+            v["annotations"] = serde_json::to_value(&self.annotations).unwrap_or_default();
+        }
+        v
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +121,14 @@ pub struct Container {
 }
 
 /// Reads the start time (field 22) of a live, non-zombie process.
+/// One read into a stack buffer: the line is bounded (a 16-byte comm and
+/// 50 numbers), and `list` does this once per container.
 pub fn proc_start_time(pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&s)
+    use std::io::Read;
+    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = f.read(&mut buf).ok()?;
+    parse_stat(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 /// Parses /proc/<pid>/stat text; None for zombies (state Z or X).
@@ -249,13 +279,7 @@ impl Container {
     }
 
     pub fn status(&self) -> Status {
-        let start = self.state.pid.and_then(proc_start_time);
-        Status::from_facts(
-            &self.state,
-            start,
-            self.state.cgroup.is_frozen(),
-            self.fifo().exists(),
-        )
+        status_of(&self.state, &self.dir)
     }
 
     /// Sends `sig` to the init, refusing if the pid no longer belongs to it.
@@ -283,41 +307,57 @@ impl Container {
 
     /// The state as runc prints it (`runc state`), also fed to hooks.
     pub fn oci_state(&self, status: Status) -> serde_json::Value {
-        let pid = match status {
-            Status::Stopped => 0,
-            _ => self.state.pid.unwrap_or(0),
-        };
-        let mut v = serde_json::json!({
-            "ociVersion": "1.3.0",
-            "id": self.state.id,
-            "pid": pid,
-            "status": status.as_str(),
-            "bundle": self.state.bundle,
-            "rootfs": self.state.rootfs,
-            "created": self.state.created,
-            "owner": self.state.owner,
-        });
-        if !self.state.annotations.is_empty() {
-            v["annotations"] = serde_json::to_value(&self.state.annotations).unwrap_or_default();
-        }
-        v
+        self.state.oci_state(status)
     }
 }
 
-/// Every container id under `root` (directories holding a state.json).
-pub fn list_ids(root: &Path) -> Result<Vec<String>> {
-    let rd = match std::fs::read_dir(root) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(e).with_context(|| format!("read {}", root.display())),
+/// The status of the container saved in `dir`: the freezer and the exec
+/// fifo are looked at only for a live init (a stopped container costs one
+/// failed open, which counts with a thousand of them in `list`).
+pub fn status_of(st: &State, dir: &Path) -> Status {
+    let start = st.pid.and_then(proc_start_time);
+    let alive = start.is_some() && start == st.pid_start;
+    let frozen = alive && st.cgroup.is_frozen();
+    let fifo = alive && !frozen && dir.join(FIFO).exists();
+    Status::from_facts(st, start, frozen, fifo)
+}
+
+/// Reads `<root>/<id>/state.json` without taking the container's lock, for
+/// `list`: the file is replaced atomically (`save`), so a reader sees a
+/// whole old or new state, and a listing never waits behind a `create` or
+/// `delete` in progress (runc's list takes no lock either). `root_fd` is
+/// `root` opened: the path walked per container is two names long, and
+/// the file is read whole in a stack buffer's steps (no stat for its size).
+/// None when the directory holds no state (yet, or any more).
+pub fn peek_state(root: &Path, root_fd: BorrowedFd, id: &str) -> Result<Option<State>> {
+    use std::io::Read;
+    validate_id(id)?;
+    let rel = format!("{id}/{STATE_FILE}");
+    let path = || root.join(&rel);
+    let fd = match nix::fcntl::openat(
+        root_fd,
+        rel.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("open {}", path().display())),
     };
-    let mut ids: Vec<String> = rd
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join(STATE_FILE).exists())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .collect();
-    ids.sort();
-    Ok(ids)
+    let mut f = File::from(fd);
+    let (mut text, mut chunk) = (Vec::with_capacity(4096), [0u8; 4096]);
+    loop {
+        let n = f
+            .read(&mut chunk)
+            .with_context(|| format!("read {}", path().display()))?;
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&chunk[..n]);
+    }
+    let state =
+        serde_json::from_slice(&text).with_context(|| format!("parse {}", path().display()))?;
+    Ok(Some(state))
 }
 
 /// Swaps two existing paths atomically (renameat2 RENAME_EXCHANGE).

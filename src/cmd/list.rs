@@ -2,8 +2,9 @@
 //! Runs in: the runtime process.
 use crate::Globals;
 use crate::cli::{Cmd, Opt, one_of};
-use crate::container::{Container, STATE_FILE, list_ids};
-use anyhow::Result;
+use crate::container::{STATE_FILE, peek_state, status_of};
+use anyhow::{Context, Result};
+use std::os::fd::{AsFd, BorrowedFd};
 
 #[derive(Debug)]
 pub struct Args {
@@ -33,22 +34,36 @@ pub static CLI: Cmd<Args> = Cmd {
 };
 
 pub fn run(args: Args, g: &Globals) -> Result<()> {
-    let ids = list_ids(&g.root)?;
+    let dirs = entries(&g.root)?;
     if args.quiet {
-        ids.iter().for_each(|id| println!("{id}"));
+        let ids = dirs
+            .iter()
+            .filter(|id| g.root.join(id).join(STATE_FILE).exists());
+        ids.for_each(|id| println!("{id}"));
         return Ok(());
     }
+    let mut owners = Owners::default();
     let mut states: Vec<serde_json::Value> = Vec::new();
-    for id in &ids {
-        match Container::load(&g.root, id) {
-            Ok(c) => {
-                let mut s = c.oci_state(c.status());
+    // Opened only if there is a container (a missing root lists none).
+    let root = dirs
+        .first()
+        .map(|_| std::fs::File::open(&g.root))
+        .transpose();
+    let root = root.with_context(|| format!("open {}", g.root.display()))?;
+    for id in &dirs {
+        let Some(root_fd) = root.as_ref().map(|f| f.as_fd()) else {
+            break;
+        };
+        match peek_state(&g.root, root_fd, id) {
+            Ok(Some(st)) => {
+                let dir = g.root.join(id);
+                let mut s = st.oci_state(status_of(&st, &dir));
                 // runc's list (not its state) names the state dir's owner.
-                s["owner"] = owner(&c.dir).into();
+                s["owner"] = owners.of(root_fd, id).into();
                 states.push(s);
             }
-            // Deleted between listing and loading, or not saved yet: skipped.
-            Err(_) if !g.root.join(id).join(STATE_FILE).exists() => {}
+            // Deleted between listing and reading, or not saved yet: skipped.
+            Ok(None) => {}
             // A corrupt state.json: say so, as runc does, instead of hiding it.
             Err(e) => crate::log::warn(&format!("load container {id}: {e:#}")),
         }
@@ -78,15 +93,48 @@ pub fn run(args: Args, g: &Globals) -> Result<()> {
     Ok(())
 }
 
-/// The user name owning `dir` (from /etc/passwd), or `#<uid>` as runc
-/// prints an owner without a name.
-fn owner(dir: &std::path::Path) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
-        return String::new();
+/// The directories under `root`, sorted: from the directory entries' types,
+/// without a stat each (`list` reads each one's state.json next anyway).
+fn entries(root: &std::path::Path) -> Result<Vec<String>> {
+    let rd = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e).with_context(|| format!("read {}", root.display())),
     };
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    user_name(&passwd, uid).unwrap_or_else(|| format!("#{uid}"))
+    let mut ids: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// Owner names of state dirs: the user name of their uid (from
+/// /etc/passwd, read once per listing), or `#<uid>` as runc prints an
+/// owner without a name.
+#[derive(Default)]
+struct Owners {
+    passwd: Option<String>,
+    names: std::collections::HashMap<u32, String>,
+}
+
+impl Owners {
+    /// The owner of the directory `id` under the open root.
+    fn of(&mut self, root: BorrowedFd, id: &str) -> String {
+        let at = nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW;
+        let Ok(uid) = nix::sys::stat::fstatat(root, id, at).map(|s| s.st_uid) else {
+            return String::new();
+        };
+        let passwd = self
+            .passwd
+            .get_or_insert_with(|| std::fs::read_to_string("/etc/passwd").unwrap_or_default());
+        let name = self
+            .names
+            .entry(uid)
+            .or_insert_with(|| user_name(passwd, uid).unwrap_or_else(|| format!("#{uid}")));
+        name.clone()
+    }
 }
 
 /// The name of `uid` in /etc/passwd text (the first matching line).

@@ -38,9 +38,18 @@ pub(super) fn run(plan: &Plan, fds: &ChildFds) -> ! {
 
 fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
     let state = match fds.sync.recv()? {
-        Some(Msg::Proceed(s)) => serde_json::from_str::<serde_json::Value>(&s)?,
+        Some(Msg::Proceed(s)) => s,
         Some(m) => bail!("sync: expected Proceed, got {m:?}"),
         None => bail!("runtime exited before the container was set up"),
+    };
+    // The state is for the createContainer and startContainer hooks alone:
+    // without any, init neither parses nor prints it. Code init does not
+    // run is text it does not fault in (its pages are init's own RSS, and
+    // init's RSS before its execve is the peak of a `run`).
+    let hooks = &plan.hooks;
+    let mut state = match crate::hooks::any(&[hooks.create_container(), hooks.start_container()]) {
+        true => serde_json::from_str::<serde_json::Value>(&state)?,
+        false => serde_json::Value::Null,
     };
     // First, while /proc is still the host's, and before any seccomp filter
     // (which need not allow close_range or fcntl).
@@ -58,16 +67,17 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         user::join_session_keyring(&plan.id)?;
     }
     crate::rootfs::setup(&plan.rootfs_plan, &fds.idmapped)?;
-    let hooks = &plan.hooks;
     if crate::hooks::any(&[hooks.prestart(), hooks.create_runtime()]) {
         fds.sync.send(&Msg::RunHooks)?;
         fds.sync.expect(Msg::HooksDone)?;
     }
-    let ctx = crate::hooks::Ctx {
-        cwd: Some(plan.rootfs.as_path()),
-        env: Some(&plan.env),
-    };
-    crate::hooks::run_all(hooks.create_container(), &state, "createContainer", ctx)?;
+    if crate::hooks::any(&[hooks.create_container()]) {
+        let ctx = crate::hooks::Ctx {
+            cwd: Some(plan.rootfs.as_path()),
+            env: Some(&plan.env),
+        };
+        crate::hooks::run_all(hooks.create_container(), &state, "createContainer", ctx)?;
+    }
     crate::log::phase("init-mounts");
     crate::rootfs::pivot(&plan.rootfs_plan)?;
     crate::log::phase("init-pivot");
@@ -114,8 +124,9 @@ fn init_steps(plan: &Plan, fds: &ChildFds) -> Result<Ready> {
         // Now, not after the filter (a hook's stdin must not SIGPIPE us).
         crate::sigpipe::restore_sigpipe();
     }
-    let mut state = state;
-    state["status"] = "created".into();
+    if start_hooks.is_some() {
+        state["status"] = "created".into();
+    }
     let ready = Ready {
         exec: exec::Prepared::new(prog, plan.args.clone(), env),
         start_hooks,
