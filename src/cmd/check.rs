@@ -490,7 +490,11 @@ fn criu(flag: Option<&Path>) -> Item {
             version.as_deref().unwrap_or("unknown"),
             check.as_deref().unwrap_or("could not run")
         ),
-        skiff: skiff.into(),
+        skiff: match (supported, check.as_deref()) {
+            (true, Some("ok")) => skiff.into(),
+            (true, _) => "checkpoint and restore run it, and fail with criu's reason until `criu check` passes on this kernel".into(),
+            _ => skiff.into(),
+        },
         facts: json!({"path": path, "version": version, "check": check}),
     }
 }
