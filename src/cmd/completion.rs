@@ -633,6 +633,8 @@ mod tests {
             root: "/nonexistent".into(),
             debug: false,
             rootless_cgroups: false,
+            criu: "criu".into(),
+            systemd_cgroup: false,
         };
         let e = run(
             Args {

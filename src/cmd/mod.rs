@@ -1,8 +1,8 @@
 //! One module per subcommand: its `Args`, its option
 //! table (`CLI`, see cli.rs) and its `run`.
 pub mod check;
-pub mod completion;
 pub mod checkpoint;
+pub mod completion;
 pub mod create;
 pub mod delete;
 pub mod events;
