@@ -1,22 +1,17 @@
 //! Talking to systemd over the system bus for the systemd cgroup driver:
 //! StartTransientUnit (waiting for its job), SetUnitProperties, StopUnit,
 //! ResetFailedUnit, and the process that holds a new scope open.
-//! Runs in: a child forked by the runtime for each exchange (`in_child`),
-//! never the runtime itself. zbus's blocking API runs its connection on
-//! threads of its own (an executor and async-io's reactor), and skiff keeps
-//! the runtime single-threaded (see main.rs): so each exchange forks, talks
-//! D-Bus in the child, and sends back one line through a pipe. The parent
-//! also enforces runc's 30s limit there: a child that does not answer in
-//! time is killed. Only `--systemd-cgroup` containers ever reach this file.
-use super::systemd::{Prop, Value};
+//! Runs in: the runtime process, over the small blocking client of
+//! dbus.rs (no threads, no fork per exchange). Each exchange is one
+//! connection with runc's 30s limit as its deadline: a bus or systemd
+//! that does not answer in time fails the exchange. Only
+//! `--systemd-cgroup` containers ever reach this file.
+use super::dbus::{self, Body, Conn, Message};
+use super::systemd::Prop;
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{ForkResult, Pid};
-use std::io::{Read, Write as _};
-use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
-use zbus::blocking::{Connection, MessageIterator};
-use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 /// runc's limit for a unit's job to finish.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -26,35 +21,7 @@ const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const UNIT_EXISTS: &str = "org.freedesktop.systemd1.UnitExists";
 const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
 
-/// A failed exchange: the D-Bus error name ("" when not a D-Bus error
-/// reply) and its text.
-#[derive(Debug)]
-struct BusError {
-    name: String,
-    message: String,
-}
-
-impl std::fmt::Display for BusError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl From<zbus::Error> for BusError {
-    fn from(e: zbus::Error) -> Self {
-        let name = match &e {
-            zbus::Error::MethodError(n, _, _) => n.to_string(),
-            _ => String::new(),
-        };
-        let message = match &e {
-            zbus::Error::MethodError(_, Some(text), _) => text.clone(),
-            _ => e.to_string(),
-        };
-        BusError { name, message }
-    }
-}
-
-type Answer = std::result::Result<String, BusError>;
+type Answer = std::result::Result<String, dbus::Error>;
 
 /// Starts transient unit `unit` with `props` and waits for its job, as
 /// runc: a unit of that name left over (failed) is reset and the start
@@ -64,7 +31,7 @@ type Answer = std::result::Result<String, BusError>;
 pub fn start(unit: &str, props: &[Prop]) -> Result<()> {
     let mut retried = false;
     loop {
-        match in_child(TIMEOUT, || child_start(unit, props)) {
+        match exchange(|c| start_on(c, unit, props)) {
             Some(Ok(result)) if result == "done" => return Ok(()),
             Some(Ok(result)) => {
                 reset_failed(unit);
@@ -89,7 +56,7 @@ pub fn set_properties(unit: &str, props: &[Prop]) -> Result<()> {
     if props.is_empty() {
         return Ok(());
     }
-    match in_child(TIMEOUT, || child_set(unit, props)) {
+    match exchange(|c| set_on(c, unit, props)) {
         Some(Ok(_)) => Ok(()),
         Some(Err(e)) => bail!("unable to set unit properties of {unit}: {e}"),
         None => bail!("Timeout waiting for systemd to set the properties of {unit}"),
@@ -100,7 +67,7 @@ pub fn set_properties(unit: &str, props: &[Prop]) -> Result<()> {
 /// e.g. OOM-killed, would otherwise stay). A unit already gone (systemd
 /// stops an empty scope itself) is fine.
 pub fn stop(unit: &str) -> Result<()> {
-    match in_child(TIMEOUT, || child_stop(unit)) {
+    match exchange(|c| stop_on(c, unit)) {
         Some(Ok(result)) if result == "done" || result.is_empty() => Ok(()),
         Some(Ok(result)) => {
             crate::log::warn(&format!(
@@ -115,43 +82,43 @@ pub fn stop(unit: &str) -> Result<()> {
 
 /// ResetFailedUnit, best effort (the unit may well not exist).
 fn reset_failed(unit: &str) {
-    if let Some(Err(e)) = in_child(TIMEOUT, || {
-        let conn = Connection::system()?;
-        reset(&conn, unit)
-    }) && e.name != NO_SUCH_UNIT
+    if let Some(Err(e)) = exchange(|c| reset(c, unit))
+        && e.name != NO_SUCH_UNIT
     {
         crate::log::warn(&format!("unable to reset failed unit {unit}: {e}"));
     }
 }
 
-fn call<B>(conn: &Connection, method: &str, body: &B) -> zbus::Result<zbus::Message>
-where
-    B: serde::Serialize + zbus::zvariant::DynamicType,
-{
-    conn.call_method(Some(SD), PATH, Some(MANAGER), method, body)
+/// Runs `f` on a new connection to the system bus, all within TIMEOUT;
+/// None when that passed.
+fn exchange(f: impl FnOnce(&mut Conn) -> Answer) -> Option<Answer> {
+    match Conn::system(Instant::now() + TIMEOUT).and_then(|mut c| f(&mut c)) {
+        Err(e) if e.timed_out => None,
+        answer => Some(answer),
+    }
 }
 
-fn reset(conn: &Connection, unit: &str) -> Answer {
-    call(conn, "ResetFailedUnit", &(unit,))?;
+fn call(conn: &mut Conn, method: &str, body: Body) -> dbus::Result<Message> {
+    conn.call(SD, PATH, MANAGER, method, body)
+}
+
+fn reset(conn: &mut Conn, unit: &str) -> Answer {
+    call(conn, "ResetFailedUnit", Body::default().str(unit))?;
     Ok(String::new())
 }
 
 /// systemd's version number ("252.38-1~deb12u1" → 252), as runc's
 /// systemdVersion; 0 when unknown.
-fn version(conn: &Connection) -> u32 {
-    let reply = conn.call_method(
-        Some(SD),
-        PATH,
-        Some("org.freedesktop.DBus.Properties"),
-        "Get",
-        &(MANAGER, "Version"),
-    );
-    let text = reply
-        .ok()
-        .and_then(|m| m.body().deserialize::<OwnedValue>().ok())
-        .and_then(|v| String::try_from(v).ok())
-        .unwrap_or_default();
-    parse_version(&text)
+fn version(conn: &mut Conn) -> u32 {
+    let body = Body::default().str(MANAGER).str("Version");
+    let reply = conn.call(SD, PATH, "org.freedesktop.DBus.Properties", "Get", body);
+    let text = reply.ok().and_then(|m| {
+        let mut args = m.args();
+        (m.signature == "v" && args.sig().ok()? == "s")
+            .then(|| args.str().ok())
+            .flatten()
+    });
+    parse_version(&text.unwrap_or_default())
 }
 
 /// The leading number of a systemd version string (runc's systemdVersionAtoi).
@@ -175,186 +142,93 @@ pub(super) fn for_version(props: &[Prop], version: u32) -> Vec<&Prop> {
         .collect()
 }
 
-fn to_dbus(props: &[&Prop]) -> Vec<(String, zbus::zvariant::Value<'static>)> {
-    use zbus::zvariant::Value as V;
-    props
-        .iter()
-        .map(|p| {
-            let v = match &p.value {
-                Value::Bool(b) => V::from(*b),
-                Value::Byte(n) => V::from(*n),
-                Value::I16(n) => V::from(*n),
-                Value::U16(n) => V::from(*n),
-                Value::I32(n) => V::from(*n),
-                Value::U32(n) => V::from(*n),
-                Value::I64(n) => V::from(*n),
-                Value::U64(n) => V::from(*n),
-                Value::Double(bits) => V::from(f64::from_bits(*bits)),
-                Value::Str(s) => V::from(s.clone()),
-                Value::Strs(l) => V::from(l.clone()),
-                Value::Bytes(b) => V::from(b.clone()),
-                Value::U32s(l) => V::from(l.clone()),
-                Value::Pairs(l) => V::from(l.clone()),
-            };
-            (p.name.clone(), v)
-        })
-        .collect()
-}
-
 /// A match on systemd's JobRemoved signals, queued from now on, so a job
 /// that finishes before its method reply is read is not missed.
-fn job_signals(conn: &Connection) -> zbus::Result<MessageIterator> {
-    let rule = zbus::MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .sender(SD)?
-        .interface(MANAGER)?
-        .member("JobRemoved")?
-        .path(PATH)?
-        .build();
-    let iter = MessageIterator::for_match_rule(rule, conn, None)?;
+fn job_signals(conn: &mut Conn) -> dbus::Result<()> {
+    let rule = format!(
+        "type='signal',sender='{SD}',interface='{MANAGER}',member='JobRemoved',path='{PATH}'"
+    );
+    conn.call(
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus",
+        "AddMatch",
+        Body::default().str(&rule),
+    )?;
     // Signals go to subscribers (and the job's requester): subscribe, as
     // go-systemd does for runc.
-    call(conn, "Subscribe", &())?;
-    Ok(iter)
+    call(conn, "Subscribe", Body::default())?;
+    Ok(())
 }
 
-/// The result of job `job` ("done", "failed", "canceled", ...).
-fn wait_job(signals: &mut MessageIterator, job: &OwnedObjectPath) -> Answer {
-    for msg in signals {
-        let msg = msg?;
-        let (_, path, _, result): (u32, OwnedObjectPath, String, String) =
-            msg.body().deserialize()?;
-        if path == *job {
+/// The job path of a StartTransientUnit or StopUnit reply (`o`).
+fn job_of(reply: &Message) -> dbus::Result<String> {
+    if reply.signature != "o" {
+        return Err(dbus::Error::new(format!(
+            "systemd answered with ({}), not a job",
+            reply.signature
+        )));
+    }
+    reply.args().str()
+}
+
+/// The result of job `job` ("done", "failed", "canceled", ...), from
+/// JobRemoved(u id, o job, s unit, s result).
+fn wait_job(conn: &mut Conn, job: &str) -> Answer {
+    loop {
+        let m = conn.next_signal(|m| {
+            m.member == "JobRemoved"
+                && m.interface == MANAGER
+                && m.path == PATH
+                && m.signature == "uoss"
+        })?;
+        let mut args = m.args();
+        args.u32()?;
+        let path = args.str()?;
+        args.str()?;
+        let result = args.str()?;
+        if path == job {
             return Ok(result);
         }
     }
-    Err(BusError {
-        name: String::new(),
-        message: "the system bus closed the connection".into(),
-    })
 }
 
-fn child_start(unit: &str, props: &[Prop]) -> Answer {
-    let conn = Connection::system()?;
-    let props = for_version(props, version(&conn));
-    let mut signals = job_signals(&conn)?;
-    let aux: Vec<(String, Vec<(String, zbus::zvariant::Value<'static>)>)> = Vec::new();
-    let reply = call(
-        &conn,
-        "StartTransientUnit",
-        &(unit, "replace", to_dbus(&props), aux),
-    )?;
-    let job: OwnedObjectPath = reply.body().deserialize()?;
-    wait_job(&mut signals, &job)
+pub(super) fn start_on(conn: &mut Conn, unit: &str, props: &[Prop]) -> Answer {
+    let props = for_version(props, version(conn));
+    job_signals(conn)?;
+    let body = Body::default()
+        .str(unit)
+        .str("replace")
+        .props(&props)
+        .no_aux();
+    let reply = call(conn, "StartTransientUnit", body)?;
+    let job = job_of(&reply)?;
+    wait_job(conn, &job)
 }
 
-fn child_set(unit: &str, props: &[Prop]) -> Answer {
-    let conn = Connection::system()?;
-    let props = for_version(props, version(&conn));
+fn set_on(conn: &mut Conn, unit: &str, props: &[Prop]) -> Answer {
+    let props = for_version(props, version(conn));
     if props.is_empty() {
         return Ok(String::new());
     }
-    call(&conn, "SetUnitProperties", &(unit, true, to_dbus(&props)))?;
+    let body = Body::default().str(unit).bool(true).props(&props);
+    call(conn, "SetUnitProperties", body)?;
     Ok(String::new())
 }
 
-fn child_stop(unit: &str) -> Answer {
-    let conn = Connection::system()?;
-    let mut signals = job_signals(&conn)?;
-    let result = match call(&conn, "StopUnit", &(unit, "replace")) {
+fn stop_on(conn: &mut Conn, unit: &str) -> Answer {
+    job_signals(conn)?;
+    let result = match call(conn, "StopUnit", Body::default().str(unit).str("replace")) {
         Ok(reply) => {
-            let job: OwnedObjectPath = reply.body().deserialize()?;
-            wait_job(&mut signals, &job)?
+            let job = job_of(&reply)?;
+            wait_job(conn, &job)?
         }
-        Err(e) => {
-            let e = BusError::from(e);
-            if e.name != NO_SUCH_UNIT {
-                return Err(e);
-            }
-            String::new()
-        }
+        Err(e) if e.name == NO_SUCH_UNIT => String::new(),
+        Err(e) => return Err(e),
     };
     // Not loaded (any more): nothing to reset.
-    let _ = reset(&conn, unit);
+    let _ = reset(conn, unit);
     Ok(result)
-}
-
-/// Runs `f` in a forked child and returns its answer, or None when the
-/// child gave none within `timeout` (it is killed then).
-fn in_child(timeout: Duration, f: impl FnOnce() -> Answer) -> Option<Answer> {
-    let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
-        Ok(p) => p,
-        Err(e) => return Some(Err(failure(format!("pipe: {e}")))),
-    };
-    // SAFETY: the runtime is single-threaded; the child only runs `f`,
-    // writes to the pipe and _exits.
-    let child = match unsafe { nix::unistd::fork() } {
-        Ok(ForkResult::Child) => {
-            drop(r);
-            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-            let line = match f() {
-                Ok(s) => format!("O{s}"),
-                Err(e) => format!("E{}\n{}", e.name, e.message),
-            };
-            let _ = std::fs::File::from(w).write_all(line.as_bytes());
-            // SAFETY: ends the child without running the runtime's exit path.
-            unsafe { libc::_exit(0) }
-        }
-        Ok(ForkResult::Parent { child }) => child,
-        Err(e) => return Some(Err(failure(format!("fork: {e}")))),
-    };
-    drop(w);
-    let text = read_until(r, Instant::now() + timeout);
-    if text.is_none() {
-        let _ = kill(child, Signal::SIGKILL);
-    }
-    let _ = nix::sys::wait::waitpid(child, None);
-    let text = text?;
-    Some(match text.strip_prefix('O') {
-        Some(ok) => Ok(ok.to_string()),
-        None => {
-            let rest = text.strip_prefix('E').unwrap_or("\nthe D-Bus child died");
-            let (name, message) = rest.split_once('\n').unwrap_or(("", rest));
-            Err(BusError {
-                name: name.to_string(),
-                message: message.to_string(),
-            })
-        }
-    })
-}
-
-fn failure(message: String) -> BusError {
-    BusError {
-        name: String::new(),
-        message,
-    }
-}
-
-/// Everything from `fd` up to EOF, or None at the deadline.
-fn read_until(fd: OwnedFd, deadline: Instant) -> Option<String> {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let mut out = Vec::new();
-    let mut file = std::fs::File::from(fd);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        let ms = PollTimeout::try_from(left.as_millis().min(60_000) as i32).ok()?;
-        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, ms) {
-            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
-            Ok(_) => {}
-            Err(_) => return None,
-        }
-        let mut buf = [0u8; 4096];
-        match file.read(&mut buf) {
-            Ok(0) => return Some(String::from_utf8_lossy(&out).into_owned()),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
 }
 
 /// The process that holds a new scope open: systemd wants a pid to put

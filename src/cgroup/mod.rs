@@ -17,6 +17,7 @@
 //! written in order instead).
 
 pub mod bus;
+mod dbus;
 mod detect;
 mod fs;
 mod join;
