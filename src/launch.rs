@@ -291,7 +291,8 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     })
 }
 
-fn initial_state(plan: &Plan) -> State {
+/// The state a new container starts with (create, and restore).
+pub(crate) fn initial_state(plan: &Plan) -> State {
     State {
         id: plan.id.clone(),
         bundle: plan.bundle.clone(),

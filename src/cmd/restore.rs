@@ -11,7 +11,7 @@ use super::checkpoint::{Common, DESCRIPTORS, EXTERNAL_STDIO, open_dir};
 use crate::Globals;
 use crate::cgroup::Cgroup;
 use crate::cli::{Cmd, ID, Opt, path, string};
-use crate::container::{Container, State, Status, proc_start_time};
+use crate::container::{Container, Status, proc_start_time};
 use crate::criu::rpc::{CriuOpts, CriuReq, CriuReqType, InheritFd};
 use crate::criu::{Notify, Swrk, describe};
 use crate::spec::Plan;
@@ -267,7 +267,7 @@ pub fn run(args: Args, g: &Globals) -> Result<i32> {
         nix::sys::prctl::set_child_subreaper(true).context("prctl(PR_SET_CHILD_SUBREAPER)")?;
     }
     let (dir, lock) = Container::create_dir(&g.root, &args.id)?;
-    let mut c = Container::new(dir.clone(), initial_state(&plan), lock);
+    let mut c = Container::new(dir.clone(), crate::launch::initial_state(&plan), lock);
     let mut guard = Cleanup {
         dir,
         cgroup: None,
@@ -391,23 +391,6 @@ pub fn run(args: Args, g: &Globals) -> Result<i32> {
         Err(e) => return Err(e),
     }
     Ok(code)
-}
-
-fn initial_state(plan: &Plan) -> State {
-    State {
-        id: plan.id.clone(),
-        bundle: plan.bundle.clone(),
-        rootfs: plan.rootfs.clone(),
-        pid: None,
-        pid_start: None,
-        created: crate::log::now_rfc3339(),
-        owner: String::new(),
-        annotations: plan.spec.annotations().clone().unwrap_or_default(),
-        cgroup: plan.cgroup.clone(),
-        hooks: plan.spec.hooks().clone(),
-        rdt: Vec::new(),
-        rdt_groups: Vec::new(),
-    }
 }
 
 /// runc's descriptors.json from the dump (see checkpoint.rs).
