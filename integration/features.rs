@@ -6,7 +6,9 @@
 //!
 //! The document is always skiff's (whatever `$RUNTIME` is); the containers
 //! that try its claims are skiff's too, since the claims are.
-use crate::{Bundle, Out, Rt, TempDir, host_ns, is_skiff, output, require_root, skip};
+use crate::{
+    ALL_CAP_SETS, Bundle, Out, Rt, TempDir, host_ns, is_skiff, output, require_root, skip,
+};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -524,17 +526,7 @@ fn every_listed_capability_is_granted() {
     }
     assert!(granted.len() >= 38, "too few to say much: {granted:?}");
     let b = Bundle::new();
-    b.edit(|c| {
-        for set in [
-            "bounding",
-            "effective",
-            "permitted",
-            "inheritable",
-            "ambient",
-        ] {
-            c["process"]["capabilities"][set] = json!(granted);
-        }
-    });
+    b.capabilities(&ALL_CAP_SETS, json!(granted));
     let rt = Rt::new();
     let o = rt
         .sh(&b, "cat /proc/self/status")

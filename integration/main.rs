@@ -430,7 +430,24 @@ impl Bundle {
     pub fn mount(&self, m: Value) {
         self.edit(|c| c["mounts"].as_array_mut().unwrap().push(m));
     }
+    /// Sets each of `sets` in `process.capabilities` to `names`.
+    pub fn capabilities(&self, sets: &[&str], names: Value) {
+        self.edit(|c| {
+            for set in sets {
+                c["process"]["capabilities"][*set] = names.clone();
+            }
+        });
+    }
 }
+
+/// The five capability sets of `process.capabilities`.
+pub const ALL_CAP_SETS: [&str; 5] = [
+    "bounding",
+    "effective",
+    "permitted",
+    "inheritable",
+    "ambient",
+];
 
 /// Splits a logrus text line (`time="2026-12-02T05:44:23Z" level=debug
 /// msg="…" k=v…`) into (level, msg, the rest); None if it is not one.

@@ -98,11 +98,7 @@ fn only_canonical_capability_names_are_granted() {
     let rt = Rt::new();
     let b = Bundle::new();
     let names = json!(["CAP_KILL", "SYS_ADMIN", "cap_chown", "CAP_NEWTHING"]);
-    b.edit(|c| {
-        for set in ["bounding", "effective", "permitted"] {
-            c["process"]["capabilities"][set] = names.clone();
-        }
-    });
+    b.capabilities(&["bounding", "effective", "permitted"], names);
     let o = rt
         .sh(&b, "grep -E '^Cap(Eff|Bnd)' /proc/self/status")
         .check("run");
@@ -216,18 +212,7 @@ fn a_capability_the_runtime_lacks_is_skipped_with_a_warning() {
     }
     let rt = Rt::new();
     let b = Bundle::new();
-    let names = json!(["CAP_KILL", "CAP_NET_RAW"]);
-    b.edit(|c| {
-        for set in [
-            "bounding",
-            "effective",
-            "permitted",
-            "inheritable",
-            "ambient",
-        ] {
-            c["process"]["capabilities"][set] = names.clone();
-        }
-    });
+    b.capabilities(&ALL_CAP_SETS, json!(["CAP_KILL", "CAP_NET_RAW"]));
     b.args(&["grep", "-E", "^Cap(Eff|Bnd|Amb)", "/proc/self/status"]);
     let mut c = Command::new("setpriv");
     c.args(["--bounding-set", "-net_raw"])
