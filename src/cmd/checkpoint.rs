@@ -30,6 +30,67 @@ pub struct Common {
     pub lazy_pages: bool,
 }
 
+/// One of the options `checkpoint` and `restore` share (both keep
+/// `Common` in `.c`), by field name: one text for both tables, each
+/// table keeping its own (runc's) order.
+macro_rules! criu_opt {
+    (tcp_established) => {
+        $crate::cli::Opt::flag("tcp-established", None, "Allow open tcp connections", |a| {
+            a.c.tcp_established = true
+        })
+    };
+    (ext_unix_sk) => {
+        $crate::cli::Opt::flag("ext-unix-sk", None, "Allow external unix sockets", |a| {
+            a.c.ext_unix_sk = true
+        })
+    };
+    (shell_job) => {
+        $crate::cli::Opt::flag("shell-job", None, "Allow shell jobs", |a| {
+            a.c.shell_job = true
+        })
+    };
+    (file_locks) => {
+        $crate::cli::Opt::flag("file-locks", None, "Handle file locks, for safety", |a| {
+            a.c.file_locks = true
+        })
+    };
+    (lazy_pages) => {
+        $crate::cli::Opt::flag(
+            "lazy-pages",
+            None,
+            "Use userfaultfd to lazily restore memory pages",
+            |a| a.c.lazy_pages = true,
+        )
+    };
+    (manage_cgroups_mode) => {
+        $crate::cli::Opt::value(
+            "manage-cgroups-mode",
+            None,
+            "MODE",
+            "Cgroups mode: soft|full|strict|ignore (default: soft)",
+            |a, v| $crate::cli::string(v).map(|s| a.c.manage_cgroups_mode = Some(s)),
+        )
+    };
+    (empty_ns) => {
+        $crate::cli::Opt::many(
+            "empty-ns",
+            None,
+            "NS",
+            "Create a namespace, but don't restore its properties (only \"network\")",
+            |a, v| $crate::cli::string(v).map(|s| a.c.empty_ns.push(s)),
+        )
+    };
+    (auto_dedup) => {
+        $crate::cli::Opt::flag(
+            "auto-dedup",
+            None,
+            "Enable auto deduplication of memory images",
+            |a| a.c.auto_dedup = true,
+        )
+    };
+}
+pub(crate) use criu_opt;
+
 #[derive(Debug, Default)]
 pub struct Args {
     pub c: Common,
@@ -71,21 +132,10 @@ pub static CLI: Cmd<Args> = Cmd {
             "Leave the process running after checkpointing",
             |a| a.leave_running = true,
         ),
-        Opt::flag("tcp-established", None, "Allow open tcp connections", |a| {
-            a.c.tcp_established = true
-        }),
-        Opt::flag("ext-unix-sk", None, "Allow external unix sockets", |a| {
-            a.c.ext_unix_sk = true
-        }),
-        Opt::flag("shell-job", None, "Allow shell jobs", |a| {
-            a.c.shell_job = true
-        }),
-        Opt::flag(
-            "lazy-pages",
-            None,
-            "Use userfaultfd to lazily restore memory pages",
-            |a| a.c.lazy_pages = true,
-        ),
+        criu_opt!(tcp_established),
+        criu_opt!(ext_unix_sk),
+        criu_opt!(shell_job),
+        criu_opt!(lazy_pages),
         Opt::value(
             "status-fd",
             None,
@@ -100,35 +150,16 @@ pub static CLI: Cmd<Args> = Cmd {
             "ADDRESS:PORT of the page server",
             |a, v| string(v).map(|s| a.page_server = Some(s)),
         ),
-        Opt::flag("file-locks", None, "Handle file locks, for safety", |a| {
-            a.c.file_locks = true
-        }),
+        criu_opt!(file_locks),
         Opt::flag(
             "pre-dump",
             None,
             "Dump container's memory information only, leave the container running after this",
             |a| a.pre_dump = true,
         ),
-        Opt::value(
-            "manage-cgroups-mode",
-            None,
-            "MODE",
-            "Cgroups mode: soft|full|strict|ignore (default: soft)",
-            |a, v| string(v).map(|s| a.c.manage_cgroups_mode = Some(s)),
-        ),
-        Opt::many(
-            "empty-ns",
-            None,
-            "NS",
-            "Create a namespace, but don't restore its properties (only \"network\")",
-            |a, v| string(v).map(|s| a.c.empty_ns.push(s)),
-        ),
-        Opt::flag(
-            "auto-dedup",
-            None,
-            "Enable auto deduplication of memory images",
-            |a| a.c.auto_dedup = true,
-        ),
+        criu_opt!(manage_cgroups_mode),
+        criu_opt!(empty_ns),
+        criu_opt!(auto_dedup),
     ],
     args: &[ID],
     set_args: |a, mut v| a.id = v.swap_remove(0),

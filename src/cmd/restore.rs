@@ -7,7 +7,7 @@
 //! `run`: attached (signals forwarded, tty proxied, deleted at the end)
 //! unless --detach.
 //! Runs in: the runtime process.
-use super::checkpoint::{Common, DESCRIPTORS, EXTERNAL_STDIO, open_dir};
+use super::checkpoint::{Common, DESCRIPTORS, EXTERNAL_STDIO, criu_opt, open_dir};
 use crate::Globals;
 use crate::cgroup::Cgroup;
 use crate::cli::{Cmd, ID, Opt, path, string};
@@ -76,25 +76,11 @@ pub static CLI: Cmd<Args> = Cmd {
             "Path for saving work files and logs [default: the image directory]",
             |a, v| path(v).map(|p| a.c.work_path = Some(p)),
         ),
-        Opt::flag("tcp-established", None, "Allow open tcp connections", |a| {
-            a.c.tcp_established = true
-        }),
-        Opt::flag("ext-unix-sk", None, "Allow external unix sockets", |a| {
-            a.c.ext_unix_sk = true
-        }),
-        Opt::flag("shell-job", None, "Allow shell jobs", |a| {
-            a.c.shell_job = true
-        }),
-        Opt::flag("file-locks", None, "Handle file locks, for safety", |a| {
-            a.c.file_locks = true
-        }),
-        Opt::value(
-            "manage-cgroups-mode",
-            None,
-            "MODE",
-            "Cgroups mode: soft|full|strict|ignore (default: soft)",
-            |a, v| string(v).map(|s| a.c.manage_cgroups_mode = Some(s)),
-        ),
+        criu_opt!(tcp_established),
+        criu_opt!(ext_unix_sk),
+        criu_opt!(shell_job),
+        criu_opt!(file_locks),
+        criu_opt!(manage_cgroups_mode),
         Opt::value(
             "bundle",
             Some('b'),
@@ -127,25 +113,9 @@ pub static CLI: Cmd<Args> = Cmd {
             "Do not use pivot root to jail process inside rootfs (accepted as runc does: CRIU restores the mount namespace itself)",
             |a| a.no_pivot = true,
         ),
-        Opt::many(
-            "empty-ns",
-            None,
-            "NS",
-            "Create a namespace, but don't restore its properties (only \"network\")",
-            |a, v| string(v).map(|s| a.c.empty_ns.push(s)),
-        ),
-        Opt::flag(
-            "auto-dedup",
-            None,
-            "Enable auto deduplication of memory images",
-            |a| a.c.auto_dedup = true,
-        ),
-        Opt::flag(
-            "lazy-pages",
-            None,
-            "Use userfaultfd to lazily restore memory pages",
-            |a| a.c.lazy_pages = true,
-        ),
+        criu_opt!(empty_ns),
+        criu_opt!(auto_dedup),
+        criu_opt!(lazy_pages),
         Opt::value(
             "lsm-profile",
             None,
