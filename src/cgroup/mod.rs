@@ -53,6 +53,22 @@ pub struct Hierarchy {
     pub dir: PathBuf,
 }
 
+impl Hierarchy {
+    /// The hierarchy of host mount `m`, with the container's cgroup at `dir`.
+    fn of(m: HostMount, dir: PathBuf) -> Hierarchy {
+        Hierarchy {
+            version: if m.subsystems.is_empty() {
+                Version::V2
+            } else {
+                Version::V1
+            },
+            controllers: m.subsystems,
+            mount: m.point,
+            dir,
+        }
+    }
+}
+
 /// The container's cgroup, stored in state.json.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cgroup {
@@ -179,17 +195,7 @@ impl Cgroup {
                 }
                 own_dir
             };
-            let version = if m.subsystems.is_empty() {
-                Version::V2
-            } else {
-                Version::V1
-            };
-            hierarchies.push(Hierarchy {
-                version,
-                controllers: m.subsystems,
-                mount: m.point,
-                dir: base.join(&inner),
-            });
+            hierarchies.push(Hierarchy::of(m, base.join(&inner)));
         }
         Ok(Cgroup {
             version,
@@ -217,15 +223,9 @@ impl Cgroup {
         let (version, mounts) = managed(Layout::detect(&crate::mountinfo::parse(mountinfo)))?;
         let hierarchies = mounts
             .into_iter()
-            .map(|m| Hierarchy {
-                version: if m.subsystems.is_empty() {
-                    Version::V2
-                } else {
-                    Version::V1
-                },
-                controllers: m.subsystems,
-                dir: m.point.join(&rel),
-                mount: m.point,
+            .map(|m| {
+                let dir = m.point.join(&rel);
+                Hierarchy::of(m, dir)
             })
             .collect();
         Ok(Cgroup {
