@@ -447,7 +447,8 @@ main() {
         /^VM: check .* at uptime / { if (name != "") printf "INFO debian-vm: %s took %.0f s\n", name, $(NF-1) - t
                                      name = $3; t = $(NF-1) }
         /^VM: debian checks finished, uptime / { if (name != "") printf "INFO debian-vm: %s took %.0f s\n", name, $(NF-1) - t }'
-    if ! clean "$out" | grep -q '^VM: debian checks finished'; then
+    # (no grep -q: under pipefail its early exit SIGPIPEs the producer)
+    if ! clean "$out" | grep '^VM: debian checks finished' >/dev/null; then
         if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
             echo "FAIL debian-vm: qemu killed after $vm_timeout s"
         else
