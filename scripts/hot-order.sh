@@ -12,9 +12,9 @@
 # cannot see: glibc's ifunc-selected string functions, which valgrind
 # replaces, and paths valgrind does not support, such as clone3).
 #
-# Order: what `run`'s runtime process executes first (it is the process
-# with the largest RSS), then its stage-1 and init, then the other
-# commands'. Names carry a hash of the item's path and type, not of its
+# Order (hot_order.py): what the container's init shares with `run`'s
+# runtime process, then init's own functions, then the runtime's own, then
+# the other commands'. Names carry a hash of the item's path and type, not of its
 # code, so the list stays valid across most edits; regenerate after large
 # changes, and check with `bash scripts/bench.sh` (peak RSS).
 # Not a test. Needs root, valgrind and tracefs. Usage: bash scripts/hot-order.sh
@@ -80,14 +80,24 @@ lifecycle() {
 }
 
 # --trace-children=no: forks are followed (stage-1, init), execs are not
-# (the container's own program runs natively).
+# (the container's own program runs natively). A forked child inherits its
+# parent's counts, so each process dumps what it ran before it forks
+# (--dump-before): a child's own profile then starts at the fork, and init's
+# functions are told apart from the runtime's. callgrind writes a profile
+# when its process exits, which a successful exec never does: a `run` whose
+# program does not exist profiles init's whole setup too (the exec fails
+# in valgrind's check, before the kernel is asked).
 step() {
     local tag=$1
     shift
     valgrind --tool=callgrind --demangle=no --trace-children=no \
+        --dump-before='_ZN5skiff4fork9fork_into*' \
         --callgrind-out-file="$work/cg/$tag.%p" "$@" >/dev/null 2>&1 </dev/null || true
 }
 lifecycle
+cp -r "$work/b" "$work/nx"
+set_args "$work/nx" /nonexistent
+step run-nx $bin --root "$work/root" run --bundle "$work/nx" h0
 
 # Native passes with the fault tracepoint. Only the first function touched
 # in a cold 64 KiB window faults, so each pass relinks with what it found

@@ -38,31 +38,36 @@ def callgrind_names(path):
 
 
 class Groups:
-    """Three sets, laid out in this order: what run's and create's runtime
-    process executes (the process with the largest RSS); their stages; the
-    other commands'."""
+    """Three sets: what run's and create's runtime process executes; what
+    their stages execute (stage-1, init); the other commands'. See main
+    for the order."""
 
     def __init__(self):
         self.first, self.stages, self.rest = set(), set(), set()
 
     def add(self, tag, is_first, names):
-        if tag in ("run", "create"):
+        if tag in ("run", "create", "run-nx"):
             (self.first if is_first else self.stages).update(names)
         else:
             self.rest.update(names)
 
 
 def add_callgrind(groups, cgdir):
-    """TAG.PID files: the smallest pid of a tag is the runtime process."""
+    """TAG.PID[.PART] files (PART: callgrind's dump before each fork; see
+    hot-order.sh): the smallest pid of a tag is the runtime process, except
+    pid 1: the container's init, which names its file from inside its own
+    pid namespace."""
     by_tag = {}
     for fn in os.listdir(cgdir):
-        tag, _, pid = fn.partition(".")
+        tag, _, rest = fn.partition(".")
+        pid = rest.partition(".")[0]
         if pid.isdigit():
-            by_tag.setdefault(tag, []).append((int(pid), os.path.join(cgdir, fn)))
-    for tag, files in by_tag.items():
-        files.sort()
-        for i, (_, path) in enumerate(files):
-            groups.add(tag, i == 0, callgrind_names(path))
+            by_tag.setdefault(tag, {}).setdefault(int(pid), set()).update(
+                callgrind_names(os.path.join(cgdir, fn)))
+    for tag, procs in by_tag.items():
+        pids = sorted(procs, key=lambda p: (p == 1, p))
+        for i, pid in enumerate(pids):
+            groups.add(tag, i == 0 and pid != 1, procs[pid])
 
 
 def entry_point(binary):
@@ -114,8 +119,12 @@ def main():
         for (tag, is_first), names in fault_functions(binary, trace, text).items():
             groups.add(tag, is_first, names)
     first, stages, rest = groups.first, groups.stages, groups.rest
+    # The container's init is now the process with the largest RSS (it is
+    # a fork of the runtime, and faults its code in itself): what it shares
+    # with the runtime comes first, then its own code, then the runtime's
+    # own, so that each of the two touches one dense run of windows.
     order, seen = [], set()
-    for group in (first, stages, rest):
+    for group in (first & stages, stages - first, first, rest):
         for name in sorted(group & defined):
             if name not in seen:
                 seen.add(name)
