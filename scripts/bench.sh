@@ -4,7 +4,10 @@
 #   core:     run /bin/true | create+start+delete | 50 concurrent `run
 #             /bin/true` | state | exec /bin/true into a running container,
 #             and `run /bin/true` against the kernel's floor: `unshare
-#             --pid --mount --uts --ipc --net --fork /bin/true`
+#             --pid --mount --uts --ipc --net --fork /bin/true`, and against
+#             the bundle's floor (examples/floor.rs: the system calls the
+#             bundle asks of any runtime, and no runtime), alone and 50 in
+#             parallel
 #   rss:      the peak RSS of `run` for each runtime, the binary sizes
 #   scale:    1,000 containers alive under one --root (skiff, runc):
 #             create/list/state latency against the number alive, then
@@ -67,6 +70,10 @@ if [ -z "${SKIFF:-}" ]; then
     t=x86_64-unknown-linux-gnu
     RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target $t || exit 1
     SKIFF=$PWD/target/$t/release/skiff
+fi
+if want core; then
+    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu --example floor || exit 1
+    floor_bin=$PWD/target/x86_64-unknown-linux-gnu/release/examples/floor
 fi
 
 declare -A bin=([skiff]=$SKIFF [runc]=$(command -v runc || true) [crun]=$(command -v crun || true))
@@ -239,10 +246,19 @@ core_rows() {
     # The kernel's floor: the namespaces of the bundle (pid, mount, uts,
     # ipc, net) and an exec of /bin/true, against skiff's own `run`, both
     # unwrapped and interleaved.
+    # The bundle's floor (examples/floor.rs): every system call the bundle
+    # asks of any runtime (state, cgroups, namespaces, mounts, devices,
+    # pivot_root, masked and read-only paths, capabilities, exec, cleanup)
+    # and nothing of a runtime's own; one alone and 50 in parallel.
     local floor="unshare --pid --mount --uts --ipc --net --fork /bin/true"
+    local bfloor="$floor_bin $work/bundle/rootfs $work/root-floor b\$\$ /bin/true"
     local srun="${bin[skiff]} --root $work/root-skiff run --bundle $work/bundle f\$\$"
-    mapfile -t m < <(means "$runs" "$floor" "$srun")
-    floor_ms=${m[0]:-failed} floor_run_ms=${m[1]:-failed}
+    mapfile -t m < <(means "$runs" "$floor" "$bfloor" "$srun")
+    floor_ms=${m[0]:-failed} bfloor_ms=${m[1]:-failed} floor_run_ms=${m[2]:-failed}
+    local bf50="for i in \$(seq 50); do $floor_bin $work/bundle/rootfs $work/root-floor p\$\$-\$i /bin/true & done; wait"
+    local s50="for i in \$(seq 50); do ${bin[skiff]} --root $work/root-skiff run --bundle $work/bundle p\$\$-\$i & done; wait"
+    mapfile -t m < <(means "$conc_runs" "$bf50" "$s50")
+    bfloor50_ms=${m[0]:-failed} floor_run50_ms=${m[1]:-failed}
     run_phases >"$work/phases"
 }
 
@@ -325,8 +341,14 @@ print_core() {
     r=$(ratio "$floor_run_ms" "$floor_ms")
     printf '%-24s %9s %9s %9s %10s %10s  %s\n' "floor: unshare+exec" "$(num "$floor_ms")" "" "" "" "" \
         "(unshare --pid --mount --uts --ipc --net --fork /bin/true, unwrapped)"
+    printf '%-24s %9s %9s %9s %10s %10s  %s\n' "floor: the bundle's" "$(num "$bfloor_ms")" "" "" "" "" \
+        "(examples/floor.rs: the bundle's system calls, no runtime; $(ratio "$bfloor_ms" "$floor_ms") x unshare)"
     printf '%-24s %9s %9s %9s %10s %10s  %s\n' "run /bin/true, unwrapped" "$(num "$floor_run_ms")" "" "" "" "" \
-        "skiff/floor = $r <= 1.5: $(mark "$r" 1.5)"
+        "skiff/floor = $r <= 1.5: $(mark "$r" 1.5); skiff/bundle's floor = $(ratio "$floor_run_ms" "$bfloor_ms")"
+    local c50net
+    c50net=$(echo "${res[crun.conc50]} - ${res[wrap.conc50]:-0}" | bc 2>/dev/null)
+    printf '%-24s %9s %9s %9s %10s %10s  %s\n' "50 x bundle's floor" "$(num "$bfloor50_ms")" "" "" "" "" \
+        "in parallel, unwrapped; skiff unwrapped $(num "$floor_run50_ms") = $(ratio "$floor_run50_ms" "$bfloor50_ms") x; the floor is $(ratio "$bfloor50_ms" "$c50net") of crun's net 50 x run"
     echo "where skiff's run goes (median ms of 15 traced runs, from the previous mark to each; SKIFF_TRACE=1):"
     awk '{ printf "%s %s%s", $1, $2, (NR % 6 ? ", " : "\n") } END { if (NR % 6) print "" }' "$work/phases" | sed 's/^/  /'
 }
