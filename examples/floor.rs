@@ -12,18 +12,21 @@
 //!   unified one), with the default device rules that runc's spec implies;
 //! - a clone into the bundle's namespaces (pid, mount, uts, ipc, net) and
 //!   the cgroups (the cheapest ways in, as skiff: clone3 into the v2 one,
-//!   `tasks` for each v1 one); in the child: rlimit, setsid, `lo` up, a session keyring,
-//!   the bundle's mounts (a v1 cgroup mount being a tmpfs with each
-//!   hierarchy bound read-only on it), the default devices and /dev
-//!   symlinks, pivot_root, hostname, the read-only root, readonlyPaths,
-//!   maskedPaths, the capability bounding set, then exec of the program;
+//!   `tasks` for each v1 one); in the child: rlimit, setsid, `lo` up, a
+//!   session keyring, the bundle's mounts (a v1 cgroup mount being a tmpfs
+//!   with each hierarchy bound read-only on it), the default devices and
+//!   /dev symlinks, pivot_root, hostname, the read-only root,
+//!   readonlyPaths, maskedPaths, the capability bounding set, then exec of
+//!   the program;
 //! - wait for it, then remove the cgroups and the state.
 //!
 //! What it leaves out is the runtime's own work: reading and checking
 //! config.json, resolving paths safely inside the rootfs (openat2), the
 //! create/start handshake, sealing its binary, logging.
 //!
-//! Usage (as root): floor ROOTFS STATE_ROOT ID PROGRAM
+//! Usage (as root): floor run ROOTFS STATE_ROOT ID PROGRAM [ARG...]
+//! (`create` instead of `run` stops where init would wait for `start`, and
+//! leaves it so: `floor delete STATE_ROOT ID` removes it).
 use std::ffi::{CString, c_char};
 use std::fs;
 use std::io::Write;
@@ -109,9 +112,22 @@ fn a_or(args: &[CString]) -> String {
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
-    let [_, rootfs, root, id, args @ ..] = &a[..] else {
-        panic!("usage: floor ROOTFS STATE_ROOT ID PROGRAM [ARG...]");
+    if let [_, mode, root, id] = &a[..]
+        && mode == "delete"
+    {
+        delete(root, id);
+        return;
+    }
+    let [_, mode, rootfs, root, id, args @ ..] = &a[..] else {
+        panic!(
+            "usage: floor run|create ROOTFS STATE_ROOT ID PROGRAM [ARG...] | floor delete STATE_ROOT ID"
+        );
     };
+    // create: as `create` does, stop where init would wait for `start`.
+    let create = mode == "create";
+    let mut ready = [0i32; 2];
+    // SAFETY: pipe(2) into a local array.
+    ok(unsafe { libc::pipe(ready.as_mut_ptr()) }.into(), "pipe");
     let dir = format!("{root}/{id}");
     let _ = fs::create_dir(root);
     fs::create_dir(&dir).expect("state dir");
@@ -170,7 +186,20 @@ fn main() {
         "clone3",
     );
     if pid == 0 {
-        child(rootfs, args, &cgs);
+        child(rootfs, args, &cgs, create.then_some(ready[1]));
+    }
+    if create {
+        // SAFETY: close(2) of our write end, read(2) into a local byte.
+        unsafe {
+            libc::close(ready[1]);
+            let mut b = 0u8;
+            ok(
+                libc::read(ready[0], (&mut b as *mut u8).cast(), 1) as libc::c_long,
+                "ready",
+            );
+        }
+        fs::write(format!("{dir}/pid"), pid.to_string()).expect("pid");
+        return;
     }
     let mut status = 0;
     // SAFETY: waitpid(2) on our own child, into a local.
@@ -188,7 +217,27 @@ fn main() {
     std::process::exit(libc::WEXITSTATUS(status));
 }
 
-fn child(rootfs: &str, args: &[String], cgs: &[String]) -> ! {
+/// Kills a `create`d floor container and removes its cgroups and state.
+fn delete(root: &str, id: &str) {
+    let dir = format!("{root}/{id}");
+    let pid: i32 = fs::read_to_string(format!("{dir}/pid"))
+        .expect("pid")
+        .parse()
+        .expect("pid");
+    // SAFETY: kill(2) of the pid we recorded.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let cgs = cgroups(id);
+    for d in &cgs {
+        // Its pid namespace's init: the cgroup empties once it is gone.
+        while fs::read_to_string(format!("{d}/cgroup.procs")).is_ok_and(|p| !p.trim().is_empty()) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        fs::remove_dir(d).unwrap_or_else(|e| panic!("rmdir {d}: {e}"));
+    }
+    fs::remove_dir_all(&dir).expect("remove state");
+}
+
+fn child(rootfs: &str, args: &[String], cgs: &[String], ready: Option<i32>) -> ! {
     for d in cgs.iter().filter(|d| is_v1(d)) {
         fs::write(format!("{d}/tasks"), "0").unwrap_or_else(|e| panic!("join {d}: {e}"));
     }
@@ -381,6 +430,15 @@ fn child(rootfs: &str, args: &[String], cgs: &[String]) -> ! {
         if ![29, 5, 10].contains(&cap) {
             // SAFETY: prctl(2) with integer arguments.
             unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+        }
+    }
+    if let Some(fd) = ready {
+        // SAFETY: write(2) of one byte from a local; pause(2).
+        unsafe {
+            libc::write(fd, b"1".as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
         }
     }
     let args: Vec<CString> = args.iter().map(|a| c(a)).collect();

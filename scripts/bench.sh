@@ -71,7 +71,7 @@ if [ -z "${SKIFF:-}" ]; then
     RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target $t || exit 1
     SKIFF=$PWD/target/$t/release/skiff
 fi
-if want core; then
+if want core || want scale; then
     RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu --example floor || exit 1
     floor_bin=$PWD/target/x86_64-unknown-linux-gnu/release/examples/floor
 fi
@@ -251,11 +251,11 @@ core_rows() {
     # pivot_root, masked and read-only paths, capabilities, exec, cleanup)
     # and nothing of a runtime's own; one alone and 50 in parallel.
     local floor="unshare --pid --mount --uts --ipc --net --fork /bin/true"
-    local bfloor="$floor_bin $work/bundle/rootfs $work/root-floor b\$\$ /bin/true"
+    local bfloor="$floor_bin run $work/bundle/rootfs $work/root-floor b\$\$ /bin/true"
     local srun="${bin[skiff]} --root $work/root-skiff run --bundle $work/bundle f\$\$"
     mapfile -t m < <(means "$runs" "$floor" "$bfloor" "$srun")
     floor_ms=${m[0]:-failed} bfloor_ms=${m[1]:-failed} floor_run_ms=${m[2]:-failed}
-    local bf50="for i in \$(seq 50); do $floor_bin $work/bundle/rootfs $work/root-floor p\$\$-\$i /bin/true & done; wait"
+    local bf50="for i in \$(seq 50); do $floor_bin run $work/bundle/rootfs $work/root-floor p\$\$-\$i /bin/true & done; wait"
     local s50="for i in \$(seq 50); do ${bin[skiff]} --root $work/root-skiff run --bundle $work/bundle p\$\$-\$i & done; wait"
     mapfile -t m < <(means "$conc_runs" "$bf50" "$s50")
     bfloor50_ms=${m[0]:-failed} floor_run50_ms=${m[1]:-failed}
@@ -445,6 +445,15 @@ scale_runtime() {
         fi
         for i in $(seq "$scale_k"); do ms_of $r create --bundle "$work/sleeper" "$n-s$lvl-$i"; done >"$work/m"
         sc[$n.create.$lvl]=$(sort -n "$work/m" | head -n 1) sc[$n.create.med.$lvl]=$(median <"$work/m")
+        if [ "$n" = skiff ] && [ -n "${floor_bin:-}" ]; then
+            # The bundle's floor of `create` at this level (examples/floor.rs),
+            # removed again so that the level's population stays skiff's.
+            for i in $(seq "$scale_k"); do
+                ms_of "$floor_bin" create "$work/sleeper/rootfs" "$work/root-floor" "fs$lvl-$i" /bin/sleep 100000
+            done >"$work/m"
+            sc[floor.create.$lvl]=$(sort -n "$work/m" | head -n 1) sc[floor.create.med.$lvl]=$(median <"$work/m")
+            for i in $(seq "$scale_k"); do "$floor_bin" delete "$work/root-floor" "fs$lvl-$i" 2>>"$work/scale-err"; done
+        fi
         for i in $(seq "$scale_k"); do ms_of $r state "$n-f0"; done >"$work/m"
         sc[$n.state.$lvl]=$(sort -n "$work/m" | head -n 1) sc[$n.state.med.$lvl]=$(median <"$work/m")
         for i in $(seq "$scale_k"); do ms_of $r list; done >"$work/m"
@@ -519,17 +528,23 @@ scale_rows() {
     done
     echo
     echo "scale: ms, fastest of $scale_k (the median in parentheses), with N containers alive (created, init waiting) under one --root; load average $(load)"
-    printf '%-8s %17s %17s %17s %17s %17s %17s\n' alive "create skiff" "create runc" "list skiff" "list runc" "state skiff" "state runc"
+    printf '%-8s %17s %17s %17s %17s %17s %17s %17s\n' alive "create skiff" "create runc" "list skiff" "list runc" "state skiff" "state runc" "bundle's floor"
     cell() { printf '%s (%s)' "$(num "${sc[$1.$2.$3]:-}")" "$(num "${sc[$1.$2.med.$3]:-}")"; }
     for lvl in "${scale_levels[@]}"; do
-        printf '%-8s %17s %17s %17s %17s %17s %17s\n' "$lvl" "$(cell skiff create "$lvl")" "$(cell runc create "$lvl")" \
-            "$(cell skiff list "$lvl")" "$(cell runc list "$lvl")" "$(cell skiff state "$lvl")" "$(cell runc state "$lvl")"
+        printf '%-8s %17s %17s %17s %17s %17s %17s %17s\n' "$lvl" "$(cell skiff create "$lvl")" "$(cell runc create "$lvl")" \
+            "$(cell skiff list "$lvl")" "$(cell runc list "$lvl")" "$(cell skiff state "$lvl")" "$(cell runc state "$lvl")" \
+            "$(cell floor create "$lvl")"
     done
+    echo "  (bundle's floor: examples/floor.rs create, the kernel's share of a create, at the same level)"
     printf '%-8s %17s %17s   (creates after deleting all: the drift of load over the run)\n' "0 again" \
         "$(num "${sc[skiff.create.again]:-}")" "$(num "${sc[runc.create.again]:-}")"
     local top=${scale_levels[-1]}
     r1=$(ratio "${sc[skiff.create.$top]:-}" "${sc[skiff.create.0]:-}")
     printf '%-40s %8s  target <= 1.1: %s\n' "skiff create, $top alive / none" "$r1" "$(mark "$r1" 1.1)"
+    printf '%-40s %8s  (the kernel alone; skiff - floor: %s ms at none, %s ms at %s)\n' "bundle's floor create, $top alive / none" \
+        "$(ratio "${sc[floor.create.$top]:-}" "${sc[floor.create.0]:-}")" \
+        "$(num "$(echo "${sc[skiff.create.0]:-0} - ${sc[floor.create.0]:-0}" | bc)")" \
+        "$(num "$(echo "${sc[skiff.create.$top]:-0} - ${sc[floor.create.$top]:-0}" | bc)")" "$top"
     printf '%-40s %8s  target < 50 ms: %s (runc: %s ms)\n' "skiff list, $top alive (ms)" "$(num "${sc[skiff.list.$top]:-}")" \
         "$(mark "${sc[skiff.list.$top]:-}" 50)" "$(num "${sc[runc.list.$top]:-}")"
     printf '%-40s %8s  (runc: %s ms)\n' "skiff list, $top alive, CPU ms" "$(num "${sc[skiff.list.cpu]:-}")" "$(num "${sc[runc.list.cpu]:-}")"
