@@ -78,7 +78,7 @@ fi
 
 declare -A bin=([skiff]=$SKIFF [runc]=$(command -v runc || true) [crun]=$(command -v crun || true))
 names=(skiff runc crun)
-ops=(run lifecycle conc50 state exec)
+ops=(run lifecycle state exec conc50)
 unified=/sys/fs/cgroup/unified
 wrap_mode=${BENCH_WRAP:-all}
 wrap_all=
@@ -214,6 +214,21 @@ core_rows() {
     local wrap1="$wrap_sh /bin/true"
     wrap_ms=$(mean_ms "$wrap1")
     wrap50_ms=$(mean_ms "for i in \$(seq 50); do $wrap1 & done; wait" "$conc_runs")
+    # The kernel's floor: the namespaces of the bundle (pid, mount, uts,
+    # ipc, net) and an exec of /bin/true, against skiff's own `run`, both
+    # unwrapped and interleaved. The bundle's floor (examples/floor.rs):
+    # every system call the bundle asks of any runtime (state, cgroups,
+    # namespaces, mounts, devices, pivot_root, masked and read-only paths,
+    # capabilities, exec, cleanup) and nothing of a runtime's own; alone
+    # here, 50 in parallel at the end. The parallel rows come last: the
+    # kernel's deferred teardown of 50 namespaces at a time (RCU, network
+    # namespace cleanup) would otherwise weigh on the rows after them.
+    local floor="unshare --pid --mount --uts --ipc --net --fork /bin/true"
+    local bfloor="$floor_bin run $work/bundle/rootfs $work/root-floor b\$\$ /bin/true"
+    local srun="${bin[skiff]} --root $work/root-skiff run --bundle $work/bundle f\$\$"
+    mapfile -t m < <(means "$runs" "$floor" "$bfloor" "$srun")
+    floor_ms=${m[0]:-failed} bfloor_ms=${m[1]:-failed} floor_run_ms=${m[2]:-failed}
+    run_phases >"$work/phases"
     for op in "${ops[@]}"; do
         local cmds=() who=()
         for n in "${names[@]}"; do
@@ -243,23 +258,10 @@ core_rows() {
             fi
         done
     done
-    # The kernel's floor: the namespaces of the bundle (pid, mount, uts,
-    # ipc, net) and an exec of /bin/true, against skiff's own `run`, both
-    # unwrapped and interleaved.
-    # The bundle's floor (examples/floor.rs): every system call the bundle
-    # asks of any runtime (state, cgroups, namespaces, mounts, devices,
-    # pivot_root, masked and read-only paths, capabilities, exec, cleanup)
-    # and nothing of a runtime's own; one alone and 50 in parallel.
-    local floor="unshare --pid --mount --uts --ipc --net --fork /bin/true"
-    local bfloor="$floor_bin run $work/bundle/rootfs $work/root-floor b\$\$ /bin/true"
-    local srun="${bin[skiff]} --root $work/root-skiff run --bundle $work/bundle f\$\$"
-    mapfile -t m < <(means "$runs" "$floor" "$bfloor" "$srun")
-    floor_ms=${m[0]:-failed} bfloor_ms=${m[1]:-failed} floor_run_ms=${m[2]:-failed}
     local bf50="for i in \$(seq 50); do $floor_bin run $work/bundle/rootfs $work/root-floor p\$\$-\$i /bin/true & done; wait"
     local s50="for i in \$(seq 50); do ${bin[skiff]} --root $work/root-skiff run --bundle $work/bundle p\$\$-\$i & done; wait"
     mapfile -t m < <(means "$conc_runs" "$bf50" "$s50")
     bfloor50_ms=${m[0]:-failed} floor_run50_ms=${m[1]:-failed}
-    run_phases >"$work/phases"
 }
 
 # run_phases: where `run /bin/true` spends its time beyond the floor: the

@@ -60,6 +60,10 @@ set_config "$work/b" '.process.rlimits = [{"type": "RLIMIT_CORE", "hard": 0, "so
 mkdir -p "$work/cg"
 set_config "$work/b" '.mounts += [{"destination": $d, "type": "bind", "source": $d, "options": ["rbind", "rw"]}]' --arg d "$work/cg"
 set_args "$work/b" /bin/true
+# run's container outlives the runtime's start-up, so that the runtime
+# waits for it (signal forwarding, reaping) as it does for any real one.
+cp -r "$work/b" "$work/w"
+set_args "$work/w" /bin/sleep 1
 cp -r "$work/b" "$work/s"
 set_args "$work/s" /bin/sleep 1000
 
@@ -67,7 +71,7 @@ set_args "$work/s" /bin/sleep 1000
 # (redefined per pass), TAG names the command for grouping.
 lifecycle() {
     local r="$bin --root $work/root"
-    step run $r run --bundle "$work/b" h1
+    step run $r run --bundle "$work/w" h1
     step create $r create --bundle "$work/s" h2
     step start $r start h2
     step state $r state h2

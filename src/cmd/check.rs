@@ -44,6 +44,7 @@ struct Item {
     facts: Value,
 }
 
+#[inline(never)]
 pub fn run(args: Args, _g: &Globals) -> Result<()> {
     let items = [
         kernel(),

@@ -176,6 +176,7 @@ impl Drop for Made {
     }
 }
 
+#[inline(never)]
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     let c = Container::load(&g.root, &args.id)?;
     match c.status() {

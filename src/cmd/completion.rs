@@ -33,6 +33,7 @@ pub static CLI: Cmd<Args> = Cmd {
     set_args: |a, mut v| a.shell = v.swap_remove(0),
 };
 
+#[inline(never)]
 pub fn run(args: Args, _: &Globals) -> Result<()> {
     let script = match args.shell.as_str() {
         "bash" => bash(&tables()),

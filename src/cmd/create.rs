@@ -45,6 +45,7 @@ pub static CLI: Cmd<Args> = Cmd {
     set_args: |a, mut v| a.opts.id = v.swap_remove(0),
 };
 
+#[inline(never)]
 pub fn run(args: Args, g: &Globals) -> anyhow::Result<()> {
     crate::launch::create(&args.opts, g, false).map(|_| ())
 }

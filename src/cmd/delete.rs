@@ -24,6 +24,7 @@ pub static CLI: Cmd<Args> = Cmd {
     set_args: |a, mut v| a.id = v.swap_remove(0),
 };
 
+#[inline(never)]
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     let c = match Container::load(&g.root, &args.id) {
         Ok(c) => c,

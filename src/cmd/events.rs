@@ -116,6 +116,7 @@ fn oom_fd(cg: &Cgroup) -> Result<OwnedFd> {
     }
 }
 
+#[inline(never)]
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     // Only a copy of the state: a long-running reader must not hold the lock.
     let (state, status) = {

@@ -283,6 +283,7 @@ fn add_caps(p: &mut Process, caps: &[String]) -> Result<()> {
     Ok(())
 }
 
+#[inline(never)]
 pub fn run(a: Args, g: &Globals) -> Result<i32> {
     let c = Container::load(&g.root, &a.id)?;
     let status = c.status();

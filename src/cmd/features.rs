@@ -41,6 +41,7 @@ const SELINUX: bool = false;
 /// skiff reads no annotation; it only hands them to hooks in the state.
 const UNSAFE_ANNOTATIONS: [&str; 0] = [];
 
+#[inline(never)]
 pub fn run(_args: Args, _g: &Globals) -> Result<()> {
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(

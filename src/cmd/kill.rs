@@ -61,6 +61,7 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         .with_context(|| format!("unknown signal {s:?}"))
 }
 
+#[inline(never)]
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     let sig = parse_signal(&args.signal)?;
     let c = Container::load(&g.root, &args.id)?;

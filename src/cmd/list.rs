@@ -33,6 +33,7 @@ pub static CLI: Cmd<Args> = Cmd {
     set_args: |_, _| {},
 };
 
+#[inline(never)]
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     let dirs = entries(&g.root)?;
     if args.quiet {

@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 
 pub use crate::cli::{ID_ONLY as CLI, IdArgs as Args};
 
+#[inline(never)]
 pub fn pause(args: Args, g: &Globals) -> Result<()> {
     let c = Container::load(&g.root, &args.id)?;
     match c.status() {
@@ -15,6 +16,7 @@ pub fn pause(args: Args, g: &Globals) -> Result<()> {
     }
 }
 
+#[inline(never)]
 pub fn resume(args: Args, g: &Globals) -> Result<()> {
     let c = Container::load(&g.root, &args.id)?;
     match c.status() {

@@ -38,6 +38,7 @@ pub static CLI: Cmd<Args> = Cmd {
     },
 };
 
+#[inline(never)]
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     let c = Container::load(&g.root, &args.id)?;
     // As runc, whatever the status: a stopped container's cgroup may still

@@ -195,6 +195,7 @@ impl Drop for Bound {
     }
 }
 
+#[inline(never)]
 pub fn run(args: Args, g: &Globals) -> Result<i32> {
     let foreground = !args.detach;
     let mode = (args.c.manage_cgroups_mode.as_deref())

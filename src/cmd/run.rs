@@ -43,6 +43,7 @@ pub static CLI: Cmd<Args> = Cmd {
     set_args: |a, mut v| a.opts.id = v.swap_remove(0),
 };
 
+#[inline(never)]
 pub fn run(args: Args, g: &Globals) -> Result<i32> {
     let foreground = !args.detach;
     if foreground && !args.no_subreaper {

@@ -64,6 +64,7 @@ fn rootless(mut v: Value, uid: u32, gid: u32) -> Value {
     v
 }
 
+#[inline(never)]
 pub fn run(args: Args, _g: &Globals) -> Result<()> {
     let path = args.bundle.join("config.json");
     if path.exists() {

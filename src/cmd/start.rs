@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 
 pub use crate::cli::{ID_ONLY as CLI, IdArgs as Args};
 
+#[inline(never)]
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     start(&Container::load(&g.root, &args.id)?)
 }

@@ -5,6 +5,7 @@ use crate::container::Container;
 
 pub use crate::cli::{ID_ONLY as CLI, IdArgs as Args};
 
+#[inline(never)]
 pub fn run(args: Args, g: &Globals) -> anyhow::Result<()> {
     let c = Container::load(&g.root, &args.id)?;
     let v = c.oci_state(c.status());

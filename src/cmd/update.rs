@@ -223,6 +223,7 @@ fn refuse_unsupported(res: &oci_spec::runtime::LinuxResources, v: Version) -> Re
     Ok(())
 }
 
+#[inline(never)]
 pub fn run(args: Args, g: &Globals) -> Result<()> {
     let c = Container::load(&g.root, &args.id)?;
     if c.status() == Status::Stopped {

@@ -42,6 +42,7 @@ pub fn warnings(unknown: &[String]) -> Vec<String> {
 
 /// Exit 0 when `create` would accept the bundle (warnings or not); an
 /// error (exit 1) otherwise.
+#[inline(never)]
 pub fn run(args: Args, _g: &Globals) -> Result<i32> {
     let bundle = std::fs::canonicalize(&args.bundle)
         .with_context(|| format!("bundle {}", args.bundle.display()))?;
