@@ -123,8 +123,33 @@ pub(super) fn kill(dir: &Path) -> Result<bool> {
     if !file.exists() {
         return Ok(false);
     }
-    write_file(&file, "1")?;
-    Ok(true)
+    match write_file(&file, "1") {
+        // Removed meanwhile (ENOENT), or being removed (ENODEV: systemd
+        // stopping the unit, say): nothing is left in it to kill.
+        Err(e) if cgroup_gone(&e) => Ok(true),
+        r => r.map(|()| true),
+    }
+}
+
+/// True for the errors of a control file whose cgroup is gone or going.
+fn cgroup_gone(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| matches!(io.raw_os_error(), Some(libc::ENODEV | libc::ENOENT)))
+}
+
+#[cfg(test)]
+#[test]
+fn a_dying_cgroup_counts_as_gone() {
+    use anyhow::Context;
+    let err = |errno| {
+        Err::<(), _>(std::io::Error::from_raw_os_error(errno))
+            .context("write \"1\" to cgroup.kill")
+            .unwrap_err()
+    };
+    assert!(cgroup_gone(&err(libc::ENODEV)));
+    assert!(cgroup_gone(&err(libc::ENOENT)));
+    assert!(!cgroup_gone(&err(libc::EACCES)));
 }
 
 /// Apply writes to a v2 directory, each file opened relative to the open
