@@ -20,6 +20,17 @@ pub(super) fn write_file(path: &Path, value: &str) -> Result<()> {
     write_value(f, path, value)
 }
 
+/// True when an error in `e`'s chain carries one of `set`, whether as nix's
+/// Errno or as std's io::Error (the file helpers here return the latter).
+pub(super) fn has_errno(e: &anyhow::Error, set: &[Errno]) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<Errno>().is_some_and(|e| set.contains(e))
+            || c.downcast_ref::<std::io::Error>()
+                .and_then(|e| e.raw_os_error())
+                .is_some_and(|n| set.contains(&Errno::from_raw(n)))
+    })
+}
+
 fn write_value(mut f: std::fs::File, path: &Path, value: &str) -> Result<()> {
     use std::io::Write as _;
     f.write_all(value.as_bytes()).map_err(|e| {

@@ -11,13 +11,7 @@ use nix::errno::Errno;
 
 /// The errors rootless mode forgives: EACCES, EPERM and EROFS (runc's isIgnorableError).
 pub(super) fn is_permission(e: &anyhow::Error) -> bool {
-    const SET: [Errno; 3] = [Errno::EACCES, Errno::EPERM, Errno::EROFS];
-    e.chain().any(|c| {
-        c.downcast_ref::<Errno>().is_some_and(|e| SET.contains(e))
-            || c.downcast_ref::<std::io::Error>()
-                .and_then(|e| e.raw_os_error())
-                .is_some_and(|n| SET.contains(&Errno::from_raw(n)))
-    })
+    super::fs::has_errno(e, &[Errno::EACCES, Errno::EPERM, Errno::EROFS])
 }
 
 impl Cgroup {

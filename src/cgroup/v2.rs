@@ -7,7 +7,7 @@
 //! BPF_PROG_TYPE_CGROUP_DEVICE program (assembled here, like runc's
 //! devicefilter) attached with BPF_PROG_ATTACH to the directory fd.
 
-use super::fs::Dir;
+use super::fs::{Dir, has_errno};
 use super::resources::DeviceRule;
 use super::{Hierarchy, POLL, Write, read_trim, write_file};
 use anyhow::{Context, Result, bail};
@@ -133,9 +133,7 @@ pub(super) fn kill(dir: &Path) -> Result<bool> {
 
 /// True for the errors of a control file whose cgroup is gone or going.
 fn cgroup_gone(e: &anyhow::Error) -> bool {
-    e.chain()
-        .filter_map(|c| c.downcast_ref::<std::io::Error>())
-        .any(|io| matches!(io.raw_os_error(), Some(libc::ENODEV | libc::ENOENT)))
+    has_errno(e, &[Errno::ENODEV, Errno::ENOENT])
 }
 
 #[cfg(test)]
