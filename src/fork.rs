@@ -46,7 +46,6 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// code that does not depend on glibc's cached thread id (the raw clone
 /// does not update it; raise(3) and fork(3) query the kernel instead).
 pub unsafe fn fork_into(cgroup: Option<&Path>, ns: CloneFlags) -> Result<(ForkResult, bool)> {
-    shed_dead_stack();
     if let Some(dir) = cgroup {
         let fd = open(
             dir,
@@ -115,7 +114,8 @@ pub unsafe fn fork_into(cgroup: Option<&Path>, ns: CloneFlags) -> Result<(ForkRe
     }
 }
 
-/// Gives back the stack pages below this frame before a fork. Parsing
+/// Gives back the stack pages below the caller's frame; `create` calls it
+/// right before it forks the container's init (or stage-1). Parsing
 /// config.json runs deep (serde's frames for oci-spec's types: about 80 KiB
 /// of stack), and a child inherits, and counts in its RSS, every page its
 /// parent has touched: for the container's init that was the largest part
@@ -124,7 +124,7 @@ pub unsafe fn fork_into(cgroup: Option<&Path>, ns: CloneFlags) -> Result<(ForkRe
 /// later touch gets a zeroed page. The stack's lowest address comes from
 /// /proc/self/maps, so the call stays inside the stack mapping.
 #[inline(never)]
-fn shed_dead_stack() {
+pub fn shed_dead_stack() {
     const PAGE: usize = 4096;
     let here = 0u8;
     let sp = std::hint::black_box(&here) as *const u8 as usize;

@@ -398,6 +398,7 @@ fn fork_child(
     } else {
         "fork stage-1"
     };
+    crate::fork::shed_dead_stack();
     // SAFETY: skiff is single-threaded; the child runs stage-1 (or init)
     // and ends in _exit or execve.
     let (forked, in_v2) =
