@@ -104,12 +104,6 @@ const DEVICE_RULES: [&str; 11] = [
     "c 10:200 rwm",
 ];
 
-fn a_or(args: &[CString]) -> String {
-    args.first()
-        .map(|a| a.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     if let [_, mode, root, id] = &a[..]
@@ -125,9 +119,16 @@ fn main() {
     };
     // create: as `create` does, stop where init would wait for `start`.
     let create = mode == "create";
-    let mut ready = [0i32; 2];
-    // SAFETY: pipe(2) into a local array.
-    ok(unsafe { libc::pipe(ready.as_mut_ptr()) }.into(), "pipe");
+    // Init tells the parent it is set up (create only: run waits for it).
+    let ready = create.then(|| {
+        let mut p = [0i32; 2];
+        // SAFETY: pipe2(2) into a local array.
+        ok(
+            unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }.into(),
+            "pipe",
+        );
+        p
+    });
     let dir = format!("{root}/{id}");
     let _ = fs::create_dir(root);
     fs::create_dir(&dir).expect("state dir");
@@ -186,15 +187,15 @@ fn main() {
         "clone3",
     );
     if pid == 0 {
-        child(rootfs, args, &cgs, create.then_some(ready[1]));
+        child(rootfs, args, &cgs, ready.map(|[_, w]| w));
     }
-    if create {
+    if let Some([r, w]) = ready {
         // SAFETY: close(2) of our write end, read(2) into a local byte.
         unsafe {
-            libc::close(ready[1]);
+            libc::close(w);
             let mut b = 0u8;
             ok(
-                libc::read(ready[0], (&mut b as *mut u8).cast(), 1) as libc::c_long,
+                libc::read(r, (&mut b as *mut u8).cast(), 1) as libc::c_long,
                 "ready",
             );
         }
@@ -441,11 +442,15 @@ fn child(rootfs: &str, args: &[String], cgs: &[String], ready: Option<i32>) -> !
             }
         }
     }
-    let args: Vec<CString> = args.iter().map(|a| c(a)).collect();
-    let mut argv: Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    let cargs: Vec<CString> = args.iter().map(|a| c(a)).collect();
+    let mut argv: Vec<*const c_char> = cargs.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let envp = [c"PATH=/bin".as_ptr(), std::ptr::null()];
     // SAFETY: execve(2) with NULL-terminated arrays of NUL-terminated strings.
     unsafe { libc::execve(argv[0], argv.as_ptr(), envp.as_ptr()) };
-    panic!("exec {}: {}", a_or(&args), std::io::Error::last_os_error());
+    panic!(
+        "exec {:?}: {}",
+        args.first(),
+        std::io::Error::last_os_error()
+    );
 }
