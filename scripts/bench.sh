@@ -64,16 +64,16 @@ if want engines; then
     apt_need containerd containerd
     apt_need umoci umoci
 fi
+# Static: no dynamic loader, no shared libc pages (faster start, less
+# RSS). --target keeps crt-static away from the host's proc-macros.
+t=x86_64-unknown-linux-gnu
 if [ -z "${SKIFF:-}" ]; then
-    # Static: no dynamic loader, no shared libc pages (faster start, less
-    # RSS). --target keeps crt-static away from the host's proc-macros.
-    t=x86_64-unknown-linux-gnu
     RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target $t || exit 1
     SKIFF=$PWD/target/$t/release/skiff
 fi
 if want core || want scale; then
-    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu --example floor || exit 1
-    floor_bin=$PWD/target/x86_64-unknown-linux-gnu/release/examples/floor
+    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target $t --example floor || exit 1
+    floor_bin=$PWD/target/$t/release/examples/floor
 fi
 
 declare -A bin=([skiff]=$SKIFF [runc]=$(command -v runc || true) [crun]=$(command -v crun || true))
@@ -411,6 +411,8 @@ scale_rt() { echo "${bin[$1]} --root $work/scale-$1"; }
 
 # median of the numbers on stdin.
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+# record RUNTIME OP LEVEL: the fastest and the median of $work/m into sc.
+record() { sc[$1.$2.$3]=$(sort -n "$work/m" | head -n 1) sc[$1.$2.med.$3]=$(median <"$work/m"); }
 
 # ms_of CMD...: runs CMD (no shell) and prints its wall time in ms.
 ms_of() {
@@ -446,20 +448,20 @@ scale_runtime() {
             alive=1
         fi
         for i in $(seq "$scale_k"); do ms_of $r create --bundle "$work/sleeper" "$n-s$lvl-$i"; done >"$work/m"
-        sc[$n.create.$lvl]=$(sort -n "$work/m" | head -n 1) sc[$n.create.med.$lvl]=$(median <"$work/m")
+        record "$n" create "$lvl"
         if [ "$n" = skiff ] && [ -n "${floor_bin:-}" ]; then
             # The bundle's floor of `create` at this level (examples/floor.rs),
             # removed again so that the level's population stays skiff's.
             for i in $(seq "$scale_k"); do
                 ms_of "$floor_bin" create "$work/sleeper/rootfs" "$work/root-floor" "fs$lvl-$i" /bin/sleep 100000
             done >"$work/m"
-            sc[floor.create.$lvl]=$(sort -n "$work/m" | head -n 1) sc[floor.create.med.$lvl]=$(median <"$work/m")
+            record floor create "$lvl"
             for i in $(seq "$scale_k"); do "$floor_bin" delete "$work/root-floor" "fs$lvl-$i" 2>>"$work/scale-err"; done
         fi
         for i in $(seq "$scale_k"); do ms_of $r state "$n-f0"; done >"$work/m"
-        sc[$n.state.$lvl]=$(sort -n "$work/m" | head -n 1) sc[$n.state.med.$lvl]=$(median <"$work/m")
+        record "$n" state "$lvl"
         for i in $(seq "$scale_k"); do ms_of $r list; done >"$work/m"
-        sc[$n.list.$lvl]=$(sort -n "$work/m" | head -n 1) sc[$n.list.med.$lvl]=$(median <"$work/m")
+        record "$n" list "$lvl"
     done
     # CPU time of one list at the top level (user + system, perf's
     # task-clock): what the load of a shared machine does not inflate.

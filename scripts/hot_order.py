@@ -119,9 +119,9 @@ def main():
         for (tag, is_first), names in fault_functions(binary, trace, text).items():
             groups.add(tag, is_first, names)
     first, stages, rest = groups.first, groups.stages, groups.rest
-    # The container's init is now the process with the largest RSS (it is
-    # a fork of the runtime, and faults its code in itself): what it shares
-    # with the runtime comes first, then its own code, then the runtime's
+    # The container's init is a fork of the runtime that faults its code in
+    # itself, and both count toward run's peak RSS: what init shares with
+    # the runtime comes first, then init's own code, then the runtime's
     # own, so that each of the two touches one dense run of windows.
     order, seen = [], set()
     for group in (first & stages, stages - first, first, rest):
