@@ -4,7 +4,8 @@
 # kernel CRIU 3.17 works on (the host's does not: integration/criu.rs
 # covers the failure path there). Each check prints one PASS/FAIL/SKIP.
 # A counter container (it counts in a shell variable, once per 100 ms, and
-# writes the count to /tmp/n) shows that a restored container goes on from
+# writes the count to /tmp/n, through a rename so that a reader never sees
+# the file between truncation and write: that read as 0 once) shows that a restored container goes on from
 # where it was, not from 0. Timings of checkpoint and restore are printed
 # as INFO lines, with runc's next to them when a runc binary is there
 # (/usr/sbin/runc, or /skiff/extra/runc given with VM_EXTRA).
@@ -13,7 +14,7 @@
 R=/run/skiff-criu
 S() { timeout 120 "$SKIFF" --root "$R" "$@"; }
 T=$(mktemp -d /var/tmp/criu.XXXXXX)
-COUNTER='i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done'
+COUNTER='i=0; while true; do i=$((i+1)); echo $i > /tmp/n.w; mv /tmp/n.w /tmp/n; sleep 0.1; done'
 cgv=$(stat -f -c %T /sys/fs/cgroup)
 
 ms() { date +%s%3N; }
@@ -21,7 +22,7 @@ ms() { date +%s%3N; }
 count() {
     local v
     v=$(cat "$1/rootfs/tmp/n" 2>/dev/null)
-    echo "${v:-0}" # empty while the counter rewrites it
+    echo "${v:-0}" # no file yet
 }
 # until_ SECS CMD...: polls CMD every 50 ms until it succeeds, at most SECS.
 until_() {
