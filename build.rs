@@ -37,6 +37,23 @@ fn main() {
     if !release || !linux || env::var_os("SKIFF_NO_LAYOUT").is_some() {
         return;
     }
+    if env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("musl") {
+        // The musl target links with the system's GNU ld by default, which
+        // has neither option: use the toolchain's own lld, as the gnu
+        // target does (its gcc-ld/ld.lld wrapper, through cc's -B).
+        let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let host = env::var("HOST").expect("cargo sets HOST");
+        let out = std::process::Command::new(rustc)
+            .args(["--print", "sysroot"])
+            .output()
+            .expect("rustc --print sysroot");
+        let sysroot = String::from_utf8(out.stdout).expect("sysroot path is UTF-8");
+        println!(
+            "cargo:rustc-link-arg-bins=-B{}/lib/rustlib/{host}/bin/gcc-ld",
+            sysroot.trim()
+        );
+        println!("cargo:rustc-link-arg-bins=-fuse-ld=lld");
+    }
     let dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let order = Path::new(&dir).join("link/hot.order");
     if order.exists() {

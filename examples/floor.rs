@@ -260,7 +260,10 @@ fn child(rootfs: &str, args: &[String], cgs: &[String], ready: Option<i32>) -> !
         let mut ifr: libc::ifreq = std::mem::zeroed();
         ifr.ifr_name[..2].copy_from_slice(&[b'l' as c_char, b'o' as c_char]);
         ifr.ifr_ifru.ifru_flags = libc::IFF_UP as i16;
-        ok(libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr).into(), "lo up");
+        ok(
+            libc::ioctl(s, libc::SIOCSIFFLAGS as _, &ifr).into(),
+            "lo up",
+        );
         libc::close(s);
         let ring = c("_ses");
         ok(

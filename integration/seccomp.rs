@@ -374,7 +374,7 @@ fn answer(fd: &OwnedFd) -> Vec<i32> {
     loop {
         let mut n = Notif::default();
         // SAFETY: NOTIF_RECV fills a zeroed struct seccomp_notif of this layout.
-        if unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_RECV, &mut n as *mut Notif) } != 0 {
+        if unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_RECV as _, &mut n as *mut Notif) } != 0 {
             // ENOENT: no task is left under the filter.
             return seen;
         }
@@ -391,7 +391,7 @@ fn answer(fd: &OwnedFd) -> Vec<i32> {
             flags: 0,
         };
         // SAFETY: NOTIF_SEND reads a struct seccomp_notif_resp of this layout.
-        unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND, &mut r as *mut Resp) };
+        unsafe { libc::ioctl(fd.as_raw_fd(), NOTIF_SEND as _, &mut r as *mut Resp) };
     }
 }
 

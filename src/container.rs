@@ -361,9 +361,24 @@ pub fn peek_state(root: &Path, root_fd: BorrowedFd, id: &str) -> Result<Option<S
 }
 
 /// Swaps two existing paths atomically (renameat2 RENAME_EXCHANGE).
+/// The raw system call: nix has `renameat2` only on glibc, and skiff also
+/// builds on musl (scripts/lib.sh, static_target).
 fn exchange(a: &Path, b: &Path) -> nix::Result<()> {
-    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-    renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE)
+    use std::os::unix::ffi::OsStrExt;
+    let a = std::ffi::CString::new(a.as_os_str().as_bytes()).map_err(|_| nix::Error::EINVAL)?;
+    let b = std::ffi::CString::new(b.as_os_str().as_bytes()).map_err(|_| nix::Error::EINVAL)?;
+    // SAFETY: renameat2 reads two NUL-terminated paths that outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    nix::errno::Errno::result(r).map(drop)
 }
 
 #[cfg(test)]

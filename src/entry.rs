@@ -11,14 +11,18 @@
 //!   RSS, README.md, Benchmark) at every start, for a message on stack overflow;
 //! - it makes sure fds 0-2 are open, which we do keep, below.
 //!
-//! std still works without its start-up: on glibc, `std::env::args` comes
-//! from an `.init_array` hook, and `std::process::exit` flushes stdout.
-use std::ffi::{c_char, c_int};
+//! std still works without its start-up (`std::process::exit` flushes
+//! stdout), but for the arguments: `args_os` below, on glibc and musl alike.
+use std::ffi::{CStr, OsStr, OsString, c_char, c_int};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicIsize, AtomicPtr, Ordering};
 
 // SAFETY: `main` is the symbol glibc's start-up calls; nothing else in the
 // program defines it (the crate is `#![no_main]`).
 #[unsafe(no_mangle)]
-extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    ARGV.store(argv.cast_mut(), Ordering::Relaxed);
+    ARGC.store(argc as isize, Ordering::Relaxed);
     open_std_fds();
     crate::sigpipe::ignore_sigpipe();
     crate::main();
@@ -50,4 +54,26 @@ fn open_std_fds() {
             Err(_) => std::process::abort(),
         }
     }
+}
+
+/// argv and argc as the C library passed them to `main`, for `args_os`.
+static ARGV: AtomicPtr<*const c_char> = AtomicPtr::new(std::ptr::null_mut());
+static ARGC: AtomicIsize = AtomicIsize::new(0);
+
+/// The process's arguments. Not `std::env::args_os`: with our own `main`,
+/// std learns them only on glibc (which also passes argc and argv to
+/// `.init_array` functions); on musl it would see none.
+pub fn args_os() -> impl Iterator<Item = OsString> {
+    let argv = ARGV.load(Ordering::Relaxed);
+    let argc = if argv.is_null() {
+        0
+    } else {
+        ARGC.load(Ordering::Relaxed).max(0) as usize
+    };
+    (0..argc).map(move |i| {
+        // SAFETY: the C library's argv holds argc valid C strings, which
+        // live (unchanged by us) as long as the process.
+        let c = unsafe { CStr::from_ptr(*argv.add(i)) };
+        OsStr::from_bytes(c.to_bytes()).to_os_string()
+    })
 }

@@ -16,6 +16,16 @@ mod container;
 mod criu;
 #[cfg(not(test))]
 mod entry;
+// On musl, dlmalloc instead of musl's malloc (Cargo.toml says why).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+// The arguments: ours from `main` (entry.rs says why), std's in unit tests.
+#[cfg(not(test))]
+use entry::args_os;
+#[cfg(test)]
+use std::env::args_os;
 mod every;
 mod fork;
 mod hooks;
@@ -82,14 +92,14 @@ fn main() {
     // before parsing the arguments, which the re-exec would do twice. A
     // plain scan of argv: sealing for `state run` (an id named "run") too
     // costs time, never safety.
-    let enters = std::env::args_os()
+    let enters = args_os()
         .skip(1)
         .any(|a| a == "create" || a == "run" || a == "exec");
     if enters && let Err(e) = seal::ensure_sealed() {
         log::error(&format!("{e:#}"));
         std::process::exit(1);
     }
-    let cli = match cli::parse(std::env::args_os().skip(1)) {
+    let cli = match cli::parse(args_os().skip(1)) {
         Ok(cli) => cli,
         Err(Stop::NoTopic(msg)) => {
             log::error(&msg);

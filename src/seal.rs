@@ -149,7 +149,7 @@ unsafe extern "C" {
 
 /// execveat(fd, "", argv, environ, AT_EMPTY_PATH) with our own argv.
 fn reexec(fd: &OwnedFd) -> Result<()> {
-    let args: Vec<CString> = std::env::args_os()
+    let args: Vec<CString> = crate::args_os()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
         .context("argv")?;
