@@ -21,8 +21,12 @@ CARGO ?= cargo
 # Static, for the target named explicitly: --target keeps crt-static away
 # from the host's proc-macros (see Cargo.toml and scripts/bench.sh). The
 # release profile and build.rs (link/hot.order, RELR) apply as for any
-# release build.
-TARGET ?= x86_64-unknown-linux-gnu
+# release build. musl when rustup has its target (`rustup target add
+# x86_64-unknown-linux-musl`: its start-up runs no cpuid, see
+# scripts/lib.sh, static_target), else glibc; TARGET=... (or the
+# scripts' SKIFF_TARGET) chooses.
+MUSL := x86_64-unknown-linux-musl
+TARGET ?= $(or $(SKIFF_TARGET),$(if $(filter $(MUSL),$(shell rustup target list --installed 2>/dev/null)),$(MUSL),x86_64-unknown-linux-gnu))
 BIN := target/$(TARGET)/release/skiff
 MANPAGES := $(wildcard man/*.8)
 

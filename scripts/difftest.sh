@@ -23,11 +23,12 @@ apt_need crun crun
 # The unit tests of the generator, comparator and shrinker first.
 python3 -m unittest discover -s scripts/difftest -p 'test_*.py' -q 2>&1 | tail -3
 
-t=x86_64-unknown-linux-gnu
 if [ -z "${SKIFF:-}" ]; then
-    RUSTFLAGS='-C target-feature=+crt-static' cargo build --quiet --release --target $t
+    t=$(static_target)
+    static_build "$t" --quiet
     SKIFF=$PWD/target/$t/release/skiff
 fi
+t=x86_64-unknown-linux-gnu
 RUSTFLAGS='-C target-feature=+crt-static' CARGO_TARGET_DIR=$PWD/target/observer \
     cargo build --quiet --release --target $t --manifest-path tools/observer/Cargo.toml
 obs=$PWD/target/observer/$t/release/observer

@@ -25,7 +25,9 @@ apt_need valgrind valgrind
 apt_need jq jq
 apt_need busybox-static /bin/busybox
 
-t=x86_64-unknown-linux-gnu
+# The order is of one build's symbols (their hashes differ between
+# targets): the one scripts/bench.sh and `make` build (lib.sh, static_target).
+t=$(static_target)
 tdir=$PWD/target/hot-order
 # The release profile as scripts/bench.sh builds it, but with symbols:
 # symbol names carry a hash of the profile (strip included), which

@@ -52,6 +52,38 @@ apt_need_qemu() {
     DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends "${target[@]}" qemu-system-x86 >&2
 }
 
+# static_target: prints the target triple of skiff's static release build:
+# x86_64-unknown-linux-musl when rustup has that target or can add it, else
+# x86_64-unknown-linux-gnu (with crt-static: static_build passes it). musl's
+# start-up runs no `cpuid`; a static glibc's runs 68 here (its cache
+# detection), each a VM exit under a hypervisor: about 0.5 ms of every
+# skiff command on this machine (README.md, Benchmark). SKIFF_TARGET=triple
+# chooses. Offline, `rustup target add` fails and the glibc build is used:
+# both are supported (Makefile does the same choice, without the add).
+static_target() {
+    local musl=x86_64-unknown-linux-musl have
+    if [ -n "${SKIFF_TARGET:-}" ]; then
+        echo "$SKIFF_TARGET"
+        return 0
+    fi
+    have=$(rustup target list --installed 2>/dev/null || true)
+    case "$have" in *"$musl"*) echo "$musl"; return 0 ;; esac
+    if command -v rustup >/dev/null 2>&1 && timeout 120 rustup target add "$musl" >&2; then
+        echo "$musl"
+    else
+        echo "static_target: no $musl target; building with static glibc" >&2
+        echo x86_64-unknown-linux-gnu
+    fi
+}
+
+# static_build TRIPLE [CARGO_ARGS...]: cargo build --release of the static
+# binary for TRIPLE (from static_target), into target/TRIPLE/release/.
+static_build() {
+    local t=$1
+    shift
+    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" cargo build --release --target "$t" "$@"
+}
+
 # busybox_bin: prints the path of a static busybox.
 busybox_bin() {
     for b in /bin/busybox /usr/bin/busybox; do

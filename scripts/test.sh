@@ -31,6 +31,11 @@ fi
 if [ "$(id -u)" -eq 0 ]; then
     export REQUIRE_ROOT_TESTS=1 REQUIRE_ENGINES=1
 fi
+# The static release build's target, chosen once for every script below
+# (lib.sh: musl when rustup has it or can add it, else glibc).
+SKIFF_TARGET=$(static_target)
+export SKIFF_TARGET
+echo "static builds: $SKIFF_TARGET" >&2
 cargo test --all-targets "$@"
 # The fuzz target compiles skiff's modules in place (fuzz/): keep it building.
 if cargo +nightly --version >/dev/null 2>&1; then

@@ -346,9 +346,9 @@ main() {
         skiff=$SKIFF_BIN
     else
         target=${SKIFF_STATIC_TARGET:-$repo/target}
-        RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target" \
-            cargo build --quiet --release --target x86_64-unknown-linux-gnu --manifest-path "$repo/Cargo.toml"
-        skiff="$target/x86_64-unknown-linux-gnu/release/skiff"
+        t=$(static_target)
+        (cd "$repo" && CARGO_TARGET_DIR="$target" static_build "$t" --quiet)
+        skiff="$target/$t/release/skiff"
     fi
     if ldd "$skiff" 2>&1 | grep -q '=>'; then
         echo "warning: $skiff is dynamically linked; the VM's glibc may not match" >&2

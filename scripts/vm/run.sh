@@ -20,9 +20,9 @@ kver=${kernel#/boot/vmlinuz-}
 
 # A static binary: the initramfs has no C library.
 target=${SKIFF_STATIC_TARGET:-$repo/target}
-RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target" \
-    cargo build --quiet --release --target x86_64-unknown-linux-gnu --manifest-path "$repo/Cargo.toml"
-skiff="$target/x86_64-unknown-linux-gnu/release/skiff"
+t=$(static_target)
+(cd "$repo" && CARGO_TARGET_DIR="$target" static_build "$t" --quiet)
+skiff="$target/$t/release/skiff"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
