@@ -43,6 +43,9 @@
 # plot (default target/bench). SCALE_N=1000 containers, ENGINE_RUNS=10.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# An error value that is made and handled on a path measured here would
+# walk the stack for a backtrace: users do not time skiff that way.
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 . scripts/lib.sh
 
 runs=${1:-30}
@@ -65,14 +68,16 @@ if want engines; then
     apt_need umoci umoci
 fi
 # Static: no dynamic loader, no shared libc pages (faster start, less
-# RSS). --target keeps crt-static away from the host's proc-macros.
-t=x86_64-unknown-linux-gnu
+# RSS); musl when there (lib.sh, static_target). --target keeps crt-static
+# away from the host's proc-macros. The bundle's floor is built the same
+# way, so that skiff/floor compares the runtime's work, not two C libraries.
+t=$(static_target)
 if [ -z "${SKIFF:-}" ]; then
-    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target $t || exit 1
+    static_build "$t" || exit 1
     SKIFF=$PWD/target/$t/release/skiff
 fi
 if want core || want scale; then
-    RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target $t --example floor || exit 1
+    static_build "$t" --example floor || exit 1
     floor_bin=$PWD/target/$t/release/examples/floor
 fi
 
