@@ -49,6 +49,10 @@ target/nolayout/release/skiff --version | grep -q '^skiff version '
 # scratch DESTDIR, the tree checked (static binary, man pages, completions
 # that load and complete), `make uninstall` (scripts/install-test.sh).
 bash scripts/install-test.sh
+# The integration tests again, against that static release binary (the
+# one users install; musl's C library when SKIFF_TARGET is musl) instead
+# of the debug build cargo test drives: about 40 s.
+RUNTIME=$PWD/target/$SKIFF_TARGET/release/skiff cargo test --test integration "$@"
 # Differential testing against runc and crun (scripts/difftest.sh): 100
 # generated configs from a fixed seed, run by the debug binary just built
 # (about a minute); any difference not in scripts/difftest/explained.json
