@@ -30,24 +30,28 @@ pub fn parse(text: &str) -> Vec<MountInfo> {
 
 fn parse_line(line: &str) -> Option<MountInfo> {
     let (pre, post) = line.split_once(" - ")?;
-    let pre: Vec<&str> = pre.split(' ').collect();
-    let post: Vec<&str> = post.split(' ').collect();
-    if pre.len() < 6 || post.len() < 3 {
-        return None;
-    }
+    // ID, parent ID, major:minor, root, mount point, options, optional...
+    let mut pre = pre.split(' ').skip(3);
+    let (root, point, _options) = (pre.next()?, pre.next()?, pre.next()?);
+    // filesystem type, source, super options
+    let mut post = post.split(' ');
+    let (fstype, source, super_opts) = (post.next()?, post.next()?, post.next()?);
     Some(MountInfo {
-        root: unescape(pre[3]),
-        mount_point: PathBuf::from(unescape(pre[4])),
-        optional: pre[6..].iter().map(|s| s.to_string()).collect(),
-        fstype: post[0].to_string(),
-        source: unescape(post[1]),
-        super_opts: post[2].to_string(),
+        root: unescape(root),
+        mount_point: PathBuf::from(unescape(point)),
+        optional: pre.map(String::from).collect(),
+        fstype: fstype.to_string(),
+        source: unescape(source),
+        super_opts: super_opts.to_string(),
     })
 }
 
 /// mountinfo escapes space, tab, newline and backslash as \ooo (three octal
 /// digits, at most \377); anything else is kept as it is.
 fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_owned();
+    }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

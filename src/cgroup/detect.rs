@@ -71,11 +71,16 @@ impl Layout {
     /// Pure: the layout these mounts make (see the module comment);
     /// `Layout::NONE` when no cgroup filesystem is mounted.
     pub fn detect(mounts: &[MountInfo]) -> Layout {
-        // Only the last mount on a path is visible.
+        // Only the last mount on a path is visible. The kernel writes each
+        // path one way, so comparing bytes is enough (Path's == compares
+        // component by component: most of this function's instructions,
+        // run twice per create, when it ran for every mount).
+        let cgroupfs = |m: &&MountInfo| matches!(m.fstype.as_str(), "cgroup" | "cgroup2");
         let visible = mounts.iter().enumerate().filter(|(i, m)| {
-            !mounts[i + 1..]
-                .iter()
-                .any(|n| n.mount_point == m.mount_point)
+            cgroupfs(m)
+                && !mounts[i + 1..]
+                    .iter()
+                    .any(|n| n.mount_point.as_os_str() == m.mount_point.as_os_str())
         });
         let mut v1: Vec<HostMount> = Vec::new();
         let mut v2: Vec<HostMount> = Vec::new();
