@@ -53,7 +53,7 @@ struct SpecCaps {
 
 /// The highest capability number the running kernel knows.
 fn cap_last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+    crate::procfs::read_text("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(u8::MAX)

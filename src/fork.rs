@@ -130,7 +130,7 @@ pub fn shed_dead_stack() {
     let sp = std::hint::black_box(&here) as *const u8 as usize;
     // Two pages of margin: this frame, the red zone, madvise's own frame.
     let top = (sp & !(PAGE - 1)).saturating_sub(2 * PAGE);
-    let Some((low, high)) = std::fs::read_to_string("/proc/self/maps")
+    let Some((low, high)) = crate::procfs::read_text("/proc/self/maps")
         .ok()
         .and_then(|m| stack_range(&m))
     else {

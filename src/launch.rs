@@ -243,7 +243,7 @@ fn start_unit(plan: &Plan, early: &[Write], guard: &mut Cleanup) -> Result<()> {
         .as_ref()
         .and_then(|l| l.resources().as_ref())
         .unwrap_or(&default);
-    let devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+    let devices = crate::procfs::read_text("/proc/devices").unwrap_or_default();
     props.extend(systemd::device_props(
         &crate::cgroup::resources::device_rules(res)?,
         &devices,
@@ -546,7 +546,7 @@ fn init_status(pid: i32) -> Option<std::result::Result<i32, i32>> {
         _ => {}
     }
     // Not our child: a zombie's exit_code (field 52 of /proc/PID/stat).
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = crate::procfs::read_text(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split(' ').collect();
     if fields.first() != Some(&"Z") {

@@ -19,8 +19,24 @@ pub struct MountInfo {
 pub fn read() -> anyhow::Result<Vec<MountInfo>> {
     use anyhow::Context;
     let text =
-        std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+        crate::procfs::read_text("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
     Ok(parse(&text))
+}
+
+/// The runtime's mount table as this process first read it, for where the
+/// cgroup hierarchies are mounted: the rootfs plan (a `cgroup` mount) and
+/// the cgroup resolve both need it, and no skiff process mounts or
+/// unmounts a hierarchy on the host. Not for anything that runs after
+/// mounts of its own (init reads `read()` afresh).
+pub fn host_text() -> anyhow::Result<&'static str> {
+    use anyhow::Context;
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(t) = TEXT.get() {
+        return Ok(t);
+    }
+    let text =
+        crate::procfs::read_text("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    Ok(TEXT.get_or_init(|| text))
 }
 
 /// Pure: parses mountinfo text; malformed lines are skipped.

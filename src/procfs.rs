@@ -22,3 +22,71 @@ pub fn proc_write(rel: &str, value: &str) -> Result<()> {
     (&f).write_all(value.as_bytes())
         .with_context(|| format!("write {path}"))
 }
+
+/// Reads a small file whole: a /proc or cgroupfs file, or state.json.
+/// std's `read_to_string` sizes its buffer from fstat, which says 0 for
+/// these, and so reads 32 bytes, then 32, 64, 128...: a /proc file's
+/// seq_file renders its text again for every read, and mountinfo took 9
+/// reads. Here: one open (the system call itself: musl's `open` adds an
+/// fcntl for O_CLOEXEC), reads of at least 4 KiB, and no fstat.
+pub fn read_text(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_ref().as_os_str().as_bytes())
+        .map_err(|_| Error::from(ErrorKind::InvalidInput))?;
+    // SAFETY: openat reads a NUL-terminated path; returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us alone.
+    let mut f = unsafe { std::fs::File::from_raw_fd(fd as i32) };
+    let mut buf = vec![0u8; 4096];
+    let mut n = 0;
+    loop {
+        if n == buf.len() {
+            buf.resize(n * 2, 0);
+        }
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(n);
+    String::from_utf8(buf).map_err(|e| Error::new(ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::read_text;
+
+    #[test]
+    fn reads_files_larger_than_the_first_buffer_and_proc_files() {
+        let dir = std::env::temp_dir().join(format!("skiff-read-text-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("big");
+        let text: String = (0..3000).map(|i| format!("{i}\n")).collect();
+        std::fs::write(&p, &text).unwrap();
+        assert_eq!(read_text(&p).unwrap(), text);
+        std::fs::write(&p, "").unwrap();
+        assert_eq!(read_text(&p).unwrap(), "");
+        assert_eq!(
+            read_text(dir.join("none")).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        let v = read_text("/proc/version").unwrap();
+        assert!(v.starts_with("Linux version "), "{v:?}");
+        assert_eq!(v, std::fs::read_to_string("/proc/version").unwrap());
+    }
+}

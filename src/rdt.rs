@@ -62,7 +62,7 @@ pub fn mount_point(mountinfo: &str) -> Option<PathBuf> {
 
 /// The host's resctrl mount, if any.
 pub fn host_mount() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let text = crate::procfs::read_text("/proc/self/mountinfo").ok()?;
     mount_point(&text)
 }
 

@@ -65,7 +65,9 @@ impl Layout {
 
     /// This process's layout, from /proc/self/mountinfo.
     pub fn read() -> Result<Layout> {
-        Ok(Layout::detect(&crate::mountinfo::read()?))
+        Ok(Layout::detect(&crate::mountinfo::parse(
+            crate::mountinfo::host_text()?,
+        )))
     }
 
     /// Pure: the layout these mounts make (see the module comment);
@@ -128,7 +130,7 @@ impl Layout {
 
 /// This process's /proc/self/cgroup.
 pub fn read_self_cgroup() -> Result<String> {
-    std::fs::read_to_string("/proc/self/cgroup").context("read /proc/self/cgroup")
+    crate::procfs::read_text("/proc/self/cgroup").context("read /proc/self/cgroup")
 }
 
 /// Pure: `/proc/self/cgroup` → (controllers, path); the v2 "0::" line has

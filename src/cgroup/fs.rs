@@ -151,12 +151,12 @@ fn memory_limit_refused(path: &Path, value: &str, e: &std::io::Error) -> Option<
 }
 
 pub(super) fn read_trim(path: &Path) -> Result<String> {
-    let s = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    let s = crate::procfs::read_text(path).with_context(|| format!("read {}", path.display()))?;
     Ok(s.trim().to_string())
 }
 
 pub(super) fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
-    let procs = match std::fs::read_to_string(dir.join("cgroup.procs")) {
+    let procs = match crate::procfs::read_text(dir.join("cgroup.procs")) {
         Ok(s) => s,
         // The (sub-)cgroup was removed while we walked the tree.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

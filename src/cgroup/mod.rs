@@ -142,9 +142,8 @@ impl Cgroup {
     /// Detect the layout from this process's mountinfo and cgroup membership,
     /// and resolve `linux.cgroupsPath` with runc 1.1's cgroupfs semantics.
     pub fn resolve(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
-        let mountinfo =
-            std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-        Self::resolve_with(&mountinfo, &read_self_cgroup()?, cgroups_path, id)
+        let mountinfo = crate::mountinfo::host_text()?;
+        Self::resolve_with(mountinfo, &read_self_cgroup()?, cgroups_path, id)
     }
 
     /// `resolve` on given texts. Absolute paths go under each hierarchy's mount;
@@ -211,9 +210,7 @@ impl Cgroup {
     /// controllers it manages, `create` the others, as runc's systemd
     /// drivers do).
     pub fn resolve_systemd(unit: systemd::Unit) -> Result<Cgroup> {
-        let mountinfo =
-            std::fs::read_to_string("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-        Self::resolve_systemd_with(&mountinfo, unit)
+        Self::resolve_systemd_with(crate::mountinfo::host_text()?, unit)
     }
 
     /// `resolve_systemd` on a given mountinfo text.
@@ -288,7 +285,7 @@ impl Cgroup {
         const FIELD: &str = "linux.resources.hugepageLimits";
         if let Some(h) = self.target(&Controller::Hugetlb).filter(|h| h.version == Version::V2)
             // Only fixture trees lack the file; the kernel always has it.
-            && let Ok(text) = std::fs::read_to_string(h.mount.join("cgroup.controllers"))
+            && let Ok(text) = crate::procfs::read_text(h.mount.join("cgroup.controllers"))
             && !text.split_whitespace().any(|c| c == "hugetlb")
         {
             bail!(
@@ -437,7 +434,7 @@ impl Cgroup {
             }),
             Version::V2 => self.first().ok().map(|h| h.dir.clone()).filter(|d| {
                 v2::is_frozen(d)
-                    || std::fs::read_to_string(d.join("cgroup.events"))
+                    || crate::procfs::read_text(d.join("cgroup.events"))
                         .is_ok_and(|t| t.lines().any(|l| l == "frozen 1"))
             }),
         };
@@ -461,7 +458,7 @@ impl Cgroup {
         else {
             return;
         };
-        let n = std::fs::read_to_string(dir.join("cgroup.procs"))
+        let n = crate::procfs::read_text(dir.join("cgroup.procs"))
             .map(|t| t.lines().count())
             .unwrap_or(0);
         if n > 0 {

@@ -107,7 +107,7 @@ pub fn no_caps() -> LinuxCapabilities {
 /// KEEPCAPS so the permitted set survives setuid, then E/P/I and ambient.
 pub fn switch_user_and_caps(p: &Process) -> Result<()> {
     // A rootless user namespace has setgroups denied: groups cannot change there.
-    let userns_setgroups = std::fs::read_to_string("/proc/self/setgroups")
+    let userns_setgroups = crate::procfs::read_text("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true);
     let c = p.capabilities().clone().unwrap_or_else(no_caps);

@@ -176,7 +176,7 @@ fn abs_paths(field: &str, paths: Option<&[String]>) -> Result<Vec<PathBuf>> {
 /// True if the runtime itself already runs in a user namespace (then mknod
 /// fails even without one in the config); same test as runc's RunningInUserNS.
 pub fn in_user_namespace() -> bool {
-    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let map = crate::procfs::read_text("/proc/self/uid_map").unwrap_or_default();
     let f: Vec<&str> = map.split_whitespace().collect();
     !(f.is_empty() || f == ["0", "0", "4294967295"])
 }

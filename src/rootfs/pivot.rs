@@ -220,7 +220,7 @@ mod tests {
 
     /// With a cgroupns, v1 hierarchies are fresh cgroup mounts rooted at "/".
     fn check_cgroupns() -> Result<(), i32> {
-        let mi = std::fs::read_to_string("/proc/self/mountinfo").map_err(|_| 20)?;
+        let mi = crate::procfs::read_text("/proc/self/mountinfo").map_err(|_| 20)?;
         let ok = mi
             .lines()
             .filter(|l| l.contains(" - cgroup "))
