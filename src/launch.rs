@@ -88,6 +88,8 @@ impl Drop for Cleanup {
 pub struct Created {
     pub pid: i32,
     pub master: Option<OwnedFd>,
+    /// Still locked: `run` starts it without loading it again.
+    pub container: Container,
 }
 
 pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
@@ -153,7 +155,11 @@ pub fn create(opts: &CreateOpts, g: &Globals, run: bool) -> Result<Created> {
     }
     guard.armed = false;
     crate::log::phase("done");
-    Ok(Created { pid, master })
+    Ok(Created {
+        pid,
+        master,
+        container: c,
+    })
 }
 
 /// systemd socket activation, as runc: with LISTEN_FDS=N set for this very

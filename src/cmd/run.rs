@@ -52,13 +52,16 @@ pub fn run(args: Args, g: &Globals) -> Result<i32> {
     }
     let created = crate::launch::create(&args.opts, g, foreground)?;
     let pid = created.pid;
-    let c = Container::load(&g.root, &args.opts.id)?;
+    // Held locked since create made it: nobody can have started, paused or
+    // deleted it, so it is "created" unless init has died, which the exec
+    // fifo tells (start's status check would read /proc and the freezer).
+    let c = created.container;
     if !foreground {
-        return super::start::start(&c).map(|_| 0);
+        return super::start::go(&c).map(|_| 0);
     }
     // Blocked now, not earlier: init must not inherit a blocked mask.
     let set = block_signals()?;
-    if let Err(e) = super::start::start(&c) {
+    if let Err(e) = super::start::go(&c) {
         let _ = super::delete::delete(c, true);
         return Err(e);
     }

@@ -19,6 +19,12 @@ pub fn start(c: &Container) -> Result<()> {
         Status::Running | Status::Paused => bail!("cannot start an already running container"),
         Status::Creating => bail!("cannot start a container that is still being created"),
     }
+    go(c)
+}
+
+/// Starts a container known to be created: releases init through the exec
+/// fifo, then runs the poststart hooks.
+pub fn go(c: &Container) -> Result<()> {
     let fifo = c.fifo();
     let fd = match nix::fcntl::open(
         &fifo,
