@@ -113,9 +113,16 @@ pub fn switch_user_and_caps(p: &Process) -> Result<()> {
     let c = p.capabilities().clone().unwrap_or_else(no_caps);
     let bounding = to_caps(c.bounding())?;
     for cap in caps::all() {
-        if !bounding.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, cap)
-                .with_context(|| format!("process.capabilities.bounding: drop {cap}"))?;
+        if bounding.contains(&cap) {
+            continue;
+        }
+        // Dropping a capability the set lacks succeeds too: the set is read
+        // only when a drop fails (EINVAL: the kernel lacks it; EPERM: no
+        // CAP_SETPCAP), and that is an error only for one it still has.
+        if let Err(e) = caps::drop(None, CapSet::Bounding, cap)
+            && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false)
+        {
+            return Err(e).with_context(|| format!("process.capabilities.bounding: drop {cap}"));
         }
     }
     nix::sys::prctl::set_keepcaps(true).context("prctl(PR_SET_KEEPCAPS)")?;
