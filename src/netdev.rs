@@ -120,12 +120,38 @@ pub fn check(moves: &[Move], joins: &[(CloneFlags, PathBuf)]) -> Result<()> {
 /// already in it), renamed, with its addresses, and sets it up.
 /// A new network namespace starts with `lo` down; runc and crun bring it
 /// up, and programs count on 127.0.0.1 working. Called by init in that
-/// namespace; the loopback device is ifindex 1 in every namespace.
+/// namespace. Through SIOCGIFFLAGS/SIOCSIFFLAGS on a datagram socket, not
+/// netlink: the same dev_change_flags in the kernel without a netlink
+/// socket, rtnl_newlink's attribute parsing and the ack (it is on every
+/// container's start path).
 pub fn loopback_up() -> Result<()> {
-    const LOOPBACK_IFINDEX: i32 = 1;
-    Netlink::open()
-        .and_then(|nl| nl.set_up(LOOPBACK_IFINDEX))
-        .context("bring lo up")
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .context("bring lo up: socket")?;
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    ifr.ifr_name[0] = b'l' as libc::c_char;
+    ifr.ifr_name[1] = b'o' as libc::c_char;
+    // SAFETY: SIOCGIFFLAGS reads the NUL-terminated name from and writes the
+    // flags into the ifreq, which outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut ifr) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("bring lo up: SIOCGIFFLAGS");
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = unsafe { ifr.ifr_ifru.ifru_flags };
+    if flags & libc::IFF_UP as libc::c_short != 0 {
+        return Ok(());
+    }
+    ifr.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads the name and flags from the ifreq.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &ifr) } < 0 {
+        return Err(std::io::Error::last_os_error()).context("bring lo up: SIOCSIFFLAGS");
+    }
+    Ok(())
 }
 
 pub fn move_all(moves: &[Move], pid: i32) -> Result<()> {
