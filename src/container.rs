@@ -125,7 +125,7 @@ pub struct Container {
 /// 50 numbers), and `list` does this once per container.
 pub fn proc_start_time(pid: i32) -> Option<u64> {
     use std::io::Read;
-    let mut f = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut f = crate::procfs::open_read(format!("/proc/{pid}/stat").as_ref()).ok()?;
     let mut buf = [0u8; 1024];
     let n = f.read(&mut buf).ok()?;
     parse_stat(std::str::from_utf8(&buf[..n]).ok()?)

@@ -31,24 +31,7 @@ pub fn proc_write(rel: &str, value: &str) -> Result<()> {
 /// fcntl for O_CLOEXEC), reads of at least 4 KiB, and no fstat.
 pub fn read_text(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     use std::io::{Error, ErrorKind, Read};
-    use std::os::fd::FromRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_ref().as_os_str().as_bytes())
-        .map_err(|_| Error::from(ErrorKind::InvalidInput))?;
-    // SAFETY: openat reads a NUL-terminated path; returns a new fd or -1.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd to us alone.
-    let mut f = unsafe { std::fs::File::from_raw_fd(fd as i32) };
+    let mut f = open_read(path.as_ref())?;
     let mut buf = vec![0u8; 4096];
     let mut n = 0;
     loop {
@@ -64,6 +47,30 @@ pub fn read_text(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     }
     buf.truncate(n);
     String::from_utf8(buf).map_err(|e| Error::new(ErrorKind::InvalidData, e))
+}
+
+/// Opens `path` read-only and close-on-exec with the one system call
+/// (musl's `open`, under std's `File::open`, adds an fcntl for O_CLOEXEC).
+pub fn open_read(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::io::{Error, ErrorKind};
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::from(ErrorKind::InvalidInput))?;
+    // SAFETY: openat reads a NUL-terminated path; returns a new fd or -1.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd to us alone.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd as i32) })
 }
 
 #[cfg(test)]
