@@ -306,3 +306,40 @@ fn usage_and_value_error_exit_codes() {
     }
     assert_eq!(rt.status(id).as_deref(), Some("running"));
 }
+
+/// `skiff list | head -1`: a command that only prints dies of SIGPIPE when
+/// its reader has gone, silently, as runc (Go) does on stdout; it used to
+/// panic on EPIPE ("failed printing to stdout") and abort. The reader is
+/// closed before the runtime starts, so the write always meets EPIPE.
+#[test]
+fn printing_commands_die_quietly_of_sigpipe() {
+    use std::os::unix::process::ExitStatusExt;
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let id = rt.sleeper(&b);
+    for args in [
+        vec!["list"],
+        vec!["list", "--format", "json"],
+        vec!["state", id.as_str()],
+        vec!["--help"],
+    ] {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        drop(r);
+        let mut c = rt.cmd();
+        c.args(&args).stdout(std::process::Stdio::from(w));
+        let o = c.output().expect("spawn runtime");
+        assert_eq!(
+            o.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?}, stderr {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

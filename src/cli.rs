@@ -240,6 +240,24 @@ pub enum Command {
     Restore(cmd::restore::Args),
 }
 
+impl Command {
+    /// Commands that only read and print (and start no container process):
+    /// they may die of SIGPIPE like runc's instead of ignoring it.
+    pub fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::State(_)
+                | Command::List(_)
+                | Command::Ps(_)
+                | Command::Events(_)
+                | Command::Validate(_)
+                | Command::Features(_)
+                | Command::Check(_)
+                | Command::Completion(_)
+        )
+    }
+}
+
 type SubParse = fn(&mut Parser, &mut Flags, &Sub) -> Result<Command, Stop>;
 
 /// A subcommand: its name, its line in the top-level help, its parser.

@@ -107,7 +107,10 @@ fn main() {
         }
         Err(stop) => {
             match &stop {
-                Stop::Print(text) => print!("{text}"),
+                Stop::Print(text) => {
+                    sigpipe::restore_sigpipe();
+                    print!("{text}")
+                }
                 Stop::Usage(text) | Stop::NoTopic(text) => eprint!("{text}"),
             }
             std::process::exit(stop.exit_code());
@@ -135,6 +138,12 @@ fn main() {
         criu: flags.criu.unwrap_or_else(|| PathBuf::from("criu")),
         systemd_cgroup: flags.systemd_cgroup,
     };
+    // A command that only reads and prints dies of SIGPIPE when its reader
+    // goes away (`skiff list | head -1`), as runc (Go) does on stdout,
+    // instead of panicking on EPIPE; the others keep it ignored (sigpipe.rs).
+    if command.only_prints() {
+        sigpipe::restore_sigpipe();
+    }
     let result = dispatch(command, &globals);
     match result {
         Ok(code) => std::process::exit(code),
