@@ -17,10 +17,12 @@ pub struct MountInfo {
 
 /// This process's mount table.
 pub fn read() -> anyhow::Result<Vec<MountInfo>> {
+    Ok(parse(&read_text()?))
+}
+
+fn read_text() -> anyhow::Result<String> {
     use anyhow::Context;
-    let text =
-        crate::procfs::read_text("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
-    Ok(parse(&text))
+    crate::procfs::read_text("/proc/self/mountinfo").context("read /proc/self/mountinfo")
 }
 
 /// The runtime's mount table as this process first read it, for where the
@@ -29,13 +31,11 @@ pub fn read() -> anyhow::Result<Vec<MountInfo>> {
 /// unmounts a hierarchy on the host. Not for anything that runs after
 /// mounts of its own (init reads `read()` afresh).
 pub fn host_text() -> anyhow::Result<&'static str> {
-    use anyhow::Context;
     static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     if let Some(t) = TEXT.get() {
         return Ok(t);
     }
-    let text =
-        crate::procfs::read_text("/proc/self/mountinfo").context("read /proc/self/mountinfo")?;
+    let text = read_text()?;
     Ok(TEXT.get_or_init(|| text))
 }
 

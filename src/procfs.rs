@@ -23,7 +23,7 @@ pub fn proc_write(rel: &str, value: &str) -> Result<()> {
         .with_context(|| format!("write {path}"))
 }
 
-/// Reads a small file whole: a /proc or cgroupfs file, or state.json.
+/// Reads a small file whole, for /proc and cgroupfs files.
 /// std's `read_to_string` sizes its buffer from fstat, which says 0 for
 /// these, and so reads 32 bytes, then 32, 64, 128...: a /proc file's
 /// seq_file renders its text again for every read, and mountinfo took 9
