@@ -140,6 +140,61 @@ fn list_formats() {
     assert_eq!(q.stdout.trim(), id);
 }
 
+/// `list` reads each state.json its own way (borrowed, for speed at a
+/// thousand containers): every status, the pid of a stopped container,
+/// annotations, and a state file bigger than one 4 KiB read come out as
+/// `state` says them.
+#[test]
+fn list_agrees_with_state_in_every_status() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let running = rt.sleeper(&b);
+    let paused = rt.sleeper(&b);
+    rt.out(&["pause", &paused]).check("pause");
+    b.args(&["true"]);
+    let stopped = rt.id("stopped");
+    rt.run_detached(&b, &stopped, &[])
+        .check("run --detach true");
+    rt.wait_status(&stopped, "stopped");
+    let big = "x".repeat(5000);
+    b.edit(|c| c["annotations"] = json!({"org.skiff.big": big, "two": "2"}));
+    b.args(&["sleep", "1000"]);
+    let created = rt.id("created");
+    rt.create(&b, &created, &[]).check("create");
+
+    let js = rt.out(&["list", "--format", "json"]).check("list json");
+    let listed: Value = serde_json::from_str(&js.stdout).unwrap();
+    let listed = listed.as_array().expect("json array");
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    let table = rt.out(&["list"]).check("list");
+    for (id, status) in [
+        (&running, "running"),
+        (&paused, "paused"),
+        (&stopped, "stopped"),
+        (&created, "created"),
+    ] {
+        let mut st = rt.state(id).expect("state");
+        assert_eq!(st["status"], status, "{st}");
+        let l = listed.iter().find(|l| l["id"] == id.as_str()).expect(id);
+        assert!(l["owner"].is_string(), "{l}");
+        st["owner"] = l["owner"].clone();
+        assert_eq!(l, &st, "list and state differ for the {status} container");
+        let row = table.stdout.lines().find(|r| r.starts_with(id.as_str()));
+        let row: Vec<&str> = row.expect(id).split_whitespace().collect();
+        assert_eq!(row[1], st["pid"].to_string(), "{row:?}");
+        assert_eq!(row[2], status, "{row:?}");
+    }
+    let c = listed.iter().find(|l| l["id"] == created.as_str()).unwrap();
+    assert_eq!(
+        c["annotations"]["org.skiff.big"].as_str().map(str::len),
+        Some(5000)
+    );
+    let s = listed.iter().find(|l| l["id"] == stopped.as_str()).unwrap();
+    assert_eq!(s["pid"], 0, "a stopped container's pid is 0: {s}");
+    rt.out(&["resume", &paused]).check("resume");
+}
+
 fn spec_in(dir: &std::path::Path, extra: &[&str]) -> crate::Out {
     let mut c = Command::new(runtime());
     c.arg("spec").args(extra).arg("--bundle").arg(dir);

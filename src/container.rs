@@ -10,12 +10,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::BorrowedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
 pub const FIFO: &str = "exec.fifo";
+/// The runtime-spec version of the state skiff prints.
+pub const OCI_VERSION: &str = "1.3.0";
 
 /// What skiff remembers about a container. Status is not here: see `Status::derive`.
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -52,7 +53,7 @@ impl State {
             _ => self.pid.unwrap_or(0),
         };
         let mut v = serde_json::json!({
-            "ociVersion": "1.3.0",
+            "ociVersion": OCI_VERSION,
             "id": self.id,
             "pid": pid,
             "status": status.as_str(),
@@ -92,15 +93,16 @@ impl Status {
     /// `proc_start` is the start time now found at /proc/<pid>/stat (None:
     /// no such process, or a zombie, which counts as stopped).
     pub fn from_facts(
-        st: &State,
+        pid: Option<i32>,
+        saved_start: Option<u64>,
         proc_start: Option<u64>,
         frozen: bool,
         fifo_exists: bool,
     ) -> Status {
-        let Some(_) = st.pid else {
+        if pid.is_none() {
             return Status::Creating;
-        };
-        if proc_start.is_none() || proc_start != st.pid_start {
+        }
+        if proc_start.is_none() || proc_start != saved_start {
             return Status::Stopped;
         }
         if frozen {
@@ -311,53 +313,31 @@ impl Container {
     }
 }
 
-/// The status of the container saved in `dir`: the freezer and the exec
-/// fifo are looked at only for a live init (a stopped container costs one
-/// failed open, which counts with a thousand of them in `list`).
+/// The status of the container saved in `dir`.
 pub fn status_of(st: &State, dir: &Path) -> Status {
-    let start = st.pid.and_then(proc_start_time);
-    let alive = start.is_some() && start == st.pid_start;
-    let frozen = alive && st.cgroup.is_frozen();
-    let fifo = alive && !frozen && dir.join(FIFO).exists();
-    Status::from_facts(st, start, frozen, fifo)
+    live_status(
+        st.pid,
+        st.pid_start,
+        || st.cgroup.is_frozen(),
+        || dir.join(FIFO).exists(),
+    )
 }
 
-/// Reads `<root>/<id>/state.json` without taking the container's lock, for
-/// `list`: the file is replaced atomically (`save`), so a reader sees a
-/// whole old or new state, and a listing never waits behind a `create` or
-/// `delete` in progress (runc's list takes no lock either). `root_fd` is
-/// `root` opened: the path walked per container is two names long, and
-/// the file is read whole in a stack buffer's steps (no stat for its size).
-/// None when the directory holds no state (yet, or any more).
-pub fn peek_state(root: &Path, root_fd: BorrowedFd, id: &str) -> Result<Option<State>> {
-    use std::io::Read;
-    validate_id(id)?;
-    let rel = format!("{id}/{STATE_FILE}");
-    let path = || root.join(&rel);
-    let fd = match nix::fcntl::openat(
-        root_fd,
-        rel.as_str(),
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(nix::errno::Errno::ENOENT) => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("open {}", path().display())),
-    };
-    let mut f = File::from(fd);
-    let (mut text, mut chunk) = (Vec::with_capacity(4096), [0u8; 4096]);
-    loop {
-        let n = f
-            .read(&mut chunk)
-            .with_context(|| format!("read {}", path().display()))?;
-        if n == 0 {
-            break;
-        }
-        text.extend_from_slice(&chunk[..n]);
-    }
-    let state =
-        serde_json::from_slice(&text).with_context(|| format!("parse {}", path().display()))?;
-    Ok(Some(state))
+/// The status of a container whose init was `pid`, started at `saved_start`:
+/// the freezer and the exec fifo are looked at only for a live init (a
+/// stopped container costs one failed open, which counts with a thousand
+/// of them in `list`).
+pub fn live_status(
+    pid: Option<i32>,
+    saved_start: Option<u64>,
+    frozen: impl FnOnce() -> bool,
+    fifo_exists: impl FnOnce() -> bool,
+) -> Status {
+    let start = pid.and_then(proc_start_time);
+    let alive = start.is_some() && start == saved_start;
+    let frozen = alive && frozen();
+    let fifo = alive && !frozen && fifo_exists();
+    Status::from_facts(pid, saved_start, start, frozen, fifo)
 }
 
 /// Swaps two existing paths atomically (renameat2 RENAME_EXCHANGE).
@@ -412,25 +392,28 @@ mod tests {
     fn status_is_derived_from_facts() {
         let s = state(Some(10), Some(500));
         assert_eq!(
-            Status::from_facts(&state(None, None), None, false, true),
+            Status::from_facts(None, None, None, false, true),
             Status::Creating
         );
-        assert_eq!(Status::from_facts(&s, None, false, true), Status::Stopped);
+        assert_eq!(
+            Status::from_facts(s.pid, s.pid_start, None, false, true),
+            Status::Stopped
+        );
         // A recycled pid: same number, other start time.
         assert_eq!(
-            Status::from_facts(&s, Some(501), false, true),
+            Status::from_facts(s.pid, s.pid_start, Some(501), false, true),
             Status::Stopped
         );
         assert_eq!(
-            Status::from_facts(&s, Some(500), true, false),
+            Status::from_facts(s.pid, s.pid_start, Some(500), true, false),
             Status::Paused
         );
         assert_eq!(
-            Status::from_facts(&s, Some(500), false, true),
+            Status::from_facts(s.pid, s.pid_start, Some(500), false, true),
             Status::Created
         );
         assert_eq!(
-            Status::from_facts(&s, Some(500), false, false),
+            Status::from_facts(s.pid, s.pid_start, Some(500), false, false),
             Status::Running
         );
     }

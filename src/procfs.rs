@@ -49,6 +49,26 @@ pub fn read_text(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     String::from_utf8(buf).map_err(|e| Error::new(ErrorKind::InvalidData, e))
 }
 
+/// The one line of a one-line kernel file (a cgroup's freezer.state or
+/// cgroup.freeze), trimmed. Reading stops at the newline: a seq file
+/// returns such a file whole in the first read, so no second read is
+/// spent on seeing its end (`list` reads one per live container).
+pub fn read_line(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::{ErrorKind, Read};
+    let mut f = open_read(path)?;
+    let (mut text, mut buf) = (Vec::new(), [0u8; 64]);
+    while !text.ends_with(b"\n") {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => text.extend_from_slice(&buf[..k]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    Ok(text.trim().to_string())
+}
+
 /// Opens `path` read-only and close-on-exec with the one system call
 /// (musl's `open`, under std's `File::open`, adds an fcntl for O_CLOEXEC).
 pub fn open_read(path: &std::path::Path) -> std::io::Result<std::fs::File> {

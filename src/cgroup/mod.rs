@@ -138,6 +138,15 @@ fn managed(layout: Layout) -> Result<(Version, Vec<HostMount>)> {
     }
 }
 
+/// Whether the cgroup at `dir` is frozen: v1's freezer.state (the
+/// freezer hierarchy's directory) or v2's cgroup.freeze.
+pub fn frozen_at(version: Version, dir: &Path) -> bool {
+    match version {
+        Version::V1 => v1::is_frozen(dir),
+        Version::V2 => v2::is_frozen(dir),
+    }
+}
+
 impl Cgroup {
     /// Detect the layout from this process's mountinfo and cgroup membership,
     /// and resolve `linux.cgroupsPath` with runc 1.1's cgroupfs semantics.
@@ -470,10 +479,11 @@ impl Cgroup {
     }
 
     pub fn is_frozen(&self) -> bool {
-        match self.version {
-            Version::V1 => self.freezer().is_ok_and(|h| v1::is_frozen(&h.dir)),
-            Version::V2 => self.first().is_ok_and(|h| v2::is_frozen(&h.dir)),
-        }
+        let h = match self.version {
+            Version::V1 => self.freezer(),
+            Version::V2 => self.first(),
+        };
+        h.is_ok_and(|h| frozen_at(self.version, &h.dir))
     }
 
     /// SIGKILL everything inside, wait (bounded) for it to go, stop the

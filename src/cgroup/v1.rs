@@ -160,5 +160,5 @@ pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<()> {
 }
 
 pub(super) fn is_frozen(dir: &Path) -> bool {
-    read_trim(&dir.join("freezer.state")).is_ok_and(|s| s == "FROZEN")
+    crate::procfs::read_line(&dir.join("freezer.state")).is_ok_and(|s| s == "FROZEN")
 }

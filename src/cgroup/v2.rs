@@ -113,7 +113,7 @@ pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<()> {
 }
 
 pub(super) fn is_frozen(dir: &Path) -> bool {
-    read_trim(&dir.join("cgroup.freeze")).is_ok_and(|s| s == "1")
+    crate::procfs::read_line(&dir.join("cgroup.freeze")).is_ok_and(|s| s == "1")
 }
 
 /// SIGKILL the whole subtree at once (Linux 5.14+). Returns false when the
