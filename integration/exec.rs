@@ -54,6 +54,66 @@ fn exec_joins_namespaces_and_forwards_exit_code() {
     );
 }
 
+/// The processes in `init`'s pid namespace, but `init`, whose command line is `cmdline`.
+fn in_pid_ns_of(init: i32, cmdline: &str) -> Vec<i32> {
+    let ns = host_ns(&init.to_string(), "pid");
+    let pids = std::fs::read_dir("/proc").unwrap().flatten();
+    pids.filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| p != init)
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == cmdline.as_bytes())
+        })
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|l| l.to_string_lossy() == ns)
+        })
+        .collect()
+}
+
+/// A foreground exec waits for its process with the host's pid namespace
+/// for its own children: skiff joins the container's to clone the process
+/// there, and must come back right after.
+#[test]
+fn foreground_exec_keeps_the_runtimes_pid_namespace_for_children() {
+    require_root!();
+    let rt = Rt::new();
+    let b = Bundle::new();
+    let id = rt.sleeper(&b);
+    let init = rt.pid(&id);
+    let mut c = rt.cmd();
+    c.args(["exec", &id, "sleep", "999"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut runtime = c.spawn().expect("spawn exec");
+    let mut found = Vec::new();
+    let seen = poll(10, || {
+        found = in_pid_ns_of(init, "sleep\0999\0");
+        !found.is_empty()
+    });
+    let host = host_ns("self", "pid");
+    let mut theirs = String::new();
+    let back = poll(10, || {
+        theirs = host_ns(&runtime.id().to_string(), "pid_for_children");
+        theirs == host
+    });
+    for p in &found {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*p),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let status = runtime.wait().unwrap();
+    assert!(
+        seen,
+        "the exec'd sleep never showed up in the init's pid namespace"
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        back,
+        "the waiting runtime's pid_for_children is {theirs}, not the host's {host}"
+    );
+    assert_eq!(status.code(), Some(137), "exec of a killed process: 128+9");
+}
+
 #[test]
 fn exec_flags_override_env_cwd_user_caps() {
     require_root!();

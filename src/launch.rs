@@ -589,7 +589,9 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
 }
 
 /// Runs the exec protocol: fork exec stage-1, learn the new process's pid,
-/// then EOF (it exec'd) or `Failed`. Returns the pid.
+/// then EOF (it exec'd) or `Failed`; or, without a user or time namespace
+/// to join, clone the process itself in the container's pid namespace
+/// (`attach::direct_exec`). Returns the pid.
 pub fn exec(
     plan: &ExecPlan,
     console: Option<OwnedFd>,
@@ -605,9 +607,42 @@ pub fn exec(
         crate::init::policy::set_affinity(cpus, "process.execCPUAffinity.initial")?;
     }
     let v2 = plan.cgroup.v2_dir().filter(|_| plan.join_cgroup);
+    let direct = crate::init::attach::direct_exec(plan);
+    // Direct: our children are born in the container's pid namespace
+    // until we return to our own right after the clone.
+    let pid_ns = plan
+        .joins
+        .iter()
+        .find(|(f, _)| *f == CloneFlags::CLONE_NEWPID);
+    let ours_ns = match pid_ns.filter(|_| direct) {
+        Some((f, fd)) => {
+            let own = crate::init::namespaces::open_ns(Path::new("/proc/self/ns/pid"))?;
+            nix::sched::setns(fd, *f).context("setns CLONE_NEWPID")?;
+            Some(own)
+        }
+        None => None,
+    };
+    // Direct: the child is in the container's pid namespace from birth, so
+    // the container's processes see it while it still holds our fds and
+    // the host's root: it must be born non-dumpable (the flag is copied
+    // at fork), or the container's root could open /proc/<pid>/root or
+    // /proc/<pid>/fd/* (runc's CVE-2016-9962). Ours again right after.
+    let dumpable = direct && nix::sys::prctl::get_dumpable().unwrap_or(false);
+    if dumpable {
+        nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+    }
     // SAFETY: skiff is single-threaded; the child runs the exec spine and ends in _exit or execve.
-    let (forked, in_v2) =
-        unsafe { crate::fork::fork_into(v2, CloneFlags::empty()) }.context("fork exec stage-1")?;
+    let forked = unsafe { crate::fork::fork_into(v2, CloneFlags::empty()) };
+    let child_here = matches!(forked, Ok((ForkResult::Child, _)));
+    if dumpable && !child_here {
+        let _ = nix::sys::prctl::set_dumpable(true);
+    }
+    let back = match ours_ns.as_ref().filter(|_| !child_here) {
+        Some(own) => nix::sched::setns(own, CloneFlags::CLONE_NEWPID)
+            .context("setns back to our pid namespace"),
+        None => Ok(()),
+    };
+    let (forked, in_v2) = forked.context("fork exec stage-1")?;
     let child = match forked {
         ForkResult::Child => {
             // SAFETY: raw fds we own in this process; nothing uses them afterwards.
@@ -615,27 +650,57 @@ pub fn exec(
                 libc::close(lock_fd);
                 libc::close(ours.0.as_raw_fd());
             }
+            drop(ours_ns);
+            if direct {
+                crate::init::attach::direct(plan, &theirs, console.as_ref(), in_v2)
+            }
             crate::init::attach::stage1(plan, &theirs, console.as_ref(), in_v2)
         }
         ForkResult::Parent { child } => child,
     };
     drop(theirs);
     drop(console);
+    if let Err(e) = back {
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(child, None);
+        return Err(e);
+    }
     crate::log::phase("exec-fork");
-    let pid = match ours.recv() {
-        Ok(Some(Msg::InitPid(p))) => Ok(p),
-        Ok(Some(Msg::Failed(e))) => Err(anyhow::anyhow!("{e}")),
-        Ok(Some(m)) => Err(anyhow::anyhow!("sync: unexpected {m:?} from exec stage-1")),
-        Ok(None) => Err(anyhow::anyhow!("exec failed: stage-1 exited early")),
-        Err(e) => Err(e),
+    let pid = if direct {
+        child.as_raw()
+    } else {
+        let pid = match ours.recv() {
+            Ok(Some(Msg::InitPid(p))) => Ok(p),
+            Ok(Some(Msg::Failed(e))) => Err(anyhow::anyhow!("{e}")),
+            Ok(Some(m)) => Err(anyhow::anyhow!("sync: unexpected {m:?} from exec stage-1")),
+            Ok(None) => Err(anyhow::anyhow!("exec failed: stage-1 exited early")),
+            Err(e) => Err(e),
+        };
+        let _ = nix::sys::wait::waitpid(child, None);
+        pid?
     };
-    let _ = nix::sys::wait::waitpid(child, None);
-    let pid = pid?;
     crate::log::phase("exec-pid");
+    let r = answer_exec(plan, state, &ours, pid);
+    if direct && r.is_err() {
+        // Our own child: it reported its failure and exits (or is killed).
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(child, None);
+    }
+    r
+}
+
+/// The exec'd process's messages until it execs (EOF): a seccomp listener
+/// to pass on, `Done` to be moved into a frozen cgroup, or `Failed`.
+fn answer_exec(
+    plan: &ExecPlan,
+    state: &serde_json::Value,
+    ours: &SyncSocket,
+    pid: i32,
+) -> Result<i32> {
     loop {
         match ours.recv_fd()? {
             None => return Ok(pid),
-            Some((Msg::SeccompFd, fd)) => pass_listener(plan.seccomp.as_ref(), state, fd, &ours)?,
+            Some((Msg::SeccompFd, fd)) => pass_listener(plan.seccomp.as_ref(), state, fd, ours)?,
             // Set up, about to exec, outside the frozen cgroup: moved in,
             // it freezes before its execve, which is why we cannot wait
             // for the EOF that would follow it.

@@ -3,6 +3,10 @@
 //! terminal, cwd, identity and privileges and execs. The sync socket is
 //! close-on-exec, so a successful execve shows up in the runtime as EOF
 //! after `InitPid`; any earlier failure is sent as `Failed`.
+//! Without a user or time namespace to join (`direct_exec`), the runtime
+//! itself joins the pid namespace for its children and clones the process,
+//! which does stage-1's steps itself (`direct`): one process fewer, and no
+//! `InitPid`, since the runtime has the pid from the clone.
 //! Runs in: exec stage-1 and the exec'd process.
 use super::{console, exec, fail, set_name, user};
 use crate::cgroup::Cgroup;
@@ -53,6 +57,50 @@ fn stage1_steps(
     in_v2: bool,
 ) -> Result<()> {
     set_name("skiff:[1:EXEC]");
+    enter(plan, in_v2, CloneFlags::empty())?;
+    // SAFETY: single-threaded; the child ends in execve or _exit.
+    match unsafe { nix::unistd::fork() }.context("fork exec process")? {
+        ForkResult::Child => {
+            set_name("skiff:[2:EXEC]");
+            if let Err(e) = process_steps(plan, sync, console) {
+                fail(sync, e);
+            }
+            unreachable!("execve returned without error")
+        }
+        ForkResult::Parent { child } => sync.send(&Msg::InitPid(child.as_raw())),
+    }
+}
+
+/// True when the runtime can clone the exec'd process itself (`direct`):
+/// no user namespace to join (setns into it would change the runtime's own
+/// credentials) and no time namespace (only the children of the process
+/// that joins one live in it, as for a pid namespace, but the runtime
+/// would also have to undo it).
+pub fn direct_exec(plan: &ExecPlan) -> bool {
+    let staged = CloneFlags::CLONE_NEWUSER | crate::spec::namespaces::CLONE_NEWTIME;
+    plan.joins.iter().all(|(f, _)| !f.intersects(staged))
+}
+
+/// The exec'd process cloned by the runtime (`direct_exec`), already in
+/// the container's pid namespace: stage-1's steps, then its own.
+pub fn direct(plan: &ExecPlan, sync: &SyncSocket, console: Option<&OwnedFd>, in_v2: bool) -> ! {
+    set_name("skiff:[2:EXEC]");
+    let steps = || -> Result<()> {
+        enter(plan, in_v2, CloneFlags::CLONE_NEWPID)?;
+        // The runtime's death no longer concerns us, as for a process
+        // forked by stage-1; and the filters below need not allow prctl.
+        nix::sys::prctl::set_pdeathsig(None).context("prctl(PR_SET_PDEATHSIG)")?;
+        process_steps(plan, sync, console)
+    };
+    if let Err(e) = steps() {
+        fail(sync, e);
+    }
+    unreachable!("execve returned without error")
+}
+
+/// Stage-1's steps: fds, cgroup, resctrl, rlimits, then the namespaces
+/// (but those in `joined`, which the runtime joined for its children).
+fn enter(plan: &ExecPlan, in_v2: bool, joined: CloneFlags) -> Result<()> {
     // Before joining the container's mount namespace (its /proc is not
     // ours to trust) and before any seccomp filter (see container_init::init_steps).
     exec::seal_fds(plan.preserve_fds)?;
@@ -71,25 +119,15 @@ fn stage1_steps(
     // On the host's resctrl mount, before joining the mount namespace.
     crate::rdt::join_self(&plan.rdt_groups)?;
     user::set_rlimits(&plan.process)?;
-    super::namespaces::join(&plan.joins)?;
+    super::namespaces::join(plan.joins.iter().filter(|(f, _)| !joined.contains(*f)))?;
     if let Some(root) = &plan.chroot {
         nix::unistd::fchdir(root).context("fchdir to the container's root")?;
         nix::unistd::chroot(".").context("chroot into the container's root")?;
     }
-    // SAFETY: single-threaded; the child ends in execve or _exit.
-    match unsafe { nix::unistd::fork() }.context("fork exec process")? {
-        ForkResult::Child => {
-            if let Err(e) = process_steps(plan, sync, console) {
-                fail(sync, e);
-            }
-            unreachable!("execve returned without error")
-        }
-        ForkResult::Parent { child } => sync.send(&Msg::InitPid(child.as_raw())),
-    }
+    Ok(())
 }
 
 fn process_steps(plan: &ExecPlan, sync: &SyncSocket, console_sock: Option<&OwnedFd>) -> Result<()> {
-    set_name("skiff:[2:EXEC]");
     let p = &plan.process;
     if p.terminal().unwrap_or(false) {
         nix::unistd::setsid().context("setsid")?;

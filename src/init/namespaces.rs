@@ -23,7 +23,7 @@ pub fn open_ns(path: &Path) -> Result<OwnedFd> {
 }
 
 /// Enters each namespace, in the order given (user first, by the callers).
-pub fn join(fds: &[(CloneFlags, OwnedFd)]) -> Result<()> {
+pub fn join<'a>(fds: impl IntoIterator<Item = &'a (CloneFlags, OwnedFd)>) -> Result<()> {
     for (f, fd) in fds {
         nix::sched::setns(fd, *f).with_context(|| format!("setns {f:?}"))?;
     }
