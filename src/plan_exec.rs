@@ -9,8 +9,6 @@ use anyhow::{Context, Result, bail};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 /// What the exec flags decide beyond the process itself.
 pub struct ExecOpts<'a> {
@@ -106,19 +104,31 @@ fn ns_name(t: LinuxNamespaceType) -> &'static str {
 
 /// Opens the init's namespaces (user first), skipping any we already share.
 fn open_namespaces(pid: i32, types: &[LinuxNamespaceType]) -> Result<Vec<(CloneFlags, OwnedFd)>> {
+    use nix::fcntl::AtFlags;
+    use nix::fcntl::{AT_FDCWD, OFlag, openat};
+    use nix::sys::stat::{Mode, fstat, fstatat};
+    // Each directory walked once (a /proc/<pid> lookup allocates inodes);
+    // each namespace is then one openat and one fstat, and ours one fstatat.
+    let dir = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let theirs_dir = format!("/proc/{pid}/ns");
+    let theirs_fd = openat(AT_FDCWD, theirs_dir.as_str(), dir, Mode::empty())
+        .with_context(|| format!("open {theirs_dir}"))?;
+    let ours =
+        openat(AT_FDCWD, "/proc/self/ns", dir, Mode::empty()).context("open /proc/self/ns")?;
     let mut out = Vec::new();
     let mut types = types.to_vec();
     types.sort_by_key(|t| *t != LinuxNamespaceType::User);
     for t in types {
         let name = ns_name(t);
-        let path = format!("/proc/{pid}/ns/{name}");
-        let theirs = std::fs::metadata(&path)
-            .with_context(|| format!("stat {path}"))?
-            .ino();
-        if std::fs::metadata(format!("/proc/self/ns/{name}")).is_ok_and(|m| m.ino() == theirs) {
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        let fd = openat(&theirs_fd, name, flags, Mode::empty())
+            .with_context(|| format!("open namespace {theirs_dir}/{name}"))?;
+        let theirs = fstat(&fd)
+            .with_context(|| format!("stat {theirs_dir}/{name}"))?
+            .st_ino;
+        if fstatat(&ours, name, AtFlags::empty()).is_ok_and(|m| m.st_ino == theirs) {
             continue;
         }
-        let fd = crate::init::namespaces::open_ns(Path::new(&path))?;
         out.push((CloneFlags::from_bits_retain(t as i32), fd));
     }
     Ok(out)
