@@ -41,6 +41,10 @@
 # the 50-container row uses RUNS/5, at least 3). SKIFF=path benchmarks that
 # binary instead of building target/release/skiff. BENCH_OUT=dir keeps the
 # plot (default target/bench). SCALE_N=1000 containers, ENGINE_RUNS=10.
+# BASE=path also runs that skiff binary (e.g. one built at the commit an
+# issue started from) in the core and rss rows, interleaved with the rest,
+# and prints each row's ratios for it beside today's: "no row regressed"
+# measured in one run rather than against figures of another day.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # An error value that is made and handled on a path measured here would
@@ -83,6 +87,10 @@ fi
 
 declare -A bin=([skiff]=$SKIFF [runc]=$(command -v runc || true) [crun]=$(command -v crun || true))
 names=(skiff runc crun)
+if [ -n "${BASE:-}" ]; then
+    bin[base]=$BASE
+    names=(skiff base runc crun)
+fi
 ops=(run lifecycle state exec conc50)
 unified=/sys/fs/cgroup/unified
 wrap_mode=${BENCH_WRAP:-all}
@@ -304,17 +312,26 @@ run_phases() {
         }'
 }
 
+# net A B W: A/B, both net of the wrapper's cost W when every runtime is
+# wrapped (as target's mark).
+net() {
+    if [ -n "$wrap_all" ] && [ -n "$3" ]; then
+        ratio "$(echo "$1 - $3" | bc 2>/dev/null)" "$(echo "$2 - $3" | bc 2>/dev/null)"
+    else
+        ratio "$1" "$2"
+    fi
+}
+
 # target SKIFF CRUN WRAP MAX: the skiff/crun target. With every runtime
 # wrapped (BENCH_WRAP=all) the ratio is also given net of the wrapper's
 # cost (measured interleaved with the op), which both sides pay once per
 # call, and the mark is on that: the wrapper is the bench's, not either
 # runtime's.
 target() {
-    local r net
-    r=$(ratio "$1" "$2")
+    local r
+    r=$(net "$1" "$2" "$3")
     if [ -n "$wrap_all" ]; then
-        net=$(ratio "$(echo "$1 - $3" | bc)" "$(echo "$2 - $3" | bc)")
-        echo "skiff/crun net of the wrapper $net <= $4: $(mark "$net" "$4")"
+        echo "skiff/crun net of the wrapper $r <= $4: $(mark "$r" "$4")"
     else
         echo "skiff/crun <= $4: $(mark "$r" "$4")"
     fi
@@ -344,6 +361,7 @@ print_core() {
         printf '%-24s %9s %9s %9s %10s %10s  %s\n' "$label" "$(num "$s")" "$(num "$u")" "$(num "$c")" \
             "$(ratio "$s" "$u")" "$(ratio "$s" "$c")" "$tgt"
     done
+    [ -n "${bin[base]:-}" ] && print_base
     local r
     r=$(ratio "$floor_run_ms" "$floor_ms")
     printf '%-24s %9s %9s %9s %10s %10s  %s\n' "floor: unshare+exec" "$(num "$floor_ms")" "" "" "" "" \
@@ -358,6 +376,25 @@ print_core() {
         "in parallel, unwrapped; skiff unwrapped $(num "$floor_run50_ms") = $(ratio "$floor_run50_ms" "$bfloor50_ms") x; the floor is $(ratio "$bfloor50_ms" "$c50net") of crun's net 50 x run"
     echo "where skiff's run goes (median ms of 15 traced runs, from the previous mark to each; SKIFF_TRACE=1):"
     awk '{ printf "%s %s%s", $1, $2, (NR % 6 ? ", " : "\n") } END { if (NR % 6) print "" }' "$work/phases" | sed 's/^/  /'
+}
+
+# print_base: the BASE binary's row beside skiff's, each against crun (net
+# of the wrapper, paid once per runtime call; `-` where the wrapper's
+# measured cost exceeds the runtime's), and skiff against it, gross: both
+# pay the same wrapper, so the wrapper only draws that ratio toward 1.
+print_base() {
+    local op b s c w
+    echo "BASE=${bin[base]} ($(file -bL "${bin[base]}" | cut -d, -f1-2,4-5)), interleaved with the rows above:"
+    printf '%-24s %9s %9s %14s %14s %11s
+' operation base skiff "base/crun net" "skiff/crun net" "skiff/base"
+    for op in "${ops[@]}"; do
+        b=${res[base.$op]:-} s=${res[skiff.$op]:-} c=${res[crun.$op]:-} w=${res[wrap.$op]:-}
+        # create+start+delete pays the wrapper once per call.
+        [ -n "$w" ] && w=$(echo "$(calls "$op") * $w" | bc)
+        printf '%-24s %9s %9s %14s %14s %11s
+' "$op" "$(num "$b")" "$(num "$s")" "$(net "$b" "$c" "$w")" \
+            "$(net "$s" "$c" "$w")" "$(ratio "$s" "$b")"
+    done
 }
 
 # tiny_true FILE: a 129-byte static x86-64 ELF that only calls exit(0).
@@ -398,6 +435,8 @@ rss_rows() {
     printf '%-24s %9s %9s %9s %10s %10s  %s\n' "peak RSS of run (KiB)" "${rss[skiff]}" "${rss[runc]}" "${rss[crun]}" \
         "$(ratio "${rss[skiff]}" "${rss[runc]}")" "$(ratio "${rss[skiff]}" "${rss[crun]}")" \
         "skiff <= 1200 KiB (1.2 MB): $(mark "${rss[skiff]}" 1200)"
+    [ -n "${bin[base]:-}" ] && printf '%-24s %9s %9s %9s  %s\n' "peak RSS, BASE (KiB)" "${rss[base]}" "" "" \
+        "skiff/base $(ratio "${rss[skiff]}" "${rss[base]}")"
     for n in "${names[@]}"; do
         [ -n "${bin[$n]}" ] && printf 'binary %-6s %9s bytes  %s\n' "$n" "$(stat -L -c %s "${bin[$n]}")" "$(file -bL "${bin[$n]}" | cut -d, -f1-2,4-5)"
     done
@@ -416,8 +455,12 @@ scale_rt() { echo "${bin[$1]} --root $work/scale-$1"; }
 
 # median of the numbers on stdin.
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
-# record RUNTIME OP LEVEL: the fastest and the median of $work/m into sc.
-record() { sc[$1.$2.$3]=$(sort -n "$work/m" | head -n 1) sc[$1.$2.med.$3]=$(median <"$work/m"); }
+# record RUNTIME OP LEVEL [FILE]: the fastest and the median of FILE
+# (default $work/m) into sc.
+record() {
+    local f=${4:-$work/m}
+    sc[$1.$2.$3]=$(sort -n "$f" | head -n 1) sc[$1.$2.med.$3]=$(median <"$f")
+}
 
 # ms_of CMD...: runs CMD (no shell) and prints its wall time in ms.
 ms_of() {
@@ -452,15 +495,19 @@ scale_runtime() {
             $r create --bundle "$work/sleeper" "$n-f0" 2>>"$work/scale-err"
             alive=1
         fi
-        for i in $(seq "$scale_k"); do ms_of $r create --bundle "$work/sleeper" "$n-s$lvl-$i"; done >"$work/m"
+        # skiff's creates alternate with the bundle's floor's (examples/floor.rs)
+        # at this level, so that a change of load hits both alike; the
+        # floor's are removed again so that the population stays skiff's.
+        local fl=
+        [ "$n" = skiff ] && [ -n "${floor_bin:-}" ] && fl=1
+        : >"$work/mf"
+        for i in $(seq "$scale_k"); do
+            ms_of $r create --bundle "$work/sleeper" "$n-s$lvl-$i"
+            [ -z "$fl" ] || ms_of "$floor_bin" create "$work/sleeper/rootfs" "$work/root-floor" "fs$lvl-$i" /bin/sleep 100000 >>"$work/mf"
+        done >"$work/m"
         record "$n" create "$lvl"
-        if [ "$n" = skiff ] && [ -n "${floor_bin:-}" ]; then
-            # The bundle's floor of `create` at this level (examples/floor.rs),
-            # removed again so that the level's population stays skiff's.
-            for i in $(seq "$scale_k"); do
-                ms_of "$floor_bin" create "$work/sleeper/rootfs" "$work/root-floor" "fs$lvl-$i" /bin/sleep 100000
-            done >"$work/m"
-            record floor create "$lvl"
+        if [ -n "$fl" ]; then
+            record floor create "$lvl" "$work/mf"
             for i in $(seq "$scale_k"); do "$floor_bin" delete "$work/root-floor" "fs$lvl-$i" 2>>"$work/scale-err"; done
         fi
         for i in $(seq "$scale_k"); do ms_of $r state "$n-f0"; done >"$work/m"
@@ -625,6 +672,7 @@ engine_row() {
     local label=$1 tmpl=$2 n c cmds=() who=() m i
     declare -A er
     for n in "${names[@]}"; do
+        [ "$n" = base ] && continue
         er[$n]=failed
         [ -n "${bin[$n]}" ] || { er[$n]="n/a"; continue; }
         c=${tmpl//RT/${bin[$n]}}
@@ -640,7 +688,7 @@ engine_row() {
     printf '%-24s %9s %9s %9s %10s %10s\n' "$label" "$(num "${er[skiff]}")" "$(num "${er[runc]}")" "$(num "${er[crun]}")" \
         "$(ratio "${er[skiff]}" "${er[runc]}")" "$(ratio "${er[skiff]}" "${er[crun]}")"
     for n in "${names[@]}"; do
-        case ${er[$n]} in *[!0-9.]*) continue ;; esac
+        case ${er[$n]:-} in *[!0-9.]* | '') continue ;; esac
         local s e k
         read -r s e k < <(share_of "${tmpl//RT/$(runtime_logger "$n")}")
         printf '    %-5s runtime calls %s per run, %s ms of the engine'"'"'s %s ms (%s%%; logged by a timing wrapper)\n' \
