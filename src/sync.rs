@@ -50,6 +50,12 @@
 //!        ◀──────────────────────────────────────────────── EOF ── execve (socket is CLOEXEC)
 //!  exec-done: pid-file, wait or detach
 //! ```
+//! Without a user or time namespace to join there is no S
+//! (`attach::direct_exec`): P joins the init's pid namespace for its
+//! children, clones E (non-dumpable, into the v2 cgroup), returns to its own
+//! pid namespace and knows E's pid from the clone; E does S's steps itself
+//! (but the pid namespace), and there is no `InitPid`.
+//!
 //! With `--ignore-paused` on a frozen container, S does not join the
 //! cgroup, and E sends `Done` just before execve instead of the EOF; P
 //! moves it into the cgroup (it freezes there), answers `Proceed("")` and
