@@ -175,13 +175,29 @@ pub(super) fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
     if !may_have_subdirs(dir) {
         return Ok(());
     }
-    for e in std::fs::read_dir(dir).with_context(|| format!("read dir {}", dir.display()))? {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            collect_pids(&e.path(), out)?;
-        }
+    for sub in subdirs(dir)? {
+        collect_pids(&sub, out)?;
     }
     Ok(())
+}
+
+/// The subdirectories of `dir`, none when `dir` is gone: a cgroup may be
+/// removed while we walk its tree (e.g. by systemd, stopping the unit a
+/// `delete` asked it to stop).
+pub(super) fn subdirs(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("read dir {}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e.with_context(|| format!("read dir {}", dir.display()))?;
+        if e.file_type()?.is_dir() {
+            out.push(e.path());
+        }
+    }
+    Ok(out)
 }
 
 /// False only when `dir` surely has no subdirectory, known without listing
@@ -222,16 +238,8 @@ pub(super) fn remove_tree(dir: &Path) -> Result<()> {
             Err(e) => Err(e).with_context(|| format!("rmdir {}", dir.display())),
         };
     }
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("read dir {}", dir.display())),
-    };
-    for e in entries {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            remove_tree(&e.path())?;
-        }
+    for sub in subdirs(dir)? {
+        remove_tree(&sub)?;
     }
     match rmdir_retry(dir) {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),

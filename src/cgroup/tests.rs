@@ -543,3 +543,24 @@ fn v1_weight_device_goes_to_bfq_where_cfq_is_gone() {
 
 #[path = "host_tests.rs"]
 mod host;
+
+/// A cgroup removed under a walk (systemd stopping the unit `delete` asked
+/// it to stop) is an empty one, not an error: `delete` failed with "read
+/// dir ...: No such file or directory" in the Debian VM's nested-slice check.
+#[test]
+fn a_cgroup_gone_mid_walk_has_no_subdirs() {
+    let t = Tmp::new("gone");
+    fs::create_dir_all(t.0.join("a/b")).unwrap();
+    fs::write(t.0.join("a/cgroup.procs"), "").unwrap();
+    assert_eq!(
+        crate::cgroup::fs::subdirs(&t.0.join("a")).unwrap(),
+        vec![t.0.join("a/b")]
+    );
+    assert!(
+        crate::cgroup::fs::subdirs(&t.0.join("gone"))
+            .unwrap()
+            .is_empty()
+    );
+    let e = crate::cgroup::fs::subdirs(&t.0.join("a/cgroup.procs")).unwrap_err();
+    assert!(format!("{e:#}").contains("read dir"), "{e:#}");
+}
