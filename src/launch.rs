@@ -642,7 +642,12 @@ pub fn exec(
             .context("setns back to our pid namespace"),
         None => Ok(()),
     };
-    let (forked, in_v2) = forked.context("fork exec stage-1")?;
+    let what = if direct {
+        "clone the exec'd process"
+    } else {
+        "fork exec stage-1"
+    };
+    let (forked, in_v2) = forked.context(what)?;
     let child = match forked {
         ForkResult::Child => {
             // SAFETY: raw fds we own in this process; nothing uses them afterwards.
