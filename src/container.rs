@@ -48,14 +48,10 @@ pub struct State {
 impl State {
     /// The state as runc prints it (`runc state`), also fed to hooks.
     pub fn oci_state(&self, status: Status) -> serde_json::Value {
-        let pid = match status {
-            Status::Stopped => 0,
-            _ => self.pid.unwrap_or(0),
-        };
         let mut v = serde_json::json!({
             "ociVersion": OCI_VERSION,
             "id": self.id,
-            "pid": pid,
+            "pid": status.shown_pid(self.pid),
             "status": status.as_str(),
             "bundle": self.bundle,
             "rootfs": self.rootfs,
@@ -79,6 +75,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// The pid a container's state shows: its init's, but 0 once stopped
+    /// (runc: a stopped container's pid may belong to another process).
+    pub fn shown_pid(self, pid: Option<i32>) -> i32 {
+        match self {
+            Status::Stopped => 0,
+            _ => pid.unwrap_or(0),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Creating => "creating",

@@ -217,11 +217,7 @@ impl Listed {
             || exists_at(root_fd, &fifo),
         );
         Listed {
-            pid: if status == Status::Stopped {
-                0
-            } else {
-                st.pid.unwrap_or(0)
-            },
+            pid: status.shown_pid(st.pid),
             status,
             owner: owners.of(root_fd, id),
             id: st.id.into_owned(),
