@@ -608,6 +608,19 @@ pub fn exec(
     }
     let v2 = plan.cgroup.v2_dir().filter(|_| plan.join_cgroup);
     let direct = crate::init::attach::direct_exec(plan);
+    // Direct: the child is in the container's pid namespace from birth, so
+    // the container's processes see it while it still holds our fds and
+    // the host's root: it must be born non-dumpable (the flag is copied
+    // at fork), or the container's root could open /proc/<pid>/root or
+    // /proc/<pid>/fd/* (runc's CVE-2016-9962). Ours again right after.
+    let dumpable = match direct {
+        true => {
+            let was = nix::sys::prctl::get_dumpable().context("prctl(PR_GET_DUMPABLE)")?;
+            nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
+            was
+        }
+        false => false,
+    };
     // Direct: our children are born in the container's pid namespace
     // until we return to our own right after the clone.
     let pid_ns = plan
@@ -622,15 +635,6 @@ pub fn exec(
         }
         None => None,
     };
-    // Direct: the child is in the container's pid namespace from birth, so
-    // the container's processes see it while it still holds our fds and
-    // the host's root: it must be born non-dumpable (the flag is copied
-    // at fork), or the container's root could open /proc/<pid>/root or
-    // /proc/<pid>/fd/* (runc's CVE-2016-9962). Ours again right after.
-    let dumpable = direct && nix::sys::prctl::get_dumpable().unwrap_or(false);
-    if dumpable {
-        nix::sys::prctl::set_dumpable(false).context("prctl(PR_SET_DUMPABLE)")?;
-    }
     // SAFETY: skiff is single-threaded; the child runs the exec spine and ends in _exit or execve.
     let forked = unsafe { crate::fork::fork_into(v2, CloneFlags::empty()) };
     let child_here = matches!(forked, Ok((ForkResult::Child, _)));
@@ -665,9 +669,13 @@ pub fn exec(
     };
     drop(theirs);
     drop(console);
-    if let Err(e) = back {
+    // Our own child (direct), set up no further: it must not go on to exec.
+    let kill_child = || {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(child, None);
+    };
+    if let Err(e) = back {
+        kill_child();
         return Err(e);
     }
     crate::log::phase("exec-fork");
@@ -687,9 +695,8 @@ pub fn exec(
     crate::log::phase("exec-pid");
     let r = answer_exec(plan, state, &ours, pid);
     if direct && r.is_err() {
-        // Our own child: it reported its failure and exits (or is killed).
-        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-        let _ = nix::sys::wait::waitpid(child, None);
+        // It reported its failure and exits, or is stopped here.
+        kill_child();
     }
     r
 }

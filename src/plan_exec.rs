@@ -104,8 +104,7 @@ fn ns_name(t: LinuxNamespaceType) -> &'static str {
 
 /// Opens the init's namespaces (user first), skipping any we already share.
 fn open_namespaces(pid: i32, types: &[LinuxNamespaceType]) -> Result<Vec<(CloneFlags, OwnedFd)>> {
-    use nix::fcntl::AtFlags;
-    use nix::fcntl::{AT_FDCWD, OFlag, openat};
+    use nix::fcntl::{AT_FDCWD, AtFlags, OFlag, openat};
     use nix::sys::stat::{Mode, fstat, fstatat};
     // Each directory walked once (a /proc/<pid> lookup allocates inodes);
     // each namespace is then one openat and one fstat, and ours one fstatat.
