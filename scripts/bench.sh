@@ -385,14 +385,12 @@ print_core() {
 print_base() {
     local op b s c w
     echo "BASE=${bin[base]} ($(file -bL "${bin[base]}" | cut -d, -f1-2,4-5)), interleaved with the rows above:"
-    printf '%-24s %9s %9s %14s %14s %11s
-' operation base skiff "base/crun net" "skiff/crun net" "skiff/base"
+    printf '%-24s %9s %9s %14s %14s %11s\n' operation base skiff "base/crun net" "skiff/crun net" "skiff/base"
     for op in "${ops[@]}"; do
         b=${res[base.$op]:-} s=${res[skiff.$op]:-} c=${res[crun.$op]:-} w=${res[wrap.$op]:-}
         # create+start+delete pays the wrapper once per call.
         [ -n "$w" ] && w=$(echo "$(calls "$op") * $w" | bc)
-        printf '%-24s %9s %9s %14s %14s %11s
-' "$op" "$(num "$b")" "$(num "$s")" "$(net "$b" "$c" "$w")" \
+        printf '%-24s %9s %9s %14s %14s %11s\n' "$op" "$(num "$b")" "$(num "$s")" "$(net "$b" "$c" "$w")" \
             "$(net "$s" "$c" "$w")" "$(ratio "$s" "$b")"
     done
 }
