@@ -159,7 +159,7 @@ pub(super) fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
     let procs = match crate::procfs::read_text(dir.join("cgroup.procs")) {
         Ok(s) => s,
         // The (sub-)cgroup was removed while we walked the tree.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if vanished(&e) => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("read {}/cgroup.procs", dir.display())),
     };
     for line in procs.lines() {
@@ -181,18 +181,29 @@ pub(super) fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
     Ok(())
 }
 
-/// The subdirectories of `dir`, none when `dir` is gone: a cgroup may be
-/// removed while we walk its tree (e.g. by systemd, stopping the unit a
-/// `delete` asked it to stop).
+/// True for the error of a cgroup file or directory that is gone (ENOENT)
+/// or being removed (ENODEV: kernfs answers so for a node opened before its
+/// removal): a cgroup may be removed while we walk its tree, e.g. by systemd
+/// stopping the unit a `delete` asked it to stop.
+pub(super) fn vanished(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV))
+}
+
+/// The subdirectories of `dir`, none when `dir` is gone or going
+/// ([`vanished`]).
 pub(super) fn subdirs(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if vanished(&e) => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("read dir {}", dir.display())),
     };
     let mut out = Vec::new();
     for e in entries {
-        let e = e.with_context(|| format!("read dir {}", dir.display()))?;
+        let e = match e {
+            Ok(e) => e,
+            Err(e) if vanished(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("read dir {}", dir.display())),
+        };
         if e.file_type()?.is_dir() {
             out.push(e.path());
         }
@@ -229,12 +240,12 @@ pub(super) fn remove_tree(dir: &Path) -> Result<()> {
     // The common case first, an empty leaf: one rmdir, nothing to look at.
     match std::fs::remove_dir(dir) {
         Ok(()) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if vanished(&e) => return Ok(()),
         Err(_) => {}
     }
     if !may_have_subdirs(dir) {
         return match rmdir_retry(dir) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Ok(()) | Err(Errno::ENOENT | Errno::ENODEV) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("rmdir {}", dir.display())),
         };
     }
@@ -242,7 +253,7 @@ pub(super) fn remove_tree(dir: &Path) -> Result<()> {
         remove_tree(&sub)?;
     }
     match rmdir_retry(dir) {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Ok(()) | Err(Errno::ENOENT | Errno::ENODEV) => Ok(()),
         Err(e) => Err(e).with_context(|| format!("rmdir {}", dir.display())),
     }
 }

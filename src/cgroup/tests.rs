@@ -564,3 +564,16 @@ fn a_cgroup_gone_mid_walk_has_no_subdirs() {
     let e = crate::cgroup::fs::subdirs(&t.0.join("a/cgroup.procs")).unwrap_err();
     assert!(format!("{e:#}").contains("read dir"), "{e:#}");
 }
+
+#[test]
+fn a_cgroup_being_removed_counts_as_vanished() {
+    // kernfs answers ENODEV for a node opened before its removal: seen on a
+    // hybrid host as `read .../cgroup.procs: No such device` while systemd
+    // stopped the scope a delete had asked it to stop.
+    use crate::cgroup::fs::vanished;
+    let e = std::io::Error::from_raw_os_error;
+    assert!(vanished(&e(libc::ENODEV)));
+    assert!(vanished(&e(libc::ENOENT)));
+    assert!(!vanished(&e(libc::EACCES)));
+    assert!(!vanished(&e(libc::EBUSY)));
+}
