@@ -13,7 +13,7 @@
 //! - a clone into the bundle's namespaces (pid, mount, uts, ipc, net) and
 //!   the cgroups (the cheapest ways in, as skiff: clone3 into the v2 one,
 //!   `tasks` for each v1 one); in the child: rlimit, setsid, `lo` up, a
-//!   session keyring, the bundle's mounts (a v1 cgroup mount being a tmpfs
+//!   session keyring named `_ses.ID`, the bundle's mounts (a v1 cgroup mount being a tmpfs
 //!   with each hierarchy bound read-only on it), the default devices and
 //!   /dev symlinks, pivot_root, hostname, the read-only root,
 //!   readonlyPaths, maskedPaths, the capability bounding set, then exec of
@@ -187,7 +187,7 @@ fn main() {
         "clone3",
     );
     if pid == 0 {
-        child(rootfs, args, &cgs, ready.map(|[_, w]| w));
+        child(rootfs, args, &cgs, ready.map(|[_, w]| w), id);
     }
     if let Some([r, w]) = ready {
         // SAFETY: close(2) of our write end, read(2) into a local byte.
@@ -238,7 +238,7 @@ fn delete(root: &str, id: &str) {
     fs::remove_dir_all(&dir).expect("remove state");
 }
 
-fn child(rootfs: &str, args: &[String], cgs: &[String], ready: Option<i32>) -> ! {
+fn child(rootfs: &str, args: &[String], cgs: &[String], ready: Option<i32>, id: &str) -> ! {
     for d in cgs.iter().filter(|d| is_v1(d)) {
         fs::write(format!("{d}/tasks"), "0").unwrap_or_else(|e| panic!("join {d}: {e}"));
     }
@@ -265,7 +265,9 @@ fn child(rootfs: &str, args: &[String], cgs: &[String], ready: Option<i32>) -> !
             "lo up",
         );
         libc::close(s);
-        let ring = c("_ses");
+        // Named per container, as runc and skiff name it: a new keyring
+        // each time, whose name the kernel looks up among all of them first.
+        let ring = c(&format!("_ses.{id}"));
         ok(
             libc::syscall(libc::SYS_keyctl, 1, ring.as_ptr()), // KEYCTL_JOIN_SESSION_KEYRING
             "keyring",
