@@ -181,12 +181,16 @@ pub(super) fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
     Ok(())
 }
 
-/// True for the error of a cgroup file or directory that is gone (ENOENT)
-/// or being removed (ENODEV: kernfs answers so for a node opened before its
-/// removal): a cgroup may be removed while we walk its tree, e.g. by systemd
+/// The errors of a cgroup file or directory that is gone (ENOENT) or being
+/// removed (ENODEV: kernfs answers so for a node opened before its
+/// removal): a cgroup may be removed while we use it, e.g. by systemd
 /// stopping the unit a `delete` asked it to stop.
+pub(super) const GONE: &[Errno] = &[Errno::ENOENT, Errno::ENODEV];
+
+/// True for an io::Error in [`GONE`].
 pub(super) fn vanished(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENODEV))
+    e.raw_os_error()
+        .is_some_and(|n| GONE.contains(&Errno::from_raw(n)))
 }
 
 /// The subdirectories of `dir`, none when `dir` is gone or going
@@ -243,17 +247,13 @@ pub(super) fn remove_tree(dir: &Path) -> Result<()> {
         Err(e) if vanished(&e) => return Ok(()),
         Err(_) => {}
     }
-    if !may_have_subdirs(dir) {
-        return match rmdir_retry(dir) {
-            Ok(()) | Err(Errno::ENOENT | Errno::ENODEV) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("rmdir {}", dir.display())),
-        };
-    }
-    for sub in subdirs(dir)? {
-        remove_tree(&sub)?;
+    if may_have_subdirs(dir) {
+        for sub in subdirs(dir)? {
+            remove_tree(&sub)?;
+        }
     }
     match rmdir_retry(dir) {
-        Ok(()) | Err(Errno::ENOENT | Errno::ENODEV) => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("rmdir {}", dir.display())),
+        Err(e) if !GONE.contains(&e) => Err(e).with_context(|| format!("rmdir {}", dir.display())),
+        _ => Ok(()),
     }
 }

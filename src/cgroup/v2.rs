@@ -133,7 +133,7 @@ pub(super) fn kill(dir: &Path) -> Result<bool> {
 
 /// True for the errors of a control file whose cgroup is gone or going.
 fn cgroup_gone(e: &anyhow::Error) -> bool {
-    has_errno(e, &[Errno::ENODEV, Errno::ENOENT])
+    has_errno(e, super::fs::GONE)
 }
 
 #[cfg(test)]
